@@ -1,0 +1,12 @@
+// The `petrel` subcommands. Each lives in its own cmd_<name>.cc and is listed in main.cc's table.
+// A command gets the full argv (argv[1] is its name) and returns the process exit code.
+#pragma once
+
+namespace petrel::cli {
+
+int RunGenerate(int argc, char** argv);
+int RunLogits(int argc, char** argv);
+int RunInspect(int argc, char** argv);
+int RunBench(int argc, char** argv);
+
+}  // namespace petrel::cli

@@ -1,0 +1,50 @@
+// `petrel` — one binary, many subcommands. This file only dispatches; each command is a
+// cmd_<name>.cc file declared in commands.h.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "cli/commands.h"
+
+namespace {
+
+int RunVersion(int, char**) {
+  std::printf("petrel 0.1.0\n");
+  return 0;
+}
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(int argc, char** argv);
+};
+
+// Keep sorted by how often people use them.
+constexpr Command kCommands[] = {
+    // PETREL_COMMANDS_BEGIN (one line per command; helpers add theirs here)
+    // PETREL_COMMANDS_END
+    {"version", "print the version", RunVersion},
+};
+
+void PrintUsage() {
+  std::fprintf(stderr,
+               "petrel — LLM inference engine and OpenAI-compatible server\n\n"
+               "usage: petrel COMMAND [ARGS] (petrel COMMAND --help for its flags)\n\ncommands:\n");
+  for (const auto& c : kCommands) std::fprintf(stderr, "  %-18s %s\n", c.name, c.summary);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
+      !std::strcmp(argv[1], "help")) {
+    PrintUsage();
+    return argc < 2 ? 2 : 0;
+  }
+  for (const auto& c : kCommands) {
+    if (std::strcmp(argv[1], c.name) == 0) return c.run(argc, argv);
+  }
+  std::fprintf(stderr, "petrel: unknown command \"%s\"\n\n", argv[1]);
+  PrintUsage();
+  return 2;
+}

@@ -1,0 +1,87 @@
+// Element types of tensors, and the scalar fp16/bf16 <-> fp32 conversions every module shares.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+#include "core/error.h"
+
+namespace petrel {
+
+// Storage types. The integer types are carried for quantized layouts (MLX packs codes in U32,
+// GGUF blocks are byte streams) even where no kernel reads them directly yet.
+enum class DType : uint8_t { kF32, kF16, kBF16, kI8, kU8, kI16, kI32, kU32, kI64, kBool };
+
+// Bytes per element.
+size_t DTypeSize(DType t);
+// Canonical upper-case name as safetensors writes it ("F32", "BF16", ...).
+const char* DTypeName(DType t);
+// Parses a safetensors dtype string; unknown names are a kUnsupported error naming them.
+Result<DType> ParseSafetensorsDType(std::string_view name);
+// Parses user-facing names: "f32"/"float32", "f16"/"float16", "bf16"/"bfloat16".
+Result<DType> ParseFloatDType(std::string_view name);
+
+// IEEE half -> float (handles subnormals, inf, nan).
+inline float F16ToF32(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t mant = h & 0x3ff;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: normalise
+      exp = 127 - 15 + 1;
+      while ((mant & 0x400) == 0) {
+        mant <<= 1;
+        --exp;
+      }
+      mant &= 0x3ff;
+      bits = sign | (exp << 23) | (mant << 13);
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  return std::bit_cast<float>(bits);
+}
+
+// float -> IEEE half, round to nearest even.
+inline uint16_t F32ToF16(float f) {
+  const uint32_t x = std::bit_cast<uint32_t>(f);
+  const uint32_t sign = (x >> 16) & 0x8000;
+  const uint32_t abs = x & 0x7fffffff;
+  if (abs >= 0x7f800000u) return sign | 0x7c00 | (abs > 0x7f800000u ? 0x200 : 0);  // inf/nan
+  if (abs >= 0x477ff000u) return sign | 0x7c00;                                    // overflow
+  if (abs < 0x38800000u) {  // subnormal or zero in half
+    if (abs < 0x33000000u) return sign;
+    const uint32_t e = abs >> 23;
+    const uint32_t m = (abs & 0x7fffff) | 0x800000;
+    const uint32_t shift = 126 - e;  // value / 2^-24 = m * 2^(e - 126)
+    uint32_t r = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1);
+    const uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (r & 1))) ++r;
+    return sign | r;
+  }
+  uint32_t r = abs - 0x38000000u;  // rebias exponent 127 -> 15
+  const uint32_t rem = r & 0x1fff;
+  r >>= 13;
+  if (rem > 0x1000 || (rem == 0x1000 && (r & 1))) ++r;
+  return sign | r;
+}
+
+inline float BF16ToF32(uint16_t b) { return std::bit_cast<float>((uint32_t)b << 16); }
+
+// float -> bfloat16, round to nearest even (as torch does); NaN stays NaN.
+inline uint16_t F32ToBF16(float f) {
+  uint32_t x = std::bit_cast<uint32_t>(f);
+  if ((x & 0x7fffffff) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
+  x += 0x7fff + ((x >> 16) & 1);
+  return (uint16_t)(x >> 16);
+}
+
+}  // namespace petrel

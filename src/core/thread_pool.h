@@ -1,0 +1,49 @@
+// A fixed pool of worker threads for data-parallel kernels. ParallelFor splits [0, n) into one
+// contiguous chunk per thread; the calling thread runs chunk 0. Workers spin briefly and then sleep
+// on an atomic wait, so the ~200 parallel regions of one decode step cost microseconds, not the
+// tens of microseconds of a condition variable round trip.
+//
+// Thread-safety: one ParallelFor at a time per pool (the engine's step loop owns its pool).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <thread>
+#include <vector>
+
+namespace petrel {
+
+class ThreadPool {
+ public:
+  // n_threads counts the caller: ThreadPool(1) runs everything inline.
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+
+  // Calls fn(begin, end, thread_index) over a partition of [0, n) into at most size() chunks,
+  // each a multiple of `grain` (except the last). Returns when every chunk is done.
+  void ParallelFor(int64_t n, int64_t grain,
+                   const std::function<void(int64_t, int64_t, int)>& fn);
+
+  // Runs fn(thread_index) once on every thread.
+  void RunOnAll(const std::function<void(int)>& fn);
+
+  // Number of hardware threads usable by this process.
+  static int HardwareThreads();
+
+ private:
+  void WorkerLoop(int index);
+
+  int n_threads_;
+  std::vector<std::thread> workers_;
+  const std::function<void(int)>* job_ = nullptr;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace petrel
