@@ -1,0 +1,76 @@
+// The engine: one model, one paged KV cache, one scheduler loop on its own thread (continuous
+// batching). Clients Submit() requests from any thread and receive RequestUpdate callbacks on the
+// engine thread. Abort() may be called from any thread (also from inside a callback); the request's
+// KV blocks are freed at the next step and it gets a final update with FinishReason::kAbort.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "runtime/request.h"
+
+namespace petrel::model { class Model; }
+
+namespace petrel::runtime {
+
+struct EngineOptions {
+  int max_num_seqs = 256;             // sequences running at once
+  int max_num_batched_tokens = 2048;  // tokens per step (prefill chunks + decodes)
+  int max_model_len = 0;              // 0 = the model's max_position_embeddings
+  int64_t kv_cache_bytes = 0;         // 0 = size from max_model_len * max_num_seqs, capped
+  int block_size = 16;                // tokens per KV block
+  int max_waiting = 1024;             // queued requests beyond this are refused (HTTP 429)
+  bool enable_prefix_caching = true;
+  int n_threads = 0;                  // CPU threads; 0 = all available
+};
+
+// Numbers for /metrics and the start-up log.
+struct EngineStats {
+  int running = 0;
+  int waiting = 0;
+  int64_t kv_blocks_total = 0;
+  int64_t kv_blocks_used = 0;
+  int64_t prefix_cache_queries = 0;  // prompt tokens looked up
+  int64_t prefix_cache_hits = 0;     // prompt tokens found
+  int64_t prompt_tokens_total = 0;
+  int64_t generation_tokens_total = 0;
+  int64_t preemptions_total = 0;
+  int64_t requests_finished_total = 0;
+};
+
+// What the server needs to know about the served model.
+struct ModelInfo {
+  std::string architecture;               // e.g. "qwen3"
+  int vocab_size = 0;
+  int max_model_len = 0;                  // effective context limit (prompt + generated)
+  std::vector<int32_t> eos_token_ids;     // from generation_config.json / config.json
+  SamplingParams default_sampling;        // generation_config.json defaults (temperature, top_p, top_k)
+  int64_t weight_bytes = 0;
+  int64_t kv_bytes_per_token = 0;
+  int64_t kv_capacity_tokens = 0;         // tokens that fit in the KV pool
+};
+
+class Engine {
+ public:
+  // Takes ownership of the model and starts the step thread.
+  static Result<std::unique_ptr<Engine>> Create(std::unique_ptr<model::Model> model,
+                                                const EngineOptions& options);
+  virtual ~Engine() = default;
+
+  // Queues a request. Errors (returned synchronously, no callback follows): empty prompt,
+  // prompt + max_new_tokens beyond max_model_len (kOutOfRange), waiting queue full
+  // (kResourceExhausted), unknown adapter (kNotFound), bad sampling values (kInvalidArgument).
+  virtual Result<uint64_t> Submit(GenerateRequest request, UpdateCallback callback) = 0;
+  // Cancels a request if it is still known; safe to call more than once or after it finished.
+  virtual void Abort(uint64_t request_id) = 0;
+  virtual EngineStats Stats() const = 0;
+  virtual const EngineOptions& options() const = 0;
+  virtual const ModelInfo& model_info() const = 0;
+  // Stops the loop; pending requests are aborted. Called by the destructor too.
+  virtual void Shutdown() = 0;
+};
+
+}  // namespace petrel::runtime
