@@ -146,10 +146,12 @@ class CheckFailure {
     auto&& petrel_try_r_ = (expr);                                \
     if (!petrel_try_r_.ok()) return petrel_try_r_.error();        \
   } while (0)
-#define PETREL_TRY_2(decl, expr)                                                \
-  auto&& PETREL_CONCAT(petrel_try_, __LINE__) = (expr);                         \
-  if (!PETREL_CONCAT(petrel_try_, __LINE__).ok())                               \
-    return PETREL_CONCAT(petrel_try_, __LINE__).error();                        \
-  decl = std::move(PETREL_CONCAT(petrel_try_, __LINE__)).value()
+// Note: the two-argument form expands to several statements; do not use it as the body of an
+// unbraced if/else.
+#define PETREL_TRY_2(decl, expr) PETREL_TRY_2_IMPL(decl, expr, PETREL_CONCAT(petrel_try_, __COUNTER__))
+#define PETREL_TRY_2_IMPL(decl, expr, tmp) \
+  auto&& tmp = (expr);                     \
+  if (!tmp.ok()) return tmp.error();       \
+  decl = std::move(tmp).value()
 #define PETREL_TRY_PICK(_1, _2, NAME, ...) NAME
 #define PETREL_TRY(...) PETREL_TRY_PICK(__VA_ARGS__, PETREL_TRY_2, PETREL_TRY_1)(__VA_ARGS__)
