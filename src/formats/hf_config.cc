@@ -1,5 +1,7 @@
 #include "formats/hf_config.h"
 
+#include "core/mmap_file.h"
+
 #include <cmath>
 #include <filesystem>
 
