@@ -3,7 +3,8 @@
 # the ISA flags.
 set(PETREL_AVX2_FLAGS -mavx2 -mfma -mf16c)
 set(PETREL_AVX512_FLAGS -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mavx512vnni
-    -mavx2 -mfma -mf16c)
+    -mavx2 -mfma -mf16c
+    -Wno-uninitialized -Wno-maybe-uninitialized)  # GCC 12 false positive in avx512fintrin.h
 function(petrel_isa_sources)
   foreach(f ${ARGN})
     if(f MATCHES "_avx512\\.cc$")

@@ -1,0 +1,112 @@
+// The backend-neutral ops interface. Model code (src/model/) calls only these functions, in the
+// order of the paper; the CPU backend implements them with threads + SIMD, and a CUDA backend will
+// implement the same interface with device buffers, so adding it touches no model code
+// [CTranslate2 ops layering, ggml backend function table].
+//
+// Conventions: activations are f32, row-major, one row per token of the flattened batch. Weights
+// are TensorViews in their stored dtype (f32 / f16 / bf16), PyTorch Linear layout [out, in].
+// Buffers passed to a backend were allocated by that backend (host memory for the CPU).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace petrel::kernels {
+
+// Rotary embedding tables for one model: inv_freq[head_dim / 2] and the attention scaling that
+// YaRN applies to cos/sin (1 otherwise). Rotation is the "rotate_half" form of HF Llama/Qwen:
+// pairs (i, i + head_dim/2).
+struct RopeTable {
+  std::vector<float> inv_freq;
+  float attention_scaling = 1.0f;
+};
+
+// A paged KV cache: for each layer, K and V pools of [n_blocks, block_size, n_kv_heads, head_dim]
+// in `dtype` (f32 or bf16). Owned by the backend that allocated it.
+struct KvCacheLayout {
+  int n_layers = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  int block_size = 16;
+  int64_t n_blocks = 0;
+  DType dtype = DType::kF32;
+  int64_t BytesPerBlock() const {  // K + V, all layers
+    return 2LL * n_layers * block_size * n_kv_heads * head_dim * (int64_t)DTypeSize(dtype);
+  }
+};
+
+class KvCache {
+ public:
+  virtual ~KvCache() = default;
+  const KvCacheLayout& layout() const { return layout_; }
+
+ protected:
+  KvCacheLayout layout_;
+};
+
+// One sequence's slice of the flattened batch, for attention.
+struct AttentionSeq {
+  int32_t q_begin = 0;    // first row of this sequence in the batch
+  int32_t q_len = 0;      // rows (new tokens) of this sequence
+  int32_t ctx_len = 0;    // tokens in the cache after this step; the rows are positions
+                          // ctx_len - q_len .. ctx_len - 1 (causal)
+  std::span<const int32_t> block_table;  // physical block of each logical block
+};
+
+struct AttentionParams {
+  int layer = 0;
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  float scale = 1.0f;      // usually 1/sqrt(head_dim)
+  int sliding_window = 0;  // 0 = full causal attention
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  // Allocates an f32 (or other) activation buffer.
+  virtual Tensor Allocate(DType dtype, Shape shape) = 0;
+  virtual std::unique_ptr<KvCache> AllocateKvCache(const KvCacheLayout& layout) = 0;
+
+  // out[t, :] = table[ids[t], :] as f32.                         out: [n, d]
+  virtual void Embedding(TensorView out, TensorView table, std::span<const int32_t> ids) = 0;
+  // out[r, :] = x[r, :] / rms(x[r, :]) * w  over rows of length w.dim(0) (x may be [T, H*hd]
+  // normalised per head when w is [hd]). out may alias x.
+  virtual void RmsNorm(TensorView out, TensorView x, TensorView w, float eps) = 0;
+  // out[T, N] = x[T, K] . w[N, K]^T (+ bias[N]).  Accumulates in f32.
+  virtual void MatMul(TensorView out, TensorView x, TensorView w, TensorView bias) = 0;
+  // Rotates x [T, n_heads * head_dim] in place at positions[T].
+  virtual void Rope(TensorView x, int n_heads, int head_dim, std::span<const int32_t> positions,
+                    const RopeTable& rope) = 0;
+  // x += y (same shape).
+  virtual void Add(TensorView x, TensorView y) = 0;
+  // out[T, F] = silu(gate_up[T, :F]) * gate_up[T, F:]  (gate and up fused in one [T, 2F] buffer).
+  virtual void SiluMul(TensorView out, TensorView gate_up) = 0;
+  // Writes k, v [T, n_kv_heads * head_dim] into the cache at slots[T] (block * block_size + offset).
+  virtual void StoreKv(KvCache& cache, int layer, TensorView k, TensorView v,
+                       std::span<const int64_t> slots) = 0;
+  // Causal attention of q [T, n_heads * head_dim] over the cached K/V of each sequence.
+  // out: [T, n_heads * head_dim]. GQA: head h reads kv head h / (n_heads / n_kv_heads).
+  virtual void Attention(TensorView out, TensorView q, const KvCache& cache,
+                         std::span<const AttentionSeq> seqs, const AttentionParams& p) = 0;
+  // Copies rows `rows` of x into out (gathering e.g. the last token of each sequence).
+  virtual void GatherRows(TensorView out, TensorView x, std::span<const int32_t> rows) = 0;
+  // Copies a backend buffer to host f32 (no-op copy on the CPU).
+  virtual void ToHost(TensorView src, float* dst) = 0;
+};
+
+// The CPU backend with `n_threads` worker threads (0 = all hardware threads). It picks the widest
+// ISA the machine supports (AVX-512, AVX2, else scalar) once, at construction.
+std::unique_ptr<Backend> CreateCpuBackend(int n_threads);
+
+// Name of the ISA level the CPU kernels use on this machine ("avx512", "avx2", "scalar").
+const char* CpuIsaName();
+
+}  // namespace petrel::kernels

@@ -1,0 +1,28 @@
+// CPU paged attention (causal, GQA, optional sliding window) over the KV cache pools. The same
+// template (attention_impl.h) is compiled per ISA: attention_generic.cc and attention_avx512.cc.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "core/thread_pool.h"
+#include "kernels/backend.h"
+
+namespace petrel::kernels::cpu {
+
+struct AttentionArgs {
+  float* out;              // [T, n_heads * head_dim]
+  const float* q;          // [T, n_heads * head_dim]
+  const void* k_pool;      // this layer: [n_blocks, block_size, n_kv_heads, head_dim]
+  const void* v_pool;
+  DType kv_dtype;          // f32 or bf16
+  int block_size;
+  std::span<const AttentionSeq> seqs;
+  AttentionParams p;
+};
+
+using AttentionFn = void (*)(const AttentionArgs& a, ThreadPool& pool);
+void AttentionGeneric(const AttentionArgs& a, ThreadPool& pool);
+void AttentionAvx512(const AttentionArgs& a, ThreadPool& pool);
+
+}  // namespace petrel::kernels::cpu

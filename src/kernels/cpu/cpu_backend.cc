@@ -1,0 +1,197 @@
+// The CPU backend: elementwise ops as plain loops (cheap next to the matmuls), matmul and attention
+// through the per-ISA function pointers chosen once at construction, all split over a ThreadPool.
+#include <cmath>
+#include <cstring>
+
+#include "core/thread_pool.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/matmul.h"
+
+namespace petrel::kernels {
+
+namespace {
+
+using cpu::Isa;
+
+class CpuKvCache : public KvCache {
+ public:
+  explicit CpuKvCache(const KvCacheLayout& layout) {
+    layout_ = layout;
+    const Shape pool{layout.n_blocks, layout.block_size, layout.n_kv_heads, layout.head_dim};
+    for (int l = 0; l < layout.n_layers; ++l) {
+      k.emplace_back(layout.dtype, pool);
+      v.emplace_back(layout.dtype, pool);
+    }
+  }
+  std::vector<Tensor> k, v;  // per layer
+};
+
+class CpuBackend : public Backend {
+ public:
+  explicit CpuBackend(int n_threads)
+      : pool_(n_threads > 0 ? n_threads : ThreadPool::HardwareThreads()), isa_(cpu::SelectedIsa()) {
+    switch (isa_) {
+      case Isa::kAvx512:
+        matmul_ = cpu::MatMulAvx512;
+        attention_ = cpu::AttentionAvx512;
+        break;
+      case Isa::kAvx2:
+        matmul_ = cpu::MatMulAvx2;
+        attention_ = cpu::AttentionGeneric;
+        break;
+      case Isa::kScalar:
+        matmul_ = cpu::MatMulGeneric;
+        attention_ = cpu::AttentionGeneric;
+        break;
+    }
+  }
+
+  const char* name() const override { return "cpu"; }
+
+  Tensor Allocate(DType dtype, Shape shape) override { return Tensor(dtype, shape); }
+
+  std::unique_ptr<KvCache> AllocateKvCache(const KvCacheLayout& layout) override {
+    return std::make_unique<CpuKvCache>(layout);
+  }
+
+  void Embedding(TensorView out, TensorView table, std::span<const int32_t> ids) override {
+    const int64_t d = table.dim(1);
+    const size_t row_bytes = (size_t)d * DTypeSize(table.dtype);
+    for (size_t t = 0; t < ids.size(); ++t) {
+      const char* src = static_cast<const char*>(table.data) + (size_t)ids[t] * row_bytes;
+      ConvertToF32(src, table.dtype, out.As<float>() + t * d, d);
+    }
+  }
+
+  void RmsNorm(TensorView out, TensorView x, TensorView w, float eps) override {
+    const int64_t d = w.dim(0);
+    const int64_t rows = x.NumElements() / d;
+    std::vector<float> wf(d);
+    ConvertToF32(w.data, w.dtype, wf.data(), d);
+    pool_.ParallelFor(rows, 8, [&](int64_t b, int64_t e, int) {
+      for (int64_t r = b; r < e; ++r) {
+        const float* xr = x.As<float>() + r * d;
+        float* o = out.As<float>() + r * d;
+        float acc[16] = {};
+        int64_t i = 0;
+        for (; i + 16 <= d; i += 16)
+          for (int j = 0; j < 16; ++j) acc[j] += xr[i + j] * xr[i + j];
+        float ss = 0;
+        for (; i < d; ++i) ss += xr[i] * xr[i];
+        for (int j = 0; j < 16; ++j) ss += acc[j];
+        const float inv = 1.0f / std::sqrt(ss / (float)d + eps);
+        for (int64_t k = 0; k < d; ++k) o[k] = wf[k] * (xr[k] * inv);
+      }
+    });
+  }
+
+  void MatMul(TensorView out, TensorView x, TensorView w, TensorView bias) override {
+    const int64_t K = w.dim(1), N = w.dim(0), T = x.NumElements() / K;
+    PETREL_CHECK(out.NumElements() == T * N) << "MatMul out " << out.shape.ToString();
+    std::vector<float> bf;
+    if (!bias.empty()) {
+      bf.resize(N);
+      ConvertToF32(bias.data, bias.dtype, bf.data(), N);
+    }
+    cpu::MatMulArgs a{x.As<float>(), w.data, w.dtype, bias.empty() ? nullptr : bf.data(),
+                      out.As<float>(), T, K, N};
+    auto fn = matmul_;
+    pool_.ParallelFor(N, 16, [&](int64_t b, int64_t e, int) { fn(a, b, e); });
+  }
+
+  void Rope(TensorView x, int n_heads, int head_dim, std::span<const int32_t> positions,
+            const RopeTable& rope) override {
+    const int half = head_dim / 2;
+    const int64_t T = (int64_t)positions.size();
+    pool_.ParallelFor(T, 1, [&](int64_t b, int64_t e, int) {
+      std::vector<float> c(half), s(half);
+      for (int64_t t = b; t < e; ++t) {
+        // As HF: angle = float(pos) * inv_freq in f32, then cos/sin, times attention_scaling.
+        for (int i = 0; i < half; ++i) {
+          const float ang = (float)positions[t] * rope.inv_freq[i];
+          c[i] = (float)std::cos((double)ang) * rope.attention_scaling;
+          s[i] = (float)std::sin((double)ang) * rope.attention_scaling;
+        }
+        for (int h = 0; h < n_heads; ++h) {
+          float* v = x.As<float>() + (t * n_heads + h) * head_dim;
+          for (int i = 0; i < half; ++i) {
+            const float a = v[i], bb = v[i + half];
+            v[i] = a * c[i] - bb * s[i];
+            v[i + half] = bb * c[i] + a * s[i];
+          }
+        }
+      }
+    });
+  }
+
+  void Add(TensorView x, TensorView y) override {
+    float* a = x.As<float>();
+    const float* b = y.As<float>();
+    pool_.ParallelFor(x.NumElements(), 4096, [&](int64_t s, int64_t e, int) {
+      for (int64_t i = s; i < e; ++i) a[i] += b[i];
+    });
+  }
+
+  void SiluMul(TensorView out, TensorView gate_up) override {
+    const int64_t F = out.dim(out.shape.rank - 1);
+    const int64_t T = out.NumElements() / F;
+    pool_.ParallelFor(T, 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t t = b; t < e; ++t) {
+        const float* g = gate_up.As<float>() + t * 2 * F;
+        const float* u = g + F;
+        float* o = out.As<float>() + t * F;
+        for (int64_t i = 0; i < F; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+      }
+    });
+  }
+
+  void StoreKv(KvCache& cache, int layer, TensorView k, TensorView v,
+               std::span<const int64_t> slots) override {
+    auto& c = static_cast<CpuKvCache&>(cache);
+    const int64_t row = (int64_t)c.layout().n_kv_heads * c.layout().head_dim;
+    const DType dt = c.layout().dtype;
+    const size_t esz = DTypeSize(dt);
+    for (size_t t = 0; t < slots.size(); ++t) {
+      char* kd = static_cast<char*>(c.k[layer].data()) + slots[t] * row * esz;
+      char* vd = static_cast<char*>(c.v[layer].data()) + slots[t] * row * esz;
+      ConvertFromF32(k.As<float>() + t * row, dt, kd, row);
+      ConvertFromF32(v.As<float>() + t * row, dt, vd, row);
+    }
+  }
+
+  void Attention(TensorView out, TensorView q, const KvCache& cache,
+                 std::span<const AttentionSeq> seqs, const AttentionParams& p) override {
+    const auto& c = static_cast<const CpuKvCache&>(cache);
+    cpu::AttentionArgs a{out.As<float>(), q.As<float>(), c.k[p.layer].data(), c.v[p.layer].data(),
+                         c.layout().dtype, c.layout().block_size, seqs, p};
+    attention_(a, pool_);
+  }
+
+  void GatherRows(TensorView out, TensorView x, std::span<const int32_t> rows) override {
+    const int64_t d = x.dim(x.shape.rank - 1);
+    for (size_t i = 0; i < rows.size(); ++i)
+      std::memcpy(out.As<float>() + i * d, x.As<float>() + rows[i] * d, d * sizeof(float));
+  }
+
+  void ToHost(TensorView src, float* dst) override {
+    std::memcpy(dst, src.data, src.NumElements() * sizeof(float));
+  }
+
+ private:
+  ThreadPool pool_;
+  Isa isa_;
+  cpu::MatMulFn matmul_ = nullptr;
+  cpu::AttentionFn attention_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> CreateCpuBackend(int n_threads) {
+  return std::make_unique<CpuBackend>(n_threads);
+}
+
+const char* CpuIsaName() { return cpu::IsaName(cpu::SelectedIsa()); }
+
+}  // namespace petrel::kernels

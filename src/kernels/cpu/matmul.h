@@ -1,0 +1,28 @@
+// CPU matrix multiplication out[T, N] = x[T, K] . W[N, K]^T (+ bias), f32 accumulation over f32 /
+// f16 / bf16 weights. One implementation per ISA (matmul_generic.cc, matmul_avx2.cc,
+// matmul_avx512.cc); each computes the output columns [n_begin, n_end) so the caller can split N
+// across threads.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace petrel::kernels::cpu {
+
+struct MatMulArgs {
+  const float* x;    // [T, K], row stride K
+  const void* w;     // [N, K] in w_dtype, row stride K
+  DType w_dtype;
+  const float* bias; // [N] or nullptr
+  float* out;        // [T, N], row stride N
+  int64_t T, K, N;
+};
+
+using MatMulFn = void (*)(const MatMulArgs& a, int64_t n_begin, int64_t n_end);
+
+void MatMulGeneric(const MatMulArgs& a, int64_t n_begin, int64_t n_end);
+void MatMulAvx2(const MatMulArgs& a, int64_t n_begin, int64_t n_end);
+void MatMulAvx512(const MatMulArgs& a, int64_t n_begin, int64_t n_end);
+
+}  // namespace petrel::kernels::cpu

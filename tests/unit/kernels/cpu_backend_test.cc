@@ -1,0 +1,174 @@
+// Every CPU kernel, for every ISA variant this machine can run and every weight dtype, against the
+// scalar reference on random inputs with odd sizes (remainders and tails).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/reference/reference.h"
+
+namespace petrel::kernels {
+namespace {
+
+using cpu::Isa;
+
+struct Case {
+  Isa isa;
+  DType w_dtype;
+};
+
+std::string Name(const testing::TestParamInfo<Case>& i) {
+  return std::string(cpu::IsaName(i.param.isa)) + "_" + DTypeName(i.param.w_dtype);
+}
+
+std::vector<float> Random(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// Weights stored in `dt`; `exact` receives the values the kernel will actually see.
+Tensor MakeWeights(const std::vector<float>& src, DType dt, Shape shape, std::vector<float>* exact) {
+  Tensor t(dt, shape);
+  ConvertFromF32(src.data(), dt, t.data(), (int64_t)src.size());
+  exact->resize(src.size());
+  ConvertToF32(t.data(), dt, exact->data(), (int64_t)src.size());
+  return t;
+}
+
+float MaxRelErr(const std::vector<float>& a, const float* b) {
+  float m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]) / (1.0f + std::abs(a[i])));
+  return m;
+}
+
+class CpuKernels : public testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    if (GetParam().isa > cpu::DetectIsa()) GTEST_SKIP() << "ISA not available on this CPU";
+    setenv("PETREL_ISA", cpu::IsaName(GetParam().isa), 1);
+    backend_ = CreateCpuBackend(3);
+    unsetenv("PETREL_ISA");
+  }
+  std::unique_ptr<Backend> backend_;
+};
+
+TEST_P(CpuKernels, MatMulMatchesReference) {
+  const DType dt = GetParam().w_dtype;
+  for (int64_t T : {1, 2, 3, 4, 5, 7, 13, 33}) {
+    for (auto [K, N] : {std::pair<int64_t, int64_t>{1, 1}, {17, 5}, {64, 64}, {100, 37}, {1030, 9}, {2100, 21}}) {
+      auto x = Random(T * K, 1 + T);
+      std::vector<float> w_exact;
+      Tensor w = MakeWeights(Random(N * K, 2 + K, 0.1f), dt, {N, K}, &w_exact);
+      auto bias = Random(N, 3);
+      Tensor bias_t(DType::kF32, {N});
+      std::copy(bias.begin(), bias.end(), bias_t.As<float>());
+      std::vector<float> want(T * N);
+      reference::MatMul(x.data(), w_exact.data(), DType::kF32, bias.data(), want.data(), T, K, N);
+      Tensor xt(DType::kF32, {T, K});
+      std::copy(x.begin(), x.end(), xt.As<float>());
+      Tensor out(DType::kF32, {T, N});
+      backend_->MatMul(out, xt, w, bias_t);
+      EXPECT_LT(MaxRelErr(want, out.As<float>()), 2e-5f) << "T=" << T << " K=" << K << " N=" << N;
+      // Without bias too.
+      reference::MatMul(x.data(), w_exact.data(), DType::kF32, nullptr, want.data(), T, K, N);
+      backend_->MatMul(out, xt, w, TensorView{});
+      EXPECT_LT(MaxRelErr(want, out.As<float>()), 2e-5f) << "no bias T=" << T << " K=" << K;
+    }
+  }
+}
+
+TEST_P(CpuKernels, RmsNormRopeSiluMatchReference) {
+  const int64_t T = 7, H = 3, hd = 34;
+  auto x = Random(T * H * hd, 11);
+  auto w = Random(hd, 12);
+  Tensor xt(DType::kF32, {T, H * hd}), wt(DType::kF32, {hd}), out(DType::kF32, {T, H * hd});
+  std::copy(x.begin(), x.end(), xt.As<float>());
+  std::copy(w.begin(), w.end(), wt.As<float>());
+  std::vector<float> want(x.size());
+  reference::RmsNorm(x.data(), w.data(), want.data(), T * H, hd, 1e-6f);
+  backend_->RmsNorm(out, xt, wt, 1e-6f);
+  EXPECT_LT(MaxRelErr(want, out.As<float>()), 1e-5f);
+
+  RopeTable rope;
+  for (int i = 0; i < hd / 2; ++i) rope.inv_freq.push_back(std::pow(10000.0f, -2.0f * i / hd));
+  rope.attention_scaling = 1.1f;
+  std::vector<int32_t> pos = {0, 1, 5, 100, 4095, 7, 7};
+  want = x;
+  reference::Rope(want.data(), T, H, hd, pos.data(), rope.inv_freq, rope.attention_scaling);
+  backend_->Rope(xt, H, hd, pos, rope);
+  EXPECT_LT(MaxRelErr(want, xt.As<float>()), 1e-5f);
+
+  const int64_t F = 45;
+  auto gu = Random(T * 2 * F, 13, 3.0f);
+  Tensor gut(DType::kF32, {T, 2 * F}), so(DType::kF32, {T, F});
+  std::copy(gu.begin(), gu.end(), gut.As<float>());
+  std::vector<float> sw(T * F);
+  reference::SiluMul(gu.data(), sw.data(), T, F);
+  backend_->SiluMul(so, gut);
+  EXPECT_LT(MaxRelErr(sw, so.As<float>()), 1e-5f);
+}
+
+// Paged attention over a shuffled block table, two sequences (one prefill chunk, one decode), GQA,
+// with and without a sliding window, KV in f32 and bf16.
+TEST_P(CpuKernels, PagedAttentionMatchesReference) {
+  const int Hq = 6, Hkv = 2, hd = 20, bs = 4;
+  for (DType kv_dtype : {DType::kF32, DType::kBF16}) {
+    for (int window : {0, 5}) {
+      KvCacheLayout layout{.n_layers = 1, .n_kv_heads = Hkv, .head_dim = hd, .block_size = bs,
+                           .n_blocks = 16, .dtype = kv_dtype};
+      auto cache = backend_->AllocateKvCache(layout);
+      // seq 0: ctx 11, 3 new rows; seq 1: ctx 9, 1 new row. Blocks interleaved in the pool.
+      std::vector<int32_t> bt0 = {5, 2, 9}, bt1 = {0, 7, 12};
+      std::vector<int> ctx = {11, 9}, qlen = {3, 1};
+      std::vector<std::vector<int32_t>*> bts = {&bt0, &bt1};
+      std::vector<float> q_all, out_want;
+      for (int s = 0; s < 2; ++s) {
+        auto k = Random((size_t)ctx[s] * Hkv * hd, 20 + s), v = Random((size_t)ctx[s] * Hkv * hd, 30 + s);
+        // What the cache will hold (rounded to the KV dtype).
+        Tensor kt(DType::kF32, {ctx[s], Hkv * hd}), vt(DType::kF32, {ctx[s], Hkv * hd});
+        std::copy(k.begin(), k.end(), kt.As<float>());
+        std::copy(v.begin(), v.end(), vt.As<float>());
+        std::vector<int64_t> slots;
+        for (int t = 0; t < ctx[s]; ++t) slots.push_back((int64_t)(*bts[s])[t / bs] * bs + t % bs);
+        backend_->StoreKv(*cache, 0, kt, vt, slots);
+        if (kv_dtype == DType::kBF16) {
+          for (auto& f : k) f = BF16ToF32(F32ToBF16(f));
+          for (auto& f : v) f = BF16ToF32(F32ToBF16(f));
+        }
+        auto q = Random((size_t)qlen[s] * Hq * hd, 40 + s);
+        std::vector<float> o(q.size());
+        reference::Attention(q.data(), k.data(), v.data(), o.data(), qlen[s], ctx[s], Hq, Hkv, hd,
+                             0.3f, window);
+        q_all.insert(q_all.end(), q.begin(), q.end());
+        out_want.insert(out_want.end(), o.begin(), o.end());
+      }
+      Tensor qt(DType::kF32, {4, Hq * hd}), ot(DType::kF32, {4, Hq * hd});
+      std::copy(q_all.begin(), q_all.end(), qt.As<float>());
+      std::vector<AttentionSeq> seqs = {{0, 3, 11, bt0}, {3, 1, 9, bt1}};
+      backend_->Attention(ot, qt, *cache, seqs,
+                          AttentionParams{.layer = 0, .n_heads = Hq, .n_kv_heads = Hkv, .head_dim = hd,
+                                          .scale = 0.3f, .sliding_window = window});
+      EXPECT_LT(MaxRelErr(out_want, ot.As<float>()), 1e-5f)
+          << DTypeName(kv_dtype) << " window " << window;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllIsas, CpuKernels,
+    testing::Values(Case{Isa::kScalar, DType::kF32}, Case{Isa::kScalar, DType::kBF16},
+                    Case{Isa::kAvx2, DType::kF32}, Case{Isa::kAvx2, DType::kBF16},
+                    Case{Isa::kAvx2, DType::kF16}, Case{Isa::kAvx512, DType::kF32},
+                    Case{Isa::kAvx512, DType::kBF16}, Case{Isa::kAvx512, DType::kF16}),
+    Name);
+
+}  // namespace
+}  // namespace petrel::kernels
