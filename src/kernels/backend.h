@@ -87,8 +87,8 @@ class Backend {
                     const RopeTable& rope) = 0;
   // x += y (same shape).
   virtual void Add(TensorView x, TensorView y) = 0;
-  // out[T, F] = silu(gate_up[T, :F]) * gate_up[T, F:]  (gate and up fused in one [T, 2F] buffer).
-  virtual void SiluMul(TensorView out, TensorView gate_up) = 0;
+  // out[T, F] = silu(gate[T, F]) * up[T, F].  out may alias gate.
+  virtual void SiluMul(TensorView out, TensorView gate, TensorView up) = 0;
   // Writes k, v [T, n_kv_heads * head_dim] into the cache at slots[T] (block * block_size + offset).
   virtual void StoreKv(KvCache& cache, int layer, TensorView k, TensorView v,
                        std::span<const int64_t> slots) = 0;

@@ -134,13 +134,13 @@ class CpuBackend : public Backend {
     });
   }
 
-  void SiluMul(TensorView out, TensorView gate_up) override {
+  void SiluMul(TensorView out, TensorView gate, TensorView up) override {
     const int64_t F = out.dim(out.shape.rank - 1);
     const int64_t T = out.NumElements() / F;
     pool_.ParallelFor(T, 1, [&](int64_t b, int64_t e, int) {
       for (int64_t t = b; t < e; ++t) {
-        const float* g = gate_up.As<float>() + t * 2 * F;
-        const float* u = g + F;
+        const float* g = gate.As<float>() + t * F;
+        const float* u = up.As<float>() + t * F;
         float* o = out.As<float>() + t * F;
         for (int64_t i = 0; i < F; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
       }

@@ -49,12 +49,11 @@ void Rope(float* x, int64_t T, int n_heads, int head_dim, const int32_t* positio
     }
 }
 
-void SiluMul(const float* gate_up, float* out, int64_t T, int64_t F) {
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t i = 0; i < F; ++i) {
-      const double g = gate_up[t * 2 * F + i], u = gate_up[t * 2 * F + F + i];
-      out[t * F + i] = (float)(g / (1.0 + std::exp(-g)) * u);
-    }
+void SiluMul(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = gate[i];
+    out[i] = (float)(g / (1.0 + std::exp(-g)) * up[i]);
+  }
 }
 
 void Attention(const float* q, const float* k, const float* v, float* out, int n_q, int ctx,

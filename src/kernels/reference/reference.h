@@ -16,7 +16,7 @@ void RmsNorm(const float* x, const float* w, float* out, int64_t rows, int64_t d
 // x [T, n_heads, head_dim] rotated in place (rotate_half pairs i, i + head_dim/2).
 void Rope(float* x, int64_t T, int n_heads, int head_dim, const int32_t* positions,
           const std::vector<float>& inv_freq, float attention_scaling);
-void SiluMul(const float* gate_up, float* out, int64_t T, int64_t F);
+void SiluMul(const float* gate, const float* up, float* out, int64_t n);
 // One sequence: q [n_q, n_heads*hd] at positions ctx-n_q .. ctx-1; k, v [ctx, n_kv_heads*hd].
 void Attention(const float* q, const float* k, const float* v, float* out, int n_q, int ctx,
                int n_heads, int n_kv_heads, int head_dim, float scale, int sliding_window);

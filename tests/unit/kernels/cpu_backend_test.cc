@@ -107,12 +107,13 @@ TEST_P(CpuKernels, RmsNormRopeSiluMatchReference) {
   EXPECT_LT(MaxRelErr(want, xt.As<float>()), 1e-5f);
 
   const int64_t F = 45;
-  auto gu = Random(T * 2 * F, 13, 3.0f);
-  Tensor gut(DType::kF32, {T, 2 * F}), so(DType::kF32, {T, F});
-  std::copy(gu.begin(), gu.end(), gut.As<float>());
+  auto g = Random(T * F, 13, 3.0f), u = Random(T * F, 14);
+  Tensor gt(DType::kF32, {T, F}), ut(DType::kF32, {T, F}), so(DType::kF32, {T, F});
+  std::copy(g.begin(), g.end(), gt.As<float>());
+  std::copy(u.begin(), u.end(), ut.As<float>());
   std::vector<float> sw(T * F);
-  reference::SiluMul(gu.data(), sw.data(), T, F);
-  backend_->SiluMul(so, gut);
+  reference::SiluMul(g.data(), u.data(), sw.data(), T * F);
+  backend_->SiluMul(so, gt, ut);
   EXPECT_LT(MaxRelErr(sw, so.As<float>()), 1e-5f);
 }
 

@@ -1,0 +1,97 @@
+// LoadModel: config.json + generation_config.json + safetensors (or dummy weights) -> Model.
+#include <cstring>
+
+#include "core/log.h"
+#include "formats/hf_config.h"
+#include "model/model.h"
+#include "model/rope.h"
+
+namespace petrel::model {
+
+namespace {
+
+// Fills `t` with uniform noise of standard deviation `std` (xorshift64*; fast enough for the
+// 600M parameters of a Qwen3-0.6B shape in about a second).
+void FillRandom(Tensor& t, float std_dev, uint64_t seed) {
+  const int64_t n = t.NumElements();
+  std::vector<float> buf(4096);
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+  const float a = std_dev * 1.7320508f;  // uniform [-a, a] has this std
+  for (int64_t i = 0; i < n; i += (int64_t)buf.size()) {
+    const int64_t m = std::min<int64_t>((int64_t)buf.size(), n - i);
+    for (int64_t j = 0; j < m; ++j) {
+      s ^= s >> 12;
+      s ^= s << 25;
+      s ^= s >> 27;
+      const uint64_t r = s * 0x2545F4914F6CDD1Dull;
+      buf[j] = ((float)(r >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f) * a;
+    }
+    ConvertFromF32(buf.data(), t.dtype(), static_cast<char*>(t.data()) + i * DTypeSize(t.dtype()), m);
+  }
+}
+
+bool IsNormWeight(const std::string& name) {
+  return name.find("norm.weight") != std::string::npos;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Model>> LoadModel(const std::string& dir, const LoadOptions& opts) {
+  auto m = std::unique_ptr<Model>(new Model());
+  m->dir_ = dir;
+  PETREL_TRY(m->config_, formats::LoadHfConfig(dir));
+  PETREL_TRY(m->generation_config_, formats::LoadGenerationConfig(dir));
+  const formats::ModelConfig& c = m->config_;
+
+  if (opts.load_format == "dummy") {
+    uint64_t seed = opts.dummy_seed;
+    Status st;
+    ForEachTensor(c, m->w_, [&](const TensorSpec& spec, TensorView& slot) {
+      Tensor t(c.dtype, spec.shape);
+      if (IsNormWeight(spec.name)) {
+        std::vector<float> ones(spec.shape.NumElements(), 1.0f);
+        ConvertFromF32(ones.data(), c.dtype, t.data(), (int64_t)ones.size());
+      } else {
+        FillRandom(t, 0.02f, ++seed);
+      }
+      slot = t.view();
+      m->owned_.push_back(std::move(t));
+    });
+  } else if (opts.load_format == "auto" || opts.load_format == "safetensors") {
+    PETREL_TRY(m->store_, formats::TensorStore::OpenDirectory(dir));
+    Status first_error;
+    ForEachTensor(c, m->w_, [&](const TensorSpec& spec, TensorView& slot) {
+      if (!first_error.ok()) return;
+      const formats::TensorInfo* t = m->store_.Find(spec.name);
+      if (!t) {
+        if (spec.required) first_error = NotFound(dir, ": missing tensor `", spec.name, "`");
+        return;
+      }
+      if (!(t->shape == spec.shape)) {
+        first_error = InvalidFormat(t->file, ": tensor `", spec.name, "`: expected shape ",
+                                    spec.shape.ToString(), ", got ", t->shape.ToString());
+        return;
+      }
+      if (t->dtype != DType::kF32 && t->dtype != DType::kF16 && t->dtype != DType::kBF16) {
+        first_error = Unsupported(t->file, ": tensor `", spec.name, "` has dtype ",
+                                  DTypeName(t->dtype), " (F32, F16, BF16 are supported)");
+        return;
+      }
+      slot = t->view();
+    });
+    if (!first_error.ok()) return first_error.error();
+  } else {
+    return InvalidArgument("unknown --load-format \"", opts.load_format, "\" (auto, safetensors, dummy)");
+  }
+  if (c.tie_embeddings) m->w_.lm_head = m->w_.embed;
+
+  int64_t bytes = 0;
+  Weights& w = m->w_;
+  ForEachTensor(c, w, [&](const TensorSpec&, TensorView& slot) { bytes += (int64_t)slot.NumBytes(); });
+  m->weight_bytes_ = bytes;
+  m->rope_ = BuildRopeTable(c);
+  m->backend_ = kernels::CreateCpuBackend(opts.n_threads);
+  return m;
+}
+
+}  // namespace petrel::model

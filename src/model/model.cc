@@ -1,0 +1,102 @@
+// The Llama-family forward pass (llama, mistral, qwen2, qwen3), written in the order of the paper:
+// pre-norm attention with RoPE and GQA, then a pre-norm SwiGLU MLP, residuals around both.
+#include "model/model.h"
+
+#include <cmath>
+
+namespace petrel::model {
+
+namespace {
+// A [rows, cols] f32 view over the first rows*cols elements of a scratch buffer.
+TensorView Rows(const Tensor& t, int64_t rows, int64_t cols) {
+  return TensorView{t.data(), DType::kF32, Shape{rows, cols}};
+}
+}  // namespace
+
+std::unique_ptr<kernels::KvCache> Model::CreateKvCache(int64_t n_blocks, int block_size, DType dtype) {
+  kernels::KvCacheLayout layout{.n_layers = (int)config_.n_layers,
+                                .n_kv_heads = (int)config_.n_kv_heads,
+                                .head_dim = (int)config_.head_dim,
+                                .block_size = block_size,
+                                .n_blocks = n_blocks,
+                                .dtype = dtype};
+  return backend_->AllocateKvCache(layout);
+}
+
+void Model::EnsureActivations(int64_t T) {
+  if (T <= act_.capacity) return;
+  const auto& c = config_;
+  const int64_t q = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim;
+  act_.capacity = std::max<int64_t>(T, 16);
+  const int64_t n = act_.capacity;
+  auto alloc = [&](int64_t cols) { return backend_->Allocate(DType::kF32, {n, cols}); };
+  act_.x = alloc(c.d_model);     // residual stream        [T, d]
+  act_.h = alloc(c.d_model);     // normed input           [T, d]
+  act_.q = alloc(q);             // queries                [T, n_heads*hd]
+  act_.k = alloc(kv);            // keys                   [T, n_kv*hd]
+  act_.v = alloc(kv);            // values                 [T, n_kv*hd]
+  act_.attn = alloc(q);          // attention output       [T, n_heads*hd]
+  act_.gate = alloc(c.ffn_dim);  // gate, then silu*up     [T, ffn]
+  act_.up = alloc(c.ffn_dim);    // up projection          [T, ffn]
+  act_.out = alloc(c.d_model);   // projection back to d   [T, d]
+}
+
+void Model::Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* logits) {
+  const auto& c = config_;
+  auto& be = *backend_;
+  const int64_t T = (int64_t)batch.tokens.size();
+  const int64_t d = c.d_model, hd = c.head_dim;
+  const int64_t q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd;
+  PETREL_CHECK(T > 0 && (int64_t)batch.positions.size() == T && (int64_t)batch.slots.size() == T);
+  EnsureActivations(T);
+  TensorView x = Rows(act_.x, T, d), h = Rows(act_.h, T, d), out = Rows(act_.out, T, d);
+  TensorView q = Rows(act_.q, T, q_dim), k = Rows(act_.k, T, kv_dim), v = Rows(act_.v, T, kv_dim);
+  TensorView attn = Rows(act_.attn, T, q_dim);
+  TensorView gate = Rows(act_.gate, T, c.ffn_dim), up = Rows(act_.up, T, c.ffn_dim);
+  const float scale = 1.0f / std::sqrt((float)hd);
+
+  be.Embedding(x, w_.embed, batch.tokens);
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    const LayerWeights& L = w_.layers[i];
+    // Attention block.
+    be.RmsNorm(h, x, L.attn_norm, (float)c.rms_eps);
+    be.MatMul(q, h, L.q, L.q_bias);
+    be.MatMul(k, h, L.k, L.k_bias);
+    be.MatMul(v, h, L.v, L.v_bias);
+    if (c.qk_norm) {  // Qwen3: RMSNorm over each head's vector, before RoPE
+      be.RmsNorm(q, q, L.q_norm, (float)c.rms_eps);
+      be.RmsNorm(k, k, L.k_norm, (float)c.rms_eps);
+    }
+    be.Rope(q, (int)c.n_heads, (int)hd, batch.positions, rope_);
+    be.Rope(k, (int)c.n_kv_heads, (int)hd, batch.positions, rope_);
+    be.StoreKv(cache, (int)i, k, v, batch.slots);
+    const bool sliding = !c.layer_sliding.empty() && c.layer_sliding[i];
+    be.Attention(attn, q, cache, batch.seqs,
+                 kernels::AttentionParams{.layer = (int)i,
+                                          .n_heads = (int)c.n_heads,
+                                          .n_kv_heads = (int)c.n_kv_heads,
+                                          .head_dim = (int)hd,
+                                          .scale = scale,
+                                          .sliding_window = sliding ? (int)c.sliding_window : 0});
+    be.MatMul(out, attn, L.o, L.o_bias);
+    be.Add(x, out);
+    // MLP block: down(silu(gate(h)) * up(h)).
+    be.RmsNorm(h, x, L.ffn_norm, (float)c.rms_eps);
+    be.MatMul(gate, h, L.gate, L.gate_bias);
+    be.MatMul(up, h, L.up, L.up_bias);
+    be.SiluMul(gate, gate, up);
+    be.MatMul(out, gate, L.down, L.down_bias);
+    be.Add(x, out);
+  }
+  // Final norm and LM head, only for the rows whose logits are wanted.
+  const int64_t R = (int64_t)batch.logit_rows.size();
+  if (R == 0) return;
+  Tensor sel = be.Allocate(DType::kF32, {R, d});
+  be.GatherRows(sel, x, batch.logit_rows);
+  be.RmsNorm(sel, sel, w_.final_norm, (float)c.rms_eps);
+  Tensor lg = be.Allocate(DType::kF32, {R, c.vocab_size});
+  be.MatMul(lg, sel, w_.lm_head, TensorView{});
+  be.ToHost(lg, logits);
+}
+
+}  // namespace petrel::model

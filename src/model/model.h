@@ -1,0 +1,77 @@
+// A loaded model: config, weights (mmapped or generated), a backend, and the forward pass over a
+// flattened batch of sequences with a paged KV cache. The runtime sees only this interface.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "formats/model_config.h"
+#include "formats/safetensors.h"
+#include "kernels/backend.h"
+#include "model/weights.h"
+
+namespace petrel::model {
+
+// One forward step: T tokens from one or more sequences, flattened. Rows of a sequence are
+// contiguous and in position order (see kernels::AttentionSeq).
+struct ForwardBatch {
+  std::vector<int32_t> tokens;     // [T]
+  std::vector<int32_t> positions;  // [T]
+  std::vector<int64_t> slots;      // [T] KV-cache slot (block * block_size + offset) of each token
+  std::vector<kernels::AttentionSeq> seqs;
+  std::vector<int32_t> logit_rows; // rows whose logits are wanted (e.g. each sequence's last)
+};
+
+struct LoadOptions {
+  std::string load_format = "auto";  // "auto" (safetensors) or "dummy" (random weights)
+  int n_threads = 0;                 // CPU threads; 0 = all
+  uint64_t dummy_seed = 0;
+};
+
+class Model {
+ public:
+  const formats::ModelConfig& config() const { return config_; }
+  const formats::GenerationConfig& generation_config() const { return generation_config_; }
+  const std::string& dir() const { return dir_; }
+  kernels::Backend& backend() { return *backend_; }
+  // Bytes of weights the forward pass reads (lm_head counted once when tied).
+  int64_t WeightBytes() const { return weight_bytes_; }
+
+  // A KV cache of n_blocks blocks for this model.
+  std::unique_ptr<kernels::KvCache> CreateKvCache(int64_t n_blocks, int block_size, DType dtype);
+
+  // Runs the batch; writes logits [batch.logit_rows.size(), vocab] (f32) to `logits`.
+  // Stores every token's K/V in `cache` at batch.slots.
+  void Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* logits);
+
+  friend Result<std::unique_ptr<Model>> LoadModel(const std::string& dir, const LoadOptions& opts);
+
+ private:
+  // Scratch activations, grown to the largest batch seen.
+  struct Activations {
+    int64_t capacity = 0;
+    Tensor x, h, q, k, v, attn, gate, up, out;
+  };
+  void EnsureActivations(int64_t T);
+
+  std::string dir_;
+  formats::ModelConfig config_;
+  formats::GenerationConfig generation_config_;
+  std::unique_ptr<kernels::Backend> backend_;
+  formats::TensorStore store_;            // owns the mmapped files (empty for dummy weights)
+  std::vector<Tensor> owned_;             // generated or converted weights
+  Weights w_;
+  kernels::RopeTable rope_;
+  int64_t weight_bytes_ = 0;
+  Activations act_;
+};
+
+// Loads MODEL_DIR (config.json, generation_config.json, safetensors) or, with load_format
+// "dummy", random weights from config.json alone. Every tensor's name and shape is checked up
+// front; the first mismatch is reported by name.
+Result<std::unique_ptr<Model>> LoadModel(const std::string& dir, const LoadOptions& opts);
+
+}  // namespace petrel::model
