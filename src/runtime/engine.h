@@ -24,7 +24,8 @@ struct EngineOptions {
   int block_size = 16;                // tokens per KV block
   int max_waiting = 1024;             // queued requests beyond this are refused (HTTP 429)
   bool enable_prefix_caching = true;
-  int n_threads = 0;                  // CPU threads; 0 = all available
+  int n_threads = 0;                  // CPU threads; 0 = all available (used by the loader)
+  std::string kv_cache_dtype = "auto";  // "auto" (f32 on the CPU), "f32", "bf16"
 };
 
 // Numbers for /metrics and the start-up log.

@@ -1,0 +1,447 @@
+// The engine loop: each Step() schedules running sequences (decode or the next prefill chunk),
+// admits waiting ones FCFS under the token budget (reusing cached prefix blocks), preempts the
+// newest sequence when KV blocks run out (it is recomputed later), runs one forward pass for the
+// whole mixed batch, samples, reports, and frees finished sequences' blocks at once.
+#include "runtime/engine.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include "core/log.h"
+#include "model/model.h"
+#include "runtime/block_manager.h"
+#include "runtime/sequence.h"
+
+namespace petrel::runtime {
+
+const char* FinishReasonName(FinishReason r) {
+  switch (r) {
+    case FinishReason::kNone: return "none";
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kAbort: return "abort";
+    case FinishReason::kError: return "error";
+  }
+  return "?";
+}
+
+namespace {
+
+class EngineImpl : public Engine {
+ public:
+  EngineImpl(std::unique_ptr<model::Model> model, EngineOptions opts, ModelInfo info,
+             DType kv_dtype, int64_t n_blocks)
+      : model_(std::move(model)), opts_(opts), info_(std::move(info)),
+        blocks_(n_blocks, opts.block_size, opts.enable_prefix_caching) {
+    cache_ = model_->CreateKvCache(n_blocks, opts.block_size, kv_dtype);
+    stats_.kv_blocks_total = n_blocks;
+    thread_ = std::jthread([this](std::stop_token st) { Loop(st); });
+  }
+  ~EngineImpl() override { Shutdown(); }
+
+  Result<uint64_t> Submit(GenerateRequest req, UpdateCallback cb) override {
+    if (req.prompt.empty()) return InvalidArgument("the prompt is empty");
+    for (int32_t t : req.prompt)
+      if (t < 0 || t >= info_.vocab_size)
+        return InvalidArgument("prompt token id ", t, " is out of range [0, ", info_.vocab_size, ")");
+    if (req.max_new_tokens < 1) return InvalidArgument("max_tokens must be at least 1");
+    const int64_t total = (int64_t)req.prompt.size() + req.max_new_tokens;
+    if (total > info_.max_model_len) {
+      return OutOfRange("this model's maximum context length is ", info_.max_model_len,
+                        " tokens, but ", total, " were requested (", req.prompt.size(),
+                        " in the prompt, ", req.max_new_tokens, " to generate)");
+    }
+    PETREL_TRY(ValidateSampling(req.sampling, info_.vocab_size));
+    if (!req.adapter.empty()) return NotFound("LoRA adapter \"", req.adapter, "\" is not loaded");
+    for (int32_t t : req.stop_token_ids)
+      if (t < 0 || t >= info_.vocab_size) return InvalidArgument("stop_token_ids: id ", t, " is out of range");
+    auto seq = std::make_unique<Sequence>();
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return MakeError(ErrorCode::kCancelled, "the engine is shutting down");
+      if (stats_.waiting + (int)incoming_.size() >= opts_.max_waiting)
+        return MakeError(ErrorCode::kResourceExhausted, "too many requests waiting (", opts_.max_waiting, ")");
+      seq->id = ++next_id_;
+    }
+    seq->tokens = req.prompt;
+    seq->prompt_len = (int)req.prompt.size();
+    seq->sampler.Init(req.sampling, req.prompt, info_.vocab_size, seq->id * 0x9E3779B97F4A7C15ull);
+    seq->req = std::move(req);
+    seq->callback = std::move(cb);
+    seq->arrival = std::chrono::steady_clock::now();
+    const uint64_t id = seq->id;
+    {
+      std::lock_guard lock(mu_);
+      incoming_.push_back(std::move(seq));
+    }
+    cv_.notify_one();
+    return id;
+  }
+
+  void Abort(uint64_t id) override {
+    {
+      std::lock_guard lock(mu_);
+      aborts_.insert(id);
+    }
+    cv_.notify_one();
+  }
+
+  EngineStats Stats() const override {
+    std::lock_guard lock(mu_);
+    EngineStats s = stats_;
+    s.waiting += (int)incoming_.size();
+    return s;
+  }
+  const EngineOptions& options() const override { return opts_; }
+  const ModelInfo& model_info() const override { return info_; }
+
+  void Shutdown() override {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) {
+      thread_.request_stop();
+      thread_.join();
+    }
+  }
+
+ private:
+  void Loop(std::stop_token st) {
+    while (true) {
+      std::unordered_set<uint64_t> aborts;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] {
+          return stopping_ || !incoming_.empty() || !aborts_.empty() || !running_.empty() ||
+                 !waiting_.empty();
+        });
+        if (stopping_) break;
+        while (!incoming_.empty()) {
+          waiting_.push_back(std::move(incoming_.front()));
+          incoming_.pop_front();
+        }
+        aborts.swap(aborts_);
+      }
+      if (!aborts.empty()) ApplyAborts(aborts);
+      if (!running_.empty() || !waiting_.empty()) Step();
+      PublishStats();
+    }
+    // Shutdown: every request still known gets a final abort update.
+    std::unique_lock lock(mu_);
+    while (!incoming_.empty()) {
+      waiting_.push_back(std::move(incoming_.front()));
+      incoming_.pop_front();
+    }
+    lock.unlock();
+    for (auto& s : running_) Finish(*s, FinishReason::kAbort, {});
+    for (auto& s : waiting_) Finish(*s, FinishReason::kAbort, {});
+    running_.clear();
+    waiting_.clear();
+  }
+
+  void ApplyAborts(const std::unordered_set<uint64_t>& ids) {
+    auto drop = [&](auto& list) {
+      for (auto it = list.begin(); it != list.end();) {
+        if (ids.count((*it)->id)) {
+          Finish(**it, FinishReason::kAbort, {});
+          it = list.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    };
+    drop(running_);
+    drop(waiting_);
+  }
+
+  // Frees the sequence's blocks and sends its final update (no new tokens).
+  void Finish(Sequence& s, FinishReason reason, std::vector<TokenOutput> last,
+              std::string error = {}) {
+    FreeBlocks(s);
+    RequestUpdate u;
+    u.request_id = s.id;
+    u.tokens = std::move(last);
+    u.finished = true;
+    u.reason = reason;
+    u.error = std::move(error);
+    u.prompt_tokens = s.prompt_len;
+    u.cached_prompt_tokens = s.cached_prompt_tokens;
+    u.generated_tokens = s.generated;
+    finished_++;
+    if (s.callback) s.callback(std::move(u));
+  }
+
+  void FreeBlocks(Sequence& s) {
+    for (int32_t b : s.blocks) blocks_.Release(b);
+    s.blocks.clear();
+    s.block_hashes.clear();
+    s.num_computed = 0;
+  }
+
+  // Makes sure `s` has blocks for `n_tokens` cached tokens. False when the pool is short.
+  bool Reserve(Sequence& s, int n_tokens) {
+    const int bs = opts_.block_size;
+    const int need = (n_tokens + bs - 1) / bs - (int)s.blocks.size();
+    if (need <= 0) return true;
+    if (blocks_.available() < need) return false;
+    for (int i = 0; i < need; ++i) s.blocks.push_back(blocks_.Allocate());
+    return true;
+  }
+
+  // Recompute-mode preemption: drop the KV, go back to the front of the queue.
+  void Preempt(std::unique_ptr<Sequence> s) {
+    FreeBlocks(*s);
+    preemptions_++;
+    waiting_.push_front(std::move(s));
+  }
+
+  // Prefix-cache lookup for a sequence without blocks: full blocks of all but its last token.
+  void MatchPrefix(Sequence& s) {
+    const int bs = opts_.block_size;
+    const int full = ((int)s.tokens.size() - 1) / bs;
+    std::vector<uint64_t> hashes;
+    uint64_t h = 0;
+    const uint64_t salt = std::hash<std::string>{}(s.req.adapter);
+    for (int b = 0; b < full; ++b) {
+      h = BlockManager::HashBlock(h, std::span(s.tokens).subspan(b * bs, bs), salt);
+      hashes.push_back(h);
+    }
+    const int hit = blocks_.MatchPrefix(hashes, s.blocks);
+    s.block_hashes.assign(hashes.begin(), hashes.begin() + hit);
+    s.num_computed = hit * bs;
+    if (s.first_admission) s.cached_prompt_tokens = std::min(s.num_computed, s.prompt_len);
+    s.first_admission = false;
+  }
+
+  // Publishes the sequence's newly completed blocks to the prefix cache.
+  void PublishFullBlocks(Sequence& s) {
+    const int bs = opts_.block_size;
+    const uint64_t salt = std::hash<std::string>{}(s.req.adapter);
+    while ((int)s.block_hashes.size() < s.num_computed / bs) {
+      const int b = (int)s.block_hashes.size();
+      const uint64_t parent = b ? s.block_hashes.back() : 0;
+      const uint64_t h = BlockManager::HashBlock(parent, std::span(s.tokens).subspan(b * bs, bs), salt);
+      s.block_hashes.push_back(h);
+      blocks_.Publish(s.blocks[b], h);
+    }
+  }
+
+  struct Scheduled {
+    Sequence* seq;
+    int n;  // tokens computed this step
+  };
+
+  void Step() {
+    int budget = opts_.max_num_batched_tokens;
+    std::vector<Scheduled> sched;
+    // 1. Running sequences, oldest first: one decode token, or the next prefill chunk.
+    for (size_t i = 0; i < running_.size() && budget > 0;) {
+      Sequence& s = *running_[i];
+      const int n = std::min(s.remaining_to_compute(), budget);
+      if (Reserve(s, s.num_computed + n)) {
+        sched.push_back({&s, n});
+        budget -= n;
+        ++i;
+        continue;
+      }
+      // Out of blocks: preempt the newest running sequence (possibly this one).
+      auto victim = std::move(running_.back());
+      running_.pop_back();
+      const bool self = victim.get() == &s;
+      Preempt(std::move(victim));
+      if (self) break;
+    }
+    // 2. Admit waiting sequences in arrival order while budget, slots and blocks allow.
+    while (!waiting_.empty() && budget > 0 && (int)running_.size() < opts_.max_num_seqs) {
+      Sequence& s = *waiting_.front();
+      if (s.blocks.empty()) MatchPrefix(s);
+      const int n = std::min(s.remaining_to_compute(), budget);
+      if (!Reserve(s, s.num_computed + n)) {
+        if (running_.empty() && sched.empty()) {
+          // Cannot fit even alone: the pool is smaller than this sequence needs.
+          auto seq = std::move(waiting_.front());
+          waiting_.pop_front();
+          Finish(*seq, FinishReason::kError, {},
+                 "the KV cache (" + std::to_string(blocks_.total()) +
+                     " blocks) cannot hold this request; raise --kv-cache-memory");
+          continue;
+        }
+        FreeBlocks(s);  // give back prefix hits; retry next step
+        break;
+      }
+      sched.push_back({&s, n});
+      budget -= n;
+      running_.push_back(std::move(waiting_.front()));
+      waiting_.pop_front();
+    }
+    if (sched.empty()) return;
+    RunBatch(sched);
+  }
+
+  void RunBatch(const std::vector<Scheduled>& sched) {
+    const int bs = opts_.block_size;
+    model::ForwardBatch batch;
+    std::vector<int> logit_index(sched.size(), -1);
+    for (size_t i = 0; i < sched.size(); ++i) {
+      Sequence& s = *sched[i].seq;
+      const int begin = (int)batch.tokens.size();
+      for (int j = 0; j < sched[i].n; ++j) {
+        const int pos = s.num_computed + j;
+        batch.tokens.push_back(s.tokens[pos]);
+        batch.positions.push_back(pos);
+        batch.slots.push_back((int64_t)s.blocks[pos / bs] * bs + pos % bs);
+      }
+      batch.seqs.push_back(kernels::AttentionSeq{begin, sched[i].n, s.num_computed + sched[i].n, s.blocks});
+      if (s.num_computed + sched[i].n == (int)s.tokens.size()) {
+        logit_index[i] = (int)batch.logit_rows.size();
+        batch.logit_rows.push_back((int32_t)batch.tokens.size() - 1);
+      }
+    }
+    const int64_t vocab = info_.vocab_size;
+    logits_.resize(batch.logit_rows.size() * vocab);
+    model_->Forward(batch, *cache_, logits_.data());
+
+    std::vector<Sequence*> done;
+    std::vector<FinishReason> reasons;
+    for (size_t i = 0; i < sched.size(); ++i) {
+      Sequence& s = *sched[i].seq;
+      const bool was_prefill = s.num_computed < s.prompt_len;
+      s.num_computed += sched[i].n;
+      if (was_prefill) prompt_tokens_ += std::min(s.num_computed, s.prompt_len) -
+                                         std::max(s.num_computed - sched[i].n, 0);
+      PublishFullBlocks(s);
+      if (logit_index[i] < 0) continue;  // mid-prefill chunk
+      TokenOutput out;
+      Sample(std::span(logits_.data() + (size_t)logit_index[i] * vocab, vocab), s.req.sampling,
+             s.sampler, s.req.top_logprobs, out);
+      s.tokens.push_back(out.token);
+      s.generated++;
+      generation_tokens_++;
+      FinishReason reason = FinishReason::kNone;
+      const auto& eos = s.req.eos_token_ids;
+      const auto& stops = s.req.stop_token_ids;
+      if ((!s.req.ignore_eos && std::find(eos.begin(), eos.end(), out.token) != eos.end()) ||
+          std::find(stops.begin(), stops.end(), out.token) != stops.end()) {
+        reason = FinishReason::kStop;
+      } else if (s.generated >= s.req.max_new_tokens || (int)s.tokens.size() >= info_.max_model_len) {
+        reason = FinishReason::kLength;
+      }
+      if (reason != FinishReason::kNone) {
+        std::vector<TokenOutput> last{std::move(out)};
+        done.push_back(&s);
+        reasons.push_back(reason);
+        pending_last_.push_back(std::move(last));
+        continue;
+      }
+      RequestUpdate u;
+      u.request_id = s.id;
+      u.tokens.push_back(std::move(out));
+      u.prompt_tokens = s.prompt_len;
+      u.cached_prompt_tokens = s.cached_prompt_tokens;
+      u.generated_tokens = s.generated;
+      if (s.callback) s.callback(std::move(u));
+    }
+    for (size_t i = 0; i < done.size(); ++i) {
+      Finish(*done[i], reasons[i], std::move(pending_last_[i]));
+      auto it = std::find_if(running_.begin(), running_.end(),
+                             [&](const auto& p) { return p.get() == done[i]; });
+      running_.erase(it);
+    }
+    pending_last_.clear();
+  }
+
+  void PublishStats() {
+    std::lock_guard lock(mu_);
+    stats_.running = (int)running_.size();
+    stats_.waiting = (int)waiting_.size();
+    stats_.kv_blocks_used = blocks_.used();
+    stats_.prefix_cache_queries = blocks_.queries();
+    stats_.prefix_cache_hits = blocks_.hits();
+    stats_.prompt_tokens_total = prompt_tokens_;
+    stats_.generation_tokens_total = generation_tokens_;
+    stats_.preemptions_total = preemptions_;
+    stats_.requests_finished_total = finished_;
+  }
+
+  std::unique_ptr<model::Model> model_;
+  EngineOptions opts_;
+  ModelInfo info_;
+  BlockManager blocks_;
+  std::unique_ptr<kernels::KvCache> cache_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Sequence>> incoming_;
+  std::unordered_set<uint64_t> aborts_;
+  uint64_t next_id_ = 0;
+  bool stopping_ = false;
+  EngineStats stats_;
+
+  // Engine thread only.
+  std::deque<std::unique_ptr<Sequence>> waiting_;
+  std::vector<std::unique_ptr<Sequence>> running_;
+  std::vector<float> logits_;
+  std::vector<std::vector<TokenOutput>> pending_last_;
+  int64_t prompt_tokens_ = 0, generation_tokens_ = 0, preemptions_ = 0, finished_ = 0;
+  std::jthread thread_;  // last: started after everything above exists
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<model::Model> model,
+                                               const EngineOptions& options) {
+  EngineOptions o = options;
+  const auto& c = model->config();
+  ModelInfo info;
+  info.architecture = c.architecture;
+  info.vocab_size = (int)c.vocab_size;
+  info.max_model_len = o.max_model_len > 0 ? o.max_model_len : (int)c.max_position_embeddings;
+  if (info.max_model_len > c.max_position_embeddings)
+    return InvalidArgument("--max-model-len ", info.max_model_len, " exceeds the model's max_position_embeddings ",
+                           c.max_position_embeddings);
+  const auto& g = model->generation_config();
+  for (int64_t e : (g.eos_token_ids.empty() ? c.eos_token_ids : g.eos_token_ids))
+    info.eos_token_ids.push_back((int32_t)e);
+  if (g.present) {
+    info.default_sampling.temperature = g.do_sample ? (float)g.temperature : 0.0f;
+    info.default_sampling.top_p = (float)g.top_p;
+    info.default_sampling.top_k = (int)g.top_k;
+    info.default_sampling.min_p = (float)g.min_p;
+    info.default_sampling.repetition_penalty = (float)g.repetition_penalty;
+  }
+  DType kv_dtype = DType::kF32;
+  if (o.kv_cache_dtype == "bf16") kv_dtype = DType::kBF16;
+  else if (o.kv_cache_dtype != "auto" && o.kv_cache_dtype != "f32")
+    return InvalidArgument("--kv-cache-dtype must be auto, f32 or bf16, got \"", o.kv_cache_dtype, "\"");
+  if (o.block_size < 1 || o.block_size > 1024) return InvalidArgument("block size must be in [1, 1024]");
+  if (o.max_num_seqs < 1) return InvalidArgument("--max-num-seqs must be >= 1");
+  if (o.max_num_batched_tokens < 1) return InvalidArgument("--max-num-batched-tokens must be >= 1");
+  info.weight_bytes = model->WeightBytes();
+  info.kv_bytes_per_token = c.KvBytesPerToken(kv_dtype);
+  int64_t bytes = o.kv_cache_bytes;
+  if (bytes <= 0) {
+    // Default: room for every sequence slot at a 4k context, capped at 4 GiB, and at least one
+    // sequence of the full context.
+    const int64_t want = (int64_t)o.max_num_seqs * std::min(info.max_model_len, 4096) * info.kv_bytes_per_token;
+    bytes = std::max(std::min<int64_t>(want, 4LL << 30), (int64_t)info.max_model_len * info.kv_bytes_per_token);
+  }
+  const int64_t per_block = info.kv_bytes_per_token * o.block_size;
+  const int64_t n_blocks = bytes / per_block;
+  if (n_blocks < 1) return InvalidArgument("--kv-cache-memory ", bytes, " bytes holds no block of ", per_block, " bytes");
+  info.kv_capacity_tokens = n_blocks * o.block_size;
+  LogInfo("model ", model->dir(), ": ", c.architecture, ", weights ", info.weight_bytes / 1e6,
+          " MB; KV cache ", DTypeName(kv_dtype), " ", info.kv_bytes_per_token, " bytes/token, ",
+          n_blocks, " blocks of ", o.block_size, " = ", info.kv_capacity_tokens, " tokens (",
+          n_blocks * per_block / 1e6, " MB) = ", info.kv_capacity_tokens / info.max_model_len,
+          " sequences of max_model_len ", info.max_model_len);
+  return std::unique_ptr<Engine>(new EngineImpl(std::move(model), o, std::move(info), kv_dtype, n_blocks));
+}
+
+}  // namespace petrel::runtime
