@@ -10,7 +10,9 @@
 
 #include "core/json_util.h"
 #include "core/mmap_file.h"
+#include "formats/hf_config.h"
 #include "model/model.h"
+#include "model/rope.h"
 
 namespace petrel::model {
 namespace {
@@ -129,6 +131,20 @@ Json LoadRefs(const std::string& path) {
   return j.ok() ? *j : Json();
 }
 
+// The RoPE table petrel builds from config.json against transformers' rotary_emb.inv_freq and
+// attention_scaling (stored by tools/gen_model_refs.py): pins the llama3 / yarn / linear formulas
+// directly, not only through their effect on logits.
+void CheckRopeTable(const std::string& model_dir, const Json& want) {
+  auto config = formats::LoadHfConfig(model_dir);
+  ASSERT_TRUE(config.ok()) << config.error().ToString();
+  const kernels::RopeTable t = BuildRopeTable(*config);
+  const auto inv_freq = want["inv_freq"].get<std::vector<double>>();
+  ASSERT_EQ(t.inv_freq.size(), inv_freq.size()) << model_dir;
+  for (size_t i = 0; i < inv_freq.size(); ++i)
+    EXPECT_NEAR(t.inv_freq[i], inv_freq[i], 1e-6 * inv_freq[i]) << model_dir << " inv_freq[" << i << "]";
+  EXPECT_NEAR(t.attention_scaling, want["attention_scaling"].get<double>(), 1e-6) << model_dir;
+}
+
 TEST(ModelGolden, Qwen3TinyBaseMatchesTransformers) {
   const std::string fx = PETREL_FIXTURES;
   Json refs = LoadRefs(fx + "/refs.json");
@@ -144,6 +160,7 @@ TEST(ModelGolden, OtherFamiliesMatchTransformers) {
     if (!std::filesystem::exists(e.path() / "refs.json")) continue;
     Json refs = LoadRefs((e.path() / "refs.json").string());
     RunFamily(e.path().string(), refs["cases"], IdsOf(refs["probe_ids"]), e.path().filename().string());
+    if (refs.contains("rope")) CheckRopeTable(e.path().string(), refs["rope"]);
     ++n;
   }
   EXPECT_GT(n, 0);
