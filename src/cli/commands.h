@@ -8,5 +8,6 @@ int RunGenerate(int argc, char** argv);
 int RunLogits(int argc, char** argv);
 int RunInspect(int argc, char** argv);
 int RunBench(int argc, char** argv);
+int RunTemplate(int argc, char** argv);
 
 }  // namespace petrel::cli

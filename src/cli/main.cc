@@ -22,6 +22,7 @@ struct Command {
 // Keep sorted by how often people use them.
 constexpr Command kCommands[] = {
     // PETREL_COMMANDS_BEGIN (one line per command; helpers add theirs here)
+    {"template", "render a model's chat template for messages (byte-exact)", petrel::cli::RunTemplate},
     // PETREL_COMMANDS_END
     {"version", "print the version", RunVersion},
 };
