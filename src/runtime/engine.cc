@@ -425,16 +425,19 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<model::Model> mod
   if (o.max_num_batched_tokens < 1) return InvalidArgument("--max-num-batched-tokens must be >= 1");
   info.weight_bytes = model->WeightBytes();
   info.kv_bytes_per_token = c.KvBytesPerToken(kv_dtype);
-  int64_t bytes = o.kv_cache_bytes;
-  if (bytes <= 0) {
-    // Default: room for every sequence slot at a 4k context, capped at 4 GiB, and at least one
-    // sequence of the full context.
-    const int64_t want = (int64_t)o.max_num_seqs * std::min(info.max_model_len, 4096) * info.kv_bytes_per_token;
-    bytes = std::max(std::min<int64_t>(want, 4LL << 30), (int64_t)info.max_model_len * info.kv_bytes_per_token);
-  }
   const int64_t per_block = info.kv_bytes_per_token * o.block_size;
-  const int64_t n_blocks = bytes / per_block;
-  if (n_blocks < 1) return InvalidArgument("--kv-cache-memory ", bytes, " bytes holds no block of ", per_block, " bytes");
+  const auto blocks_for = [&](int64_t tokens) { return (tokens + o.block_size - 1) / o.block_size; };
+  int64_t n_blocks;
+  if (o.kv_cache_bytes > 0) {
+    n_blocks = o.kv_cache_bytes / per_block;
+    if (n_blocks < 1)
+      return InvalidArgument("--kv-cache-memory ", o.kv_cache_bytes, " bytes holds no block of ", per_block, " bytes");
+  } else {
+    // Default: every sequence slot at up to a 4k context, capped at 4 GiB, but at least one
+    // sequence of the full context.
+    const int64_t want = o.max_num_seqs * blocks_for(std::min(info.max_model_len, 4096));
+    n_blocks = std::max<int64_t>(std::min<int64_t>(want, (4LL << 30) / per_block), blocks_for(info.max_model_len));
+  }
   info.kv_capacity_tokens = n_blocks * o.block_size;
   LogInfo("model ", model->dir(), ": ", c.architecture, ", weights ", info.weight_bytes / 1e6,
           " MB; KV cache ", DTypeName(kv_dtype), " ", info.kv_bytes_per_token, " bytes/token, ",

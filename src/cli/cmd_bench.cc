@@ -1,0 +1,140 @@
+// `petrel bench`: prefill and decode speed of one sequence (median of several runs), plus the
+// machine's measured read bandwidth and the decode bound it implies (weight bytes per token).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "cli/commands.h"
+#include "cli/model_flags.h"
+#include "core/json_util.h"
+#include "core/thread_pool.h"
+#include "kernels/backend.h"
+#include "model/sequence_runner.h"
+
+namespace petrel::cli {
+
+namespace {
+
+double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Read bandwidth (GB/s) over a 1 GiB buffer with `threads` threads (sum of 64-bit words so the
+// compiler cannot skip the loads).
+double MeasureReadBandwidth(int threads) {
+  const size_t n = (1ull << 30) / sizeof(uint64_t);
+  std::vector<uint64_t> buf(n, 1);
+  ThreadPool pool(threads);
+  std::vector<double> runs;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::vector<uint64_t> sums(threads, 0);
+    auto t0 = std::chrono::steady_clock::now();
+    pool.ParallelFor((int64_t)n, 4096, [&](int64_t b, int64_t e, int t) {
+      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (int64_t i = b; i + 4 <= e; i += 4) {
+        s0 += buf[i];
+        s1 += buf[i + 1];
+        s2 += buf[i + 2];
+        s3 += buf[i + 3];
+      }
+      sums[t] = s0 + s1 + s2 + s3;
+    });
+    auto t1 = std::chrono::steady_clock::now();
+    uint64_t total = 0;
+    for (auto s : sums) total += s;
+    if (total == 0) std::fprintf(stderr, "?");
+    runs.push_back((double)(n * sizeof(uint64_t)) / Seconds(t0, t1) / 1e9);
+  }
+  return *std::max_element(runs.begin(), runs.end());
+}
+
+}  // namespace
+
+int RunBench(int argc, char** argv) {
+  int prompt_tokens = 512, gen_tokens = 128, repeats = 3;
+  bool json = false, no_bandwidth = false;
+  std::string kv = "f32";
+  ModelFlags mf;
+  Flags f("petrel bench MODEL_DIR [--load-format dummy] [--prompt-tokens N] [--gen-tokens N] [--threads T] [--json]");
+  f.Add("prompt-tokens", &prompt_tokens, "prefill length (default 512)")
+      .Add("gen-tokens", &gen_tokens, "decode steps (default 128)")
+      .Add("repeats", &repeats, "runs; the median is reported (default 3)")
+      .Add("kv-cache-dtype", &kv, "f32 or bf16 (default f32)")
+      .AddSwitch("no-bandwidth", &no_bandwidth, "skip the memory-bandwidth measurement")
+      .AddSwitch("json", &json, "print a JSON summary as the last line");
+  mf.Register(f);
+  if (auto st = f.Parse(argc, argv); !st.ok()) return ReportError(st.error());
+  if (f.help() || f.positional().size() != 1 || prompt_tokens < 1 || gen_tokens < 1 || repeats < 1) {
+    std::fprintf(stderr, "%s", f.Usage().c_str());
+    return f.help() ? 0 : 2;
+  }
+  auto kv_dtype = ParseFloatDType(kv);
+  if (!kv_dtype.ok()) return ReportError(kv_dtype.error());
+  auto t_load0 = std::chrono::steady_clock::now();
+  auto model = model::LoadModel(f.positional()[0], mf.ToLoadOptions());
+  if (!model.ok()) return ReportError(model.error());
+  auto t_load1 = std::chrono::steady_clock::now();
+  model::Model& m = **model;
+  const int threads = mf.threads > 0 ? mf.threads : ThreadPool::HardwareThreads();
+  std::mt19937 rng(42);
+  std::uniform_int_distribution<int32_t> tok(0, (int32_t)m.config().vocab_size - 1);
+  std::vector<int32_t> prompt(prompt_tokens);
+  for (auto& t : prompt) t = tok(rng);
+
+  model::SequenceRunner runner(m, prompt_tokens + gen_tokens + 1, *kv_dtype);
+  runner.Append(std::span(prompt).first(std::min(prompt_tokens, 16)), false);  // warm-up
+  std::vector<double> prefill, decode;
+  for (int r = 0; r < repeats; ++r) {
+    runner.Reset();
+    auto t0 = std::chrono::steady_clock::now();
+    auto logits = runner.Append(prompt, false);
+    auto t1 = std::chrono::steady_clock::now();
+    prefill.push_back(prompt_tokens / Seconds(t0, t1));
+    int32_t next = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    auto t2 = std::chrono::steady_clock::now();
+    for (int i = 0; i < gen_tokens; ++i) {
+      logits = runner.Append(std::span(&next, 1), false);
+      next = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    }
+    auto t3 = std::chrono::steady_clock::now();
+    decode.push_back(gen_tokens / Seconds(t2, t3));
+  }
+  const double pp = Median(prefill), tg = Median(decode);
+  const double bw = no_bandwidth ? 0.0 : MeasureReadBandwidth(threads);
+  const double bound = bw > 0 ? bw * 1e9 / (double)m.WeightBytes() : 0.0;
+  std::fprintf(stderr,
+               "model %s (%s, %s weights %.1f MB), %d threads, ISA %s, load %.2f s\n"
+               "prefill %d tokens: %.1f tok/s   decode %d tokens: %.2f tok/s\n",
+               f.positional()[0].c_str(), m.config().architecture.c_str(), DTypeName(m.config().dtype),
+               m.WeightBytes() / 1e6, threads, kernels::CpuIsaName(), Seconds(t_load0, t_load1),
+               prompt_tokens, pp, gen_tokens, tg);
+  if (bw > 0)
+    std::fprintf(stderr, "read bandwidth %.1f GB/s -> decode bound %.2f tok/s; decode at %.0f%% of bound\n",
+                 bw, bound, 100 * tg / bound);
+  if (json) {
+    Json j;
+    j["prefill_tok_s"] = pp;
+    j["decode_tok_s"] = tg;
+    j["prompt_tokens"] = prompt_tokens;
+    j["gen_tokens"] = gen_tokens;
+    j["threads"] = threads;
+    j["isa"] = kernels::CpuIsaName();
+    j["weight_bytes"] = m.WeightBytes();
+    j["read_gb_s"] = bw;
+    j["decode_bound_tok_s"] = bound;
+    j["decode_fraction_of_bound"] = bound > 0 ? tg / bound : 0.0;
+    std::printf("%s\n", DumpJson(j).c_str());
+  }
+  return 0;
+}
+
+}  // namespace petrel::cli

@@ -1,0 +1,26 @@
+// Flags shared by the commands that load a model (generate, logits, bench, serve, ...).
+#pragma once
+
+#include <string>
+
+#include "cli/flags.h"
+#include "model/model.h"
+
+namespace petrel::cli {
+
+struct ModelFlags {
+  std::string load_format = "auto";
+  int threads = 0;
+  void Register(Flags& f) {
+    f.Add("load-format", &load_format, "auto (safetensors) or dummy (random weights from config.json)");
+    f.Add("threads", &threads, "CPU threads (default: all)");
+  }
+  model::LoadOptions ToLoadOptions() const {
+    return model::LoadOptions{.load_format = load_format, .n_threads = threads};
+  }
+};
+
+// Prints "petrel: <error>" to stderr and returns the exit code for it (2 usage, 1 otherwise).
+int ReportError(const Error& e);
+
+}  // namespace petrel::cli

@@ -1,0 +1,32 @@
+// Runs one sequence through a Model without the engine: its own KV cache with a contiguous block
+// table. For tools that want raw logits (petrel logits, bench, golden tests).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "model/model.h"
+
+namespace petrel::model {
+
+class SequenceRunner {
+ public:
+  // Room for `max_tokens` tokens; KV in `kv_dtype`.
+  SequenceRunner(Model& model, int64_t max_tokens, DType kv_dtype = DType::kF32);
+
+  // Appends `ids` to the sequence (positions continue from the tokens already run). Returns the
+  // logits [ids.size(), vocab] when all_logits, else only the last row's [vocab].
+  std::vector<float> Append(std::span<const int32_t> ids, bool all_logits);
+  void Reset() { n_ = 0; }
+  int64_t size() const { return n_; }
+
+ private:
+  static constexpr int kBlock = 16;
+  Model& model_;
+  std::unique_ptr<kernels::KvCache> cache_;
+  std::vector<int32_t> table_;
+  int64_t capacity_;
+  int64_t n_ = 0;
+};
+
+}  // namespace petrel::model
