@@ -72,6 +72,10 @@ Result<std::string> ArchitectureOf(const Json& j, const std::string& what) {
 Status ParseRope(const Json& j, const std::string& what, ModelConfig& c) {
   Reader top{j, what};
   PETREL_TRY(c.rope.theta, top.Num("rope_theta", 10000.0));
+  // transformers 4.x reads partial_rotary_factor from the top level of the config
+  // (getattr(config, "partial_rotary_factor", 1.0)); 5.x from rope_parameters (checked below).
+  PETREL_TRY(double top_prf, top.Num("partial_rotary_factor", 1.0));
+  if (top_prf != 1.0) return Unsupported(what, ": partial_rotary_factor ", top_prf, " (only 1.0)");
   const Json* params = nullptr;
   std::string where;
   if (top.Has("rope_parameters")) {
@@ -169,10 +173,13 @@ Result<ModelConfig> ParseHfConfig(const Json& j, const std::string& what) {
   }
   c.qk_norm = c.architecture == "qwen3";
 
-  // Sliding window: mistral applies it to every layer when set; qwen2/qwen3 only with
-  // use_sliding_window, from layer max_window_layers on; 5.x configs list layer_types.
+  // Sliding window: mistral applies it to every layer when set (MistralAttention ignores
+  // use_sliding_window); qwen2/qwen3 only with use_sliding_window, from layer max_window_layers on;
+  // llama has none (LlamaAttention never reads sliding_window); 5.x configs list layer_types.
   PETREL_TRY(int64_t window, r.Int("sliding_window", 0));
-  PETREL_TRY(bool use_sw, r.Bool("use_sliding_window", c.architecture == "mistral"));
+  PETREL_TRY(bool use_sw, r.Bool("use_sliding_window", false));
+  if (c.architecture == "mistral") use_sw = true;
+  if (c.architecture == "llama") use_sw = false;
   PETREL_TRY(int64_t max_window_layers, r.Int("max_window_layers", 0));
   c.layer_sliding.assign(c.n_layers > 0 && c.n_layers < 100000 ? c.n_layers : 0, false);
   if (r.Has("layer_types")) {
@@ -187,7 +194,7 @@ Result<ModelConfig> ParseHfConfig(const Json& j, const std::string& what) {
     }
   } else if (use_sw && window > 0) {
     for (int64_t i = 0; i < (int64_t)c.layer_sliding.size(); ++i)
-      c.layer_sliding[i] = c.architecture == "mistral" || c.architecture == "llama" || i >= max_window_layers;
+      c.layer_sliding[i] = c.architecture == "mistral" || i >= max_window_layers;
   }
   bool any_sliding = false;
   for (bool s : c.layer_sliding) any_sliding |= s;
@@ -209,7 +216,7 @@ Result<ModelConfig> ParseHfConfig(const Json& j, const std::string& what) {
   c.dtype = *dt;
   PETREL_TRY(c.bos_token_id, r.Int("bos_token_id", -1));
   PETREL_TRY(c.eos_token_ids, r.IntList("eos_token_id"));
-  PETREL_TRY(c.Validate());
+  if (Status st = c.Validate(); !st.ok()) return st.error().WithContext(what);
   return c;
 }
 

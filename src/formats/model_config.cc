@@ -15,7 +15,7 @@ int64_t ModelConfig::NumParameters() const {
 
 Status ModelConfig::Validate() const {
   auto positive = [](const char* name, int64_t v, int64_t max) -> Status {
-    if (v <= 0 || v > max) return InvalidFormat("config: ", name, " = ", v, " is out of range (1..", max, ")");
+    if (v <= 0 || v > max) return InvalidFormat(name, " = ", v, " is out of range (1..", max, ")");
     return OkStatus();
   };
   PETREL_TRY(positive("vocab_size", vocab_size, 1 << 24));
@@ -27,10 +27,10 @@ Status ModelConfig::Validate() const {
   PETREL_TRY(positive("intermediate_size", ffn_dim, 1 << 20));
   PETREL_TRY(positive("max_position_embeddings", max_position_embeddings, 1 << 24));
   if (n_heads % n_kv_heads != 0)
-    return InvalidFormat("config: num_attention_heads (", n_heads, ") is not a multiple of num_key_value_heads (", n_kv_heads, ")");
-  if (head_dim % 2 != 0) return InvalidFormat("config: head_dim ", head_dim, " must be even for RoPE");
-  if (!(rms_eps > 0) || rms_eps > 1) return InvalidFormat("config: rms_norm_eps = ", rms_eps, " is out of range");
-  if (!(rope.theta > 0)) return InvalidFormat("config: rope_theta = ", rope.theta, " must be > 0");
+    return InvalidFormat("num_attention_heads (", n_heads, ") is not a multiple of num_key_value_heads (", n_kv_heads, ")");
+  if (head_dim % 2 != 0) return InvalidFormat("head_dim ", head_dim, " must be even for RoPE");
+  if (!(rms_eps > 0) || rms_eps > 1) return InvalidFormat("rms_norm_eps = ", rms_eps, " is out of range");
+  if (!(rope.theta > 0)) return InvalidFormat("rope_theta = ", rope.theta, " must be > 0");
   return OkStatus();
 }
 

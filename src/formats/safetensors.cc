@@ -46,13 +46,15 @@ Result<std::vector<TensorInfo>> SafetensorsFile::ParseHeader(
       continue;
     }
     auto bad = [&](auto... what) { return InvalidFormat(name, ": tensor `", tname, "`: ", what...); };
+    // Keeps the code of a nested error (an unknown dtype or a rank > 4 is kUnsupported).
+    auto wrap = [&](const Error& e) { return e.WithContext(name + ": tensor `" + tname + "`"); };
     if (!t.is_object()) return bad("entry is not an object");
     if (!t.contains("dtype") || !t["dtype"].is_string()) return bad("missing or non-string dtype");
     if (!t.contains("shape") || !t["shape"].is_array()) return bad("missing or non-array shape");
     if (!t.contains("data_offsets") || !t["data_offsets"].is_array() || t["data_offsets"].size() != 2)
       return bad("data_offsets must be [begin, end]");
     auto dt = ParseSafetensorsDType(t["dtype"].get<std::string>());
-    if (!dt.ok()) return bad(dt.error().message);
+    if (!dt.ok()) return wrap(dt.error());
     std::vector<int64_t> dims;
     uint64_t elems = 1;
     for (const Json& d : t["shape"]) {
@@ -63,7 +65,7 @@ Result<std::vector<TensorInfo>> SafetensorsFile::ParseHeader(
       dims.push_back((int64_t)v);
     }
     auto shape = Shape::FromVector(dims);
-    if (!shape.ok()) return bad(shape.error().message);
+    if (!shape.ok()) return wrap(shape.error());
     const Json& off = t["data_offsets"];
     if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned())
       return bad("data_offsets must be non-negative integers");
@@ -92,17 +94,21 @@ Result<std::vector<TensorInfo>> SafetensorsFile::ParseHeader(
     auto dup = std::adjacent_find(keys.begin(), keys.end());
     if (dup != keys.end()) return InvalidFormat(name, ": tensor `", *dup, "` appears twice in the header");
   }
-  // Overlap check over sorted ranges (empty tensors may share an offset).
+  // Overlap check over ranges sorted by begin (empty tensors may share an offset). Each non-empty
+  // range is compared with the furthest-reaching non-empty range before it, not only its sorted
+  // neighbour: an empty tensor (or a short one) in between must not hide an overlap.
   std::vector<size_t> order(ranges.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ranges[a] < ranges[b]; });
-  for (size_t i = 1; i < order.size(); ++i) {
-    const auto& prev = ranges[order[i - 1]];
-    const auto& cur = ranges[order[i]];
-    if (cur.first < prev.second && cur.first != cur.second) {
-      return InvalidFormat(name, ": tensors `", out[order[i - 1]].name, "` and `", out[order[i]].name,
+  size_t reach = order.size();  // index (into out/ranges) of the range with the largest end so far
+  for (size_t i : order) {
+    const auto& cur = ranges[i];
+    if (cur.first == cur.second) continue;
+    if (reach != order.size() && cur.first < ranges[reach].second) {
+      return InvalidFormat(name, ": tensors `", out[reach].name, "` and `", out[i].name,
                            "` overlap in the data section");
     }
+    if (reach == order.size() || cur.second > ranges[reach].second) reach = i;
   }
   return out;
 }
