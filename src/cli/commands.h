@@ -9,5 +9,7 @@ int RunLogits(int argc, char** argv);
 int RunInspect(int argc, char** argv);
 int RunBench(int argc, char** argv);
 int RunTemplate(int argc, char** argv);
+int RunTokenize(int argc, char** argv);
+int RunDetokenize(int argc, char** argv);
 
 }  // namespace petrel::cli

@@ -22,7 +22,13 @@ struct Command {
 // Keep sorted by how often people use them.
 constexpr Command kCommands[] = {
     // PETREL_COMMANDS_BEGIN (one line per command; helpers add theirs here)
+    {"generate", "generate text from a prompt, streamed", petrel::cli::RunGenerate},
+    {"logits", "per-position logits as JSON (for comparisons)", petrel::cli::RunLogits},
+    {"inspect", "architecture, parameters, dtypes and tensors of a model", petrel::cli::RunInspect},
+    {"bench", "prefill / decode speed and the memory-bandwidth bound", petrel::cli::RunBench},
     {"template", "render a model's chat template for messages (byte-exact)", petrel::cli::RunTemplate},
+    {"tokenize", "text -> token ids (and tokens) as JSON", petrel::cli::RunTokenize},
+    {"detokenize", "token ids -> text as JSON", petrel::cli::RunDetokenize},
     // PETREL_COMMANDS_END
     {"version", "print the version", RunVersion},
 };
