@@ -83,7 +83,8 @@ float CheckRow(const float* row, int64_t vocab, const Json& want, const std::vec
 
 // Prompt logits at every position, then greedy decoding step by step: each step's logits are
 // checked and, where the reference margin exceeds kMarginTol, the chosen token must match.
-float CheckCase(Runner& r, const Json& ref, const std::vector<int32_t>& probe, const std::string& what) {
+float CheckCase(Runner& r, const Json& ref, const std::vector<int32_t>& probe,
+                const std::string& what) {
   const int64_t vocab = r.model->config().vocab_size;
   std::vector<int32_t> table(64);
   std::iota(table.begin(), table.end(), 0);
@@ -141,7 +142,8 @@ void CheckRopeTable(const std::string& model_dir, const Json& want) {
   const auto inv_freq = want["inv_freq"].get<std::vector<double>>();
   ASSERT_EQ(t.inv_freq.size(), inv_freq.size()) << model_dir;
   for (size_t i = 0; i < inv_freq.size(); ++i)
-    EXPECT_NEAR(t.inv_freq[i], inv_freq[i], 1e-6 * inv_freq[i]) << model_dir << " inv_freq[" << i << "]";
+    EXPECT_NEAR(t.inv_freq[i], inv_freq[i], 1e-6 * inv_freq[i])
+        << model_dir << " inv_freq[" << i << "]";
   EXPECT_NEAR(t.attention_scaling, want["attention_scaling"].get<double>(), 1e-6) << model_dir;
 }
 
@@ -159,7 +161,8 @@ TEST(ModelGolden, OtherFamiliesMatchTransformers) {
   for (const auto& e : std::filesystem::directory_iterator(root)) {
     if (!std::filesystem::exists(e.path() / "refs.json")) continue;
     Json refs = LoadRefs((e.path() / "refs.json").string());
-    RunFamily(e.path().string(), refs["cases"], IdsOf(refs["probe_ids"]), e.path().filename().string());
+    RunFamily(e.path().string(), refs["cases"], IdsOf(refs["probe_ids"]),
+              e.path().filename().string());
     if (refs.contains("rope")) CheckRopeTable(e.path().string(), refs["rope"]);
     ++n;
   }

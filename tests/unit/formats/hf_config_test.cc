@@ -121,7 +121,7 @@ TEST(HfConfig, Qwen3TinyFixtureParses) {
 // embeddings). By hand: per layer q 1024x2048 + k,v 2 x 1024x1024 + o 2048x1024 + q/k norms 2x128
 // + mlp 3 x 1024x3072 + 2 norms x 1024 = 15,730,944; x 28 = 440,466,432; + embeddings
 // 151936x1024 = 155,582,464; + final norm 1024.
-TEST(HfConfig, Qwen3_0_6BConfigParsesWithPublishedParameterCount) {
+TEST(HfConfig, Qwen3SixHundredMConfigHasPublishedParameterCount) {
   auto c = ParseHfConfig(Fixture("bench/models/qwen3-0.6b/config.json"));
   ASSERT_TRUE(c.ok()) << c.error().ToString();
   EXPECT_EQ(c->n_layers, 28);
