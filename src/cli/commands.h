@@ -11,5 +11,6 @@ int RunBench(int argc, char** argv);
 int RunTemplate(int argc, char** argv);
 int RunTokenize(int argc, char** argv);
 int RunDetokenize(int argc, char** argv);
+int RunServe(int argc, char** argv);
 
 }  // namespace petrel::cli

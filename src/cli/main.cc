@@ -22,6 +22,7 @@ struct Command {
 // Keep sorted by how often people use them.
 constexpr Command kCommands[] = {
     // PETREL_COMMANDS_BEGIN (one line per command; helpers add theirs here)
+    {"serve", "OpenAI-compatible HTTP server (continuous batching)", petrel::cli::RunServe},
     {"generate", "generate text from a prompt, streamed", petrel::cli::RunGenerate},
     {"logits", "per-position logits as JSON (for comparisons)", petrel::cli::RunLogits},
     {"inspect", "architecture, parameters, dtypes and tensors of a model", petrel::cli::RunInspect},

@@ -127,21 +127,26 @@ Result<std::vector<int32_t>> TokenIdList(const Json& arr, const std::string& fie
 Status ParseGeneration(const Json& b, bool chat, GenerationOptions* g, std::string* param) {
   auto& s = g->sampling;
   PETREL_TRY(auto temperature, GetNumber(b, "temperature", 0.0, 100.0, param));
+  g->has_temperature = temperature.has_value();
   if (temperature) s.temperature = float(*temperature);
   PETREL_TRY(auto top_p, GetNumber(b, "top_p", 0.0, 1.0, param));
+  g->has_top_p = top_p.has_value();
   if (top_p) {
     if (*top_p <= 0.0) return Fail(param, "top_p", "`top_p` must be in (0, 1]");
     s.top_p = float(*top_p);
   }
   PETREL_TRY(auto top_k, GetInt(b, "top_k", -1, std::numeric_limits<int32_t>::max(), param));
+  g->has_top_k = top_k.has_value();
   if (top_k) s.top_k = int(*top_k);
   PETREL_TRY(auto min_p, GetNumber(b, "min_p", 0.0, 1.0, param));
+  g->has_min_p = min_p.has_value();
   if (min_p) s.min_p = float(*min_p);
   PETREL_TRY(auto presence, GetNumber(b, "presence_penalty", -2.0, 2.0, param));
   if (presence) s.presence_penalty = float(*presence);
   PETREL_TRY(auto frequency, GetNumber(b, "frequency_penalty", -2.0, 2.0, param));
   if (frequency) s.frequency_penalty = float(*frequency);
   PETREL_TRY(auto repetition, GetNumber(b, "repetition_penalty", 0.0, 100.0, param));
+  g->has_repetition_penalty = repetition.has_value();
   if (repetition) {
     if (*repetition <= 0.0) {
       return Fail(param, "repetition_penalty", "`repetition_penalty` must be > 0");

@@ -35,7 +35,10 @@ struct GenerationOptions {
   bool logprobs = false;
   int top_logprobs = 0;  // with logprobs: alternatives per position
   bool skip_special_tokens = true;
-  // logit_bias keys as given (token ids as strings); checked against the vocabulary later.
+  // Which sampling fields the client set; the others take the model's generation_config.json
+  // defaults (as vLLM does), which the parser does not know.
+  bool has_temperature = false, has_top_p = false, has_top_k = false, has_min_p = false,
+       has_repetition_penalty = false;
 };
 
 struct ChatCompletionRequest {

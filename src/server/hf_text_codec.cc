@@ -1,0 +1,98 @@
+#include "server/hf_text_codec.h"
+
+#include "core/log.h"
+#include "server/chat_output.h"
+#include "template/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace petrel::server {
+
+namespace {
+
+class HfStream : public TextStream {
+ public:
+  HfStream(const tokenizer::Tokenizer& tok, bool skip_special) : detok_(tok, skip_special) {}
+  std::string Add(int32_t token) override { return detok_.Push(token); }
+  std::string Finish() override { return detok_.Flush(); }
+
+ private:
+  tokenizer::IncrementalDetokenizer detok_;
+};
+
+class HfTextCodec : public TextCodec {
+ public:
+  HfTextCodec(std::unique_ptr<tokenizer::Tokenizer> tok, std::optional<jinja::ChatTemplate> tpl,
+              std::string template_error)
+      : tok_(std::move(tok)), tpl_(std::move(tpl)), template_error_(std::move(template_error)) {
+    // Reasoning and tool-call markers only for tokenizers that have them as tokens (Qwen3,
+    // Hermes-style models); others get plain content.
+    if (!tok_->TokenToId(markers_.think_start) || !tok_->TokenToId(markers_.think_end)) {
+      markers_.think_start.clear();
+      markers_.think_end.clear();
+    }
+    if (!tok_->TokenToId(markers_.tool_call_start)) markers_.tool_call_start.clear();
+  }
+
+  Result<std::vector<int32_t>> Encode(std::string_view text,
+                                      bool add_special_tokens) const override {
+    tokenizer::EncodeOptions o;
+    o.add_special_tokens = add_special_tokens;
+    o.parse_special = true;
+    return tok_->Encode(text, o);
+  }
+  Result<std::string> Decode(std::span<const int32_t> ids,
+                             bool skip_special_tokens) const override {
+    return tok_->Decode(ids, skip_special_tokens);
+  }
+  std::string TokenText(int32_t id) const override {
+    auto s = tok_->Decode(std::span<const int32_t>(&id, 1), false);
+    return s.ok() ? std::move(s).value() : std::string();
+  }
+  std::unique_ptr<TextStream> NewStream(bool skip_special_tokens) const override {
+    return std::make_unique<HfStream>(*tok_, skip_special_tokens);
+  }
+  int vocab_size() const override { return tok_->vocab_size(); }
+
+  Result<std::string> ApplyChatTemplate(const OrderedJson& messages, const OrderedJson& tools,
+                                        bool add_generation_prompt,
+                                        const Json& kwargs) const override {
+    if (!tpl_) return InvalidArgument("this model has no chat template (", template_error_, ")");
+    jinja::ApplyOptions o;
+    o.add_generation_prompt = add_generation_prompt;
+    o.kwargs = kwargs.is_object() ? kwargs : Json::object();
+    // vLLM's convention: assistant tool_calls arguments given as JSON strings become objects.
+    o.parse_tool_call_arguments = true;
+    return tpl_->Apply(messages, tools, o);
+  }
+  ChatMarkers markers() const override { return markers_; }
+  Result<std::vector<ToolCall>> ParseToolCalls(std::string_view text) const override {
+    return ParseHermesToolCalls(text);
+  }
+
+ private:
+  std::unique_ptr<tokenizer::Tokenizer> tok_;
+  std::optional<jinja::ChatTemplate> tpl_;
+  std::string template_error_;
+  ChatMarkers markers_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<TextCodec>> LoadHfTextCodec(const std::string& model_dir) {
+  auto tok = tokenizer::Tokenizer::FromDirectory(model_dir);
+  if (!tok.ok()) return tok.error().WithContext("loading the tokenizer of " + model_dir);
+  std::optional<jinja::ChatTemplate> tpl;
+  std::string template_error;
+  auto t = jinja::ChatTemplate::FromModelDir(model_dir);
+  if (t.ok()) {
+    tpl = std::move(t).value();
+  } else {
+    template_error = t.error().message;
+    LogWarn("no usable chat template in ", model_dir, ": ", template_error,
+            " (/v1/chat/completions will answer 400)");
+  }
+  return std::unique_ptr<TextCodec>(
+      std::make_unique<HfTextCodec>(std::move(tok).value(), std::move(tpl), template_error));
+}
+
+}  // namespace petrel::server
