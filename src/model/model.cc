@@ -55,14 +55,23 @@ void Model::Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* l
   TensorView gate = Rows(act_.gate, T, c.ffn_dim), up = Rows(act_.up, T, c.ffn_dim);
   const float scale = 1.0f / std::sqrt((float)hd);
 
+  // y = W x (+ b), plus each adapter's B (A x) on its rows when the batch uses adapters.
+  const bool lora = lora_.Plan(batch.seqs, batch.seq_adapters);
+  auto linear = [&](TensorView y, TensorView in, TensorView w, TensorView b, int64_t layer,
+                    lora::LoraTarget t) {
+    be.MatMul(y, in, w, b);
+    if (lora) lora_.Apply(be, y, in, layer, t);
+  };
+  using lora::LoraTarget;
+
   be.Embedding(x, w_.embed, batch.tokens);
   for (int64_t i = 0; i < c.n_layers; ++i) {
     const LayerWeights& L = w_.layers[i];
     // Attention block.
     be.RmsNorm(h, x, L.attn_norm, (float)c.rms_eps);
-    be.MatMul(q, h, L.q, L.q_bias);
-    be.MatMul(k, h, L.k, L.k_bias);
-    be.MatMul(v, h, L.v, L.v_bias);
+    linear(q, h, L.q, L.q_bias, i, LoraTarget::kQ);
+    linear(k, h, L.k, L.k_bias, i, LoraTarget::kK);
+    linear(v, h, L.v, L.v_bias, i, LoraTarget::kV);
     if (c.qk_norm) {  // Qwen3: RMSNorm over each head's vector, before RoPE
       be.RmsNorm(q, q, L.q_norm, (float)c.rms_eps);
       be.RmsNorm(k, k, L.k_norm, (float)c.rms_eps);
@@ -78,14 +87,14 @@ void Model::Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* l
                                           .head_dim = (int)hd,
                                           .scale = scale,
                                           .sliding_window = sliding ? (int)c.sliding_window : 0});
-    be.MatMul(out, attn, L.o, L.o_bias);
+    linear(out, attn, L.o, L.o_bias, i, LoraTarget::kO);
     be.Add(x, out);
     // MLP block: down(silu(gate(h)) * up(h)).
     be.RmsNorm(h, x, L.ffn_norm, (float)c.rms_eps);
-    be.MatMul(gate, h, L.gate, L.gate_bias);
-    be.MatMul(up, h, L.up, L.up_bias);
+    linear(gate, h, L.gate, L.gate_bias, i, LoraTarget::kGate);
+    linear(up, h, L.up, L.up_bias, i, LoraTarget::kUp);
     be.SiluMul(gate, gate, up);
-    be.MatMul(out, gate, L.down, L.down_bias);
+    linear(out, gate, L.down, L.down_bias, i, LoraTarget::kDown);
     be.Add(x, out);
   }
   // Final norm and LM head, only for the rows whose logits are wanted.

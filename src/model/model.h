@@ -11,6 +11,7 @@
 #include "formats/model_config.h"
 #include "formats/safetensors.h"
 #include "kernels/backend.h"
+#include "model/lora/lora_batch.h"
 #include "model/weights.h"
 
 namespace petrel::model {
@@ -23,6 +24,10 @@ struct ForwardBatch {
   std::vector<int64_t> slots;      // [T] KV-cache slot (block * block_size + offset) of each token
   std::vector<kernels::AttentionSeq> seqs;
   std::vector<int32_t> logit_rows; // rows whose logits are wanted (e.g. each sequence's last)
+  // LoRA adapter of each sequence, parallel to `seqs` (nullptr = base model); empty = no adapters.
+  // The adapters must outlive the call and have been loaded for this model (lora::LoadAdapter).
+  // Sequences that share an adapter should be neighbours so their rows form one run.
+  std::vector<const lora::LoraAdapter*> seq_adapters;
 };
 
 struct LoadOptions {
@@ -67,6 +72,7 @@ class Model {
   kernels::RopeTable rope_;
   int64_t weight_bytes_ = 0;
   Activations act_;
+  lora::LoraBatch lora_;  // this step's adapter runs and their scratch
 };
 
 // Loads MODEL_DIR (config.json, generation_config.json, safetensors) or, with load_format

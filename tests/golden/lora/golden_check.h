@@ -1,0 +1,136 @@
+// Checks of petrel's logits against the transformers / PEFT references in tests/fixtures/refs.json
+// (same tolerances and procedure as tests/golden/model/model_golden_test.cc): top-k logits,
+// logsumexp and probe logits at every prompt position, then greedy steps whose reference margin
+// exceeds kMarginTol must pick the reference token.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "core/json_util.h"
+#include "model/lora/adapter.h"
+#include "model/model.h"
+
+namespace petrel::model::golden {
+
+constexpr float kLogitTol = 2e-3f;   // max |Δ| on top-k logits, logsumexp, probe logits
+constexpr float kMarginTol = 1e-2f;  // greedy steps with a smaller reference margin are ambiguous
+
+inline std::vector<int32_t> IdsOf(const Json& j) { return j.get<std::vector<int32_t>>(); }
+
+inline Json LoadRefs(const std::string& path) {
+  auto j = ReadJsonFile(path);
+  EXPECT_TRUE(j.ok()) << j.error().ToString();
+  return j.ok() ? *j : Json();
+}
+
+// One sequence on its own KV cache, optionally with a LoRA adapter.
+struct Runner {
+  Model* model;
+  const lora::LoraAdapter* adapter = nullptr;
+  std::unique_ptr<kernels::KvCache> cache;
+  std::vector<int32_t> table;
+  static constexpr int kBlock = 16;
+
+  Runner(Model* m, const lora::LoraAdapter* a, int64_t max_tokens = 512) : model(m), adapter(a) {
+    const int64_t n_blocks = (max_tokens + kBlock - 1) / kBlock;
+    cache = model->CreateKvCache(n_blocks, kBlock, DType::kF32);
+    table.resize(n_blocks);
+    std::iota(table.begin(), table.end(), 0);
+  }
+
+  // Runs `ids` at positions start.. (cache holds 0..start-1); logits of every new row.
+  std::vector<float> Run(const std::vector<int32_t>& ids, int start) {
+    ForwardBatch b;
+    const int n = (int)ids.size();
+    for (int i = 0; i < n; ++i) {
+      const int pos = start + i;
+      b.tokens.push_back(ids[i]);
+      b.positions.push_back(pos);
+      b.slots.push_back((int64_t)table[pos / kBlock] * kBlock + pos % kBlock);
+      b.logit_rows.push_back(i);
+    }
+    b.seqs.push_back(kernels::AttentionSeq{0, n, start + n, table});
+    if (adapter) b.seq_adapters.push_back(adapter);
+    std::vector<float> logits((size_t)n * model->config().vocab_size);
+    model->Forward(b, *cache, logits.data());
+    return logits;
+  }
+};
+
+// Checks one row against {top_ids, top_logits, logsumexp, probe_logits}; returns the worst |Δ|.
+inline float CheckRow(const float* row, int64_t vocab, const Json& want,
+                      const std::vector<int32_t>& probe, const std::string& what) {
+  float worst = 0;
+  const float mx = *std::max_element(row, row + vocab);
+  double s = 0;
+  for (int64_t i = 0; i < vocab; ++i) s += std::exp((double)row[i] - mx);
+  const float lse = mx + (float)std::log(s);
+  worst = std::max(worst, std::abs(lse - want["logsumexp"].get<float>()));
+  EXPECT_NEAR(lse, want["logsumexp"].get<float>(), kLogitTol) << what << " logsumexp";
+  const auto top_ids = IdsOf(want["top_ids"]);
+  const auto top_logits = want["top_logits"].get<std::vector<float>>();
+  for (size_t i = 0; i < top_ids.size(); ++i) {
+    worst = std::max(worst, std::abs(row[top_ids[i]] - top_logits[i]));
+    EXPECT_NEAR(row[top_ids[i]], top_logits[i], kLogitTol) << what << " top " << i;
+  }
+  if (top_logits.size() > 1 && top_logits[0] - top_logits[1] > 2 * kLogitTol) {
+    EXPECT_EQ(std::max_element(row, row + vocab) - row, top_ids[0]) << what << " argmax";
+  }
+  const auto probe_logits = want["probe_logits"].get<std::vector<float>>();
+  for (size_t i = 0; i < probe.size(); ++i) {
+    worst = std::max(worst, std::abs(row[probe[i]] - probe_logits[i]));
+    EXPECT_NEAR(row[probe[i]], probe_logits[i], kLogitTol) << what << " probe " << i;
+  }
+  return worst;
+}
+
+// Prompt logits at every position, then the greedy steps.
+inline float CheckCase(Model* model, const lora::LoraAdapter* adapter, const Json& ref,
+                       const std::vector<int32_t>& probe, const std::string& what) {
+  Runner r(model, adapter);
+  const int64_t vocab = model->config().vocab_size;
+  const std::vector<int32_t> ids = IdsOf(ref["ids"]);
+  auto logits = r.Run(ids, 0);
+  const auto& positions = ref["positions"];
+  EXPECT_EQ(logits.size(), positions.size() * vocab) << what;
+  float worst = 0;
+  for (size_t p = 0; p < positions.size(); ++p)
+    worst = std::max(worst, CheckRow(logits.data() + p * vocab, vocab, positions[p], probe,
+                                     what + " pos " + std::to_string(p)));
+  if (!ref.contains("greedy")) return worst;
+  std::vector<float> last(logits.end() - vocab, logits.end());
+  int pos = (int)ids.size();
+  for (size_t step = 0; step < ref["greedy"].size(); ++step) {
+    const Json& g = ref["greedy"][step];
+    const std::string at = what + " greedy " + std::to_string(step);
+    worst = std::max(worst, CheckRow(last.data(), vocab, g, probe, at));
+    const int32_t want = g["token"].get<int32_t>();
+    const int32_t got = (int32_t)(std::max_element(last.begin(), last.end()) - last.begin());
+    if (g["margin"].get<float>() > kMarginTol) {
+      EXPECT_EQ(got, want) << at;
+      if (got != want) break;
+    } else if (got != want) {
+      break;  // an ambiguous step went the other way: the rest of the reference no longer applies
+    }
+    last = r.Run({want}, pos++);
+  }
+  return worst;
+}
+
+// Every case of `cases`; returns the worst |Δ| over all of them.
+inline float CheckCases(Model* model, const lora::LoraAdapter* adapter, const Json& cases,
+                        const std::vector<int32_t>& probe, const std::string& label) {
+  float worst = 0;
+  for (const auto& c : cases)
+    worst = std::max(worst, CheckCase(model, adapter, c, probe, label + "/" + c["name"].get<std::string>()));
+  std::printf("%s: max |logit delta| = %g\n", label.c_str(), worst);
+  return worst;
+}
+
+}  // namespace petrel::model::golden
