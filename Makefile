@@ -11,7 +11,7 @@ DEB_PKGS := build-essential cmake ninja-build ccache pkg-config curl \
             libpcre2-dev libutf8proc-dev nlohmann-json3-dev libboost-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test test-unit serve e2e-deps clean format
+.PHONY: deps build build-cuda test test-unit serve e2e-deps clean format
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -29,6 +29,12 @@ $(BUILD_DIR)/build.ninja:
 
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# The CUDA backend too (nvcc + cuBLAS from /usr/local/cuda, sm_90), in its own build dir. Not
+# part of `make test` or CI; its tests carry the label gpu (run them on a GPU machine with
+# `cd build-cuda && ctest -L gpu`).
+build-cuda:
+	$(MAKE) build BUILD_DIR=build-cuda CMAKE_FLAGS="-DPETREL_CUDA=ON $(CMAKE_FLAGS)"
 
 e2e-deps: deps
 	@if [ -f tests/e2e/package.json ]; then \

@@ -64,7 +64,7 @@ int RunBench(int argc, char** argv) {
   bool json = false, no_bandwidth = false;
   std::string kv = "f32";
   ModelFlags mf;
-  Flags f("petrel bench MODEL_DIR [--load-format dummy] [--prompt-tokens N] [--gen-tokens N] [--threads T] [--json]");
+  Flags f("petrel bench MODEL_DIR [--load-format dummy] [--device cuda] [--prompt-tokens N] [--gen-tokens N] [--threads T] [--json]");
   f.Add("prompt-tokens", &prompt_tokens, "prefill length (default 512)")
       .Add("gen-tokens", &gen_tokens, "decode steps (default 128)")
       .Add("repeats", &repeats, "runs; the median is reported (default 3)")
@@ -109,13 +109,16 @@ int RunBench(int argc, char** argv) {
     decode.push_back(gen_tokens / Seconds(t2, t3));
   }
   const double pp = Median(prefill), tg = Median(decode);
-  const double bw = no_bandwidth ? 0.0 : MeasureReadBandwidth(threads);
+  // The host-memory bandwidth bound only means something for the CPU backend.
+  const bool on_cpu = mf.device == "cpu";
+  const double bw = no_bandwidth || !on_cpu ? 0.0 : MeasureReadBandwidth(threads);
   const double bound = bw > 0 ? bw * 1e9 / (double)m.WeightBytes() : 0.0;
   std::fprintf(stderr,
                "model %s (%s, %s weights %.1f MB), %d threads, ISA %s, load %.2f s\n"
                "prefill %d tokens: %.1f tok/s   decode %d tokens: %.2f tok/s\n",
                f.positional()[0].c_str(), m.config().architecture.c_str(), DTypeName(m.config().dtype),
-               m.WeightBytes() / 1e6, threads, kernels::CpuIsaName(), Seconds(t_load0, t_load1),
+               m.WeightBytes() / 1e6, threads, on_cpu ? kernels::CpuIsaName() : m.backend().name(),
+               Seconds(t_load0, t_load1),
                prompt_tokens, pp, gen_tokens, tg);
   if (bw > 0)
     std::fprintf(stderr, "read bandwidth %.1f GB/s -> decode bound %.2f tok/s; decode at %.0f%% of bound\n",
@@ -128,6 +131,7 @@ int RunBench(int argc, char** argv) {
     j["gen_tokens"] = gen_tokens;
     j["threads"] = threads;
     j["isa"] = kernels::CpuIsaName();
+    j["device"] = m.backend().name();
     j["weight_bytes"] = m.WeightBytes();
     j["read_gb_s"] = bw;
     j["decode_bound_tok_s"] = bound;

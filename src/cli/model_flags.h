@@ -11,12 +11,14 @@ namespace petrel::cli {
 struct ModelFlags {
   std::string load_format = "auto";
   int threads = 0;
+  std::string device = "cpu";
   void Register(Flags& f) {
     f.Add("load-format", &load_format, "auto (safetensors) or dummy (random weights from config.json)");
     f.Add("threads", &threads, "CPU threads (default: all)");
+    f.Add("device", &device, "cpu (default), cuda or cuda:N (needs a -DPETREL_CUDA=ON build)");
   }
   model::LoadOptions ToLoadOptions() const {
-    return model::LoadOptions{.load_format = load_format, .n_threads = threads};
+    return model::LoadOptions{.load_format = load_format, .n_threads = threads, .device = device};
   }
 };
 

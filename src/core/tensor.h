@@ -1,5 +1,6 @@
 // Tensors: a TensorView is a non-owning (pointer, dtype, shape) triple, row-major and contiguous;
-// a Tensor owns a 64-byte aligned host buffer. Views of mmapped weights are zero-copy.
+// a Tensor owns a 64-byte aligned host buffer, or memory a backend handed it together with a
+// deleter (device memory for the CUDA backend). Views of mmapped weights are zero-copy.
 #pragma once
 
 #include <array>
@@ -68,10 +69,29 @@ struct TensorView {
   }
 };
 
-// Owning, 64-byte aligned host buffer. Move-only.
+namespace internal {
+// Releases a Tensor's buffer: std::free, or the deleter a backend handed over with it.
+struct TensorFree {
+  void (*deleter)(void* ctx, void* data) = nullptr;  // nullptr: std::free
+  void* ctx = nullptr;
+  void operator()(char* p) const {
+    if (deleter) deleter(ctx, p);
+    else std::free(p);
+  }
+};
+}  // namespace internal
+
+// Owning buffer. Move-only. By default 64-byte aligned host memory (std::aligned_alloc/std::free);
+// a backend may hand over memory of its own (device memory, a pooled block) with the function that
+// releases it: deleter(ctx, data) runs once, when the Tensor is destroyed or assigned over. The
+// caller keeps `ctx` alive for as long as the Tensor lives.
 class Tensor {
  public:
+  using Deleter = void (*)(void* ctx, void* data);
+
   Tensor() = default;
+  Tensor(void* data, DType dtype, Shape shape, Deleter deleter, void* ctx)
+      : buf_(static_cast<char*>(data), Free{deleter, ctx}), view_{data, dtype, shape} {}
   Tensor(DType dtype, Shape shape) : view_{nullptr, dtype, shape} {
     size_t bytes = (view_.NumBytes() + 63) / 64 * 64;
     if (bytes == 0) bytes = 64;
@@ -93,9 +113,7 @@ class Tensor {
   size_t NumBytes() const { return view_.NumBytes(); }
 
  private:
-  struct Free {
-    void operator()(char* p) const { std::free(p); }
-  };
+  using Free = internal::TensorFree;
   std::unique_ptr<char, Free> buf_;
   TensorView view_;
 };

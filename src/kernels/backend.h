@@ -5,14 +5,19 @@
 //
 // Conventions: activations are f32, row-major, one row per token of the flattened batch. Weights
 // are TensorViews in their stored dtype (f32 / f16 / bf16), PyTorch Linear layout [out, in].
-// Buffers passed to a backend were allocated by that backend (host memory for the CPU).
+// Buffers passed to a backend were allocated by that backend (host memory for the CPU, device
+// memory for CUDA) or returned by its UploadWeight(). The small per-step index arrays (token ids,
+// positions, KV slots, block tables, logit rows) are always host memory: a device backend uploads
+// them itself, once per step when the caller announces them with BeginBatch() (see there).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "core/tensor.h"
 
 namespace petrel::kernels {
@@ -57,6 +62,20 @@ struct AttentionSeq {
   std::span<const int32_t> block_table;  // physical block of each logical block
 };
 
+// The host-side index arrays of one forward step, announced to the backend before its ops run.
+// A device backend copies them to device memory in one transfer (pinned staging buffer, one
+// cudaMemcpyAsync) and afterwards recognises these same spans (by address and length) when an op
+// receives them, instead of uploading them op by op. Ops given spans that were not announced still
+// work (they are uploaded on the spot, slower). The arrays must stay alive and unchanged until the
+// step's ToHost() (or the next BeginBatch) returns.
+struct BatchMetadata {
+  std::span<const int32_t> tokens{};      // [T]
+  std::span<const int32_t> positions{};   // [T]
+  std::span<const int64_t> slots{};       // [T]
+  std::span<const AttentionSeq> seqs{};
+  std::span<const int32_t> logit_rows{};  // [R]
+};
+
 struct AttentionParams {
   int layer = 0;
   int n_heads = 0;
@@ -74,6 +93,15 @@ class Backend {
   // Allocates an f32 (or other) activation buffer.
   virtual Tensor Allocate(DType dtype, Shape shape) = 0;
   virtual std::unique_ptr<KvCache> AllocateKvCache(const KvCacheLayout& layout) = 0;
+  // Makes a weight (host memory, e.g. mmapped) usable by this backend's ops and returns the view
+  // the ops must be given. Called once per weight at load. The CPU returns `host` unchanged; the
+  // CUDA backend copies it to device memory it owns until the backend is destroyed (1-D tensors,
+  // i.e. norm weights and biases, are stored as f32 there). `host` may be released afterwards
+  // unless the returned view aliases it.
+  virtual TensorView UploadWeight(TensorView host) { return host; }
+  // Announces the index arrays of the next forward step (see BatchMetadata). Optional: the CPU
+  // ignores it. The CUDA backend also uses it to replay decode steps as CUDA graphs.
+  virtual void BeginBatch(const BatchMetadata& meta) {}
 
   // out[t, :] = table[ids[t], :] as f32.                         out: [n, d]
   virtual void Embedding(TensorView out, TensorView table, std::span<const int32_t> ids) = 0;
@@ -98,7 +126,8 @@ class Backend {
                          std::span<const AttentionSeq> seqs, const AttentionParams& p) = 0;
   // Copies rows `rows` of x into out (gathering e.g. the last token of each sequence).
   virtual void GatherRows(TensorView out, TensorView x, std::span<const int32_t> rows) = 0;
-  // Copies a backend buffer to host f32 (no-op copy on the CPU).
+  // Copies a backend buffer (f32) to host memory; returns when `dst` holds the data. On a device
+  // backend this is the step's synchronisation point.
   virtual void ToHost(TensorView src, float* dst) = 0;
 };
 
@@ -108,5 +137,10 @@ std::unique_ptr<Backend> CreateCpuBackend(int n_threads);
 
 // Name of the ISA level the CPU kernels use on this machine ("avx512", "avx2", "scalar").
 const char* CpuIsaName();
+
+// The CUDA backend on GPU `device` (sm_90 build). Errors: kUnsupported when petrel was built
+// without -DPETREL_CUDA=ON, kNotFound when there is no such GPU (or no usable driver). Not
+// thread-safe: one thread drives a backend (the engine loop does).
+Result<std::unique_ptr<Backend>> CreateCudaBackend(int device);
 
 }  // namespace petrel::kernels

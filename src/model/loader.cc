@@ -3,6 +3,7 @@
 
 #include "core/log.h"
 #include "formats/hf_config.h"
+#include "kernels/backend_factory.h"
 #include "model/model.h"
 #include "model/rope.h"
 
@@ -90,7 +91,10 @@ Result<std::unique_ptr<Model>> LoadModel(const std::string& dir, const LoadOptio
   ForEachTensor(c, w, [&](const TensorSpec&, TensorView& slot) { bytes += (int64_t)slot.NumBytes(); });
   m->weight_bytes_ = bytes;
   m->rope_ = BuildRopeTable(c);
-  m->backend_ = kernels::CreateCpuBackend(opts.n_threads);
+  PETREL_TRY(m->backend_, kernels::CreateBackend(opts.device, opts.n_threads));
+  // Each weight goes to the backend's memory once (device memory for CUDA; the CPU keeps views).
+  ForEachTensor(c, w, [&](const TensorSpec&, TensorView& slot) { slot = m->backend_->UploadWeight(slot); });
+  if (c.tie_embeddings) w.lm_head = w.embed;
   return m;
 }
 

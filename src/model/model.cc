@@ -64,6 +64,9 @@ void Model::Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* l
   };
   using lora::LoraTarget;
 
+  // The step's index arrays, announced once (a device backend uploads them in one copy).
+  be.BeginBatch({.tokens = batch.tokens, .positions = batch.positions, .slots = batch.slots,
+                 .seqs = batch.seqs, .logit_rows = batch.logit_rows});
   be.Embedding(x, w_.embed, batch.tokens);
   for (int64_t i = 0; i < c.n_layers; ++i) {
     const LayerWeights& L = w_.layers[i];

@@ -33,6 +33,7 @@ struct ForwardBatch {
 struct LoadOptions {
   std::string load_format = "auto";  // "auto" (safetensors) or "dummy" (random weights)
   int n_threads = 0;                 // CPU threads; 0 = all
+  std::string device = "cpu";        // backend: "cpu", "cuda", "cuda:N" (kernels::CreateBackend)
   uint64_t dummy_seed = 0;
 };
 

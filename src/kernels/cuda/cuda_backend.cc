@@ -1,0 +1,703 @@
+// The CUDA backend: the ops of kernels/backend.h on one GPU, one stream.
+//
+// Memory. Activation buffers (Allocate) come from a size-bucketed pool of cudaMalloc blocks and go
+// back to it when their Tensor dies: no cudaMalloc/cudaFree (which synchronise the device) in the
+// steady state, and the same buffers come back step after step. Weights are copied to the device
+// once (UploadWeight) and owned by the backend; 1-D weights (norms, biases) are stored as f32.
+//
+// Index arrays. BeginBatch() packs the step's host arrays (token ids, positions, KV slots, block
+// tables padded to a fixed stride, logit rows, and the row -> sequence map attention needs) into a
+// pinned staging buffer and uploads them with one cudaMemcpyAsync into a device buffer of fixed
+// layout. Ops recognise those spans by address and use the device copies; spans that were not
+// announced are uploaded on the spot (tests calling single ops do this).
+//
+// CUDA graphs. Every op is issued through Submit(key, launch): `key` lists everything the launch
+// depends on (op, device pointers, sizes, scalars), `launch` enqueues its kernels. In a decode step
+// (every sequence adds one token) the ops are run and recorded; at the step's end (ToHost) the
+// recording is captured into a CUDA graph for that batch size. In later decode steps of the same
+// size the ops only compare their keys against the recording; if all match, ToHost launches the
+// graph instead of ~17 kernels per layer. Anything different (another buffer, a grown block
+// table stride, one op more or less) makes the step fall back to running the recorded prefix and
+// the rest eagerly, and re-records. Index arrays live at fixed device addresses, so the graphs
+// read each step's fresh values.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <unordered_map>
+#include <vector>
+
+#include "core/log.h"
+#include "kernels/backend.h"
+#include "kernels/cuda/add.cuh"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/elem.h"
+#include "kernels/cuda/embedding.cuh"
+#include "kernels/cuda/matmul.cuh"
+#include "kernels/cuda/paged_attention.cuh"
+#include "kernels/cuda/rms_norm.cuh"
+#include "kernels/cuda/rope.cuh"
+#include "kernels/cuda/silu_mul.cuh"
+#include "kernels/cuda/store_kv.cuh"
+
+namespace petrel::kernels {
+
+namespace cuda {
+
+void CudaFail(const char* stmt, const char* file, int line, const char* what) {
+  std::fprintf(stderr, "%s:%d: CUDA call failed: %s: %s\n", file, line, stmt, what);
+  std::fflush(stderr);
+  std::abort();
+}
+
+}  // namespace cuda
+
+namespace {
+
+using cuda::Elem;
+
+Elem ElemOf(DType t) {
+  switch (t) {
+    case DType::kF32: return Elem::kF32;
+    case DType::kF16: return Elem::kF16;
+    case DType::kBF16: return Elem::kBF16;
+    case DType::kI8: case DType::kU8: case DType::kI16: case DType::kI32: case DType::kU32:
+    case DType::kI64: case DType::kBool:
+      break;
+  }
+  PETREL_CHECK(false) << "CUDA backend: no float kernels for dtype " << DTypeName(t);
+  return Elem::kF32;
+}
+
+size_t RoundUp(size_t n, size_t to) { return (n + to - 1) / to * to; }
+int64_t NextPow2(int64_t n) { return (int64_t)std::bit_ceil((uint64_t)std::max<int64_t>(n, 1)); }
+
+// Size-bucketed cache of device blocks (exact rounded sizes, LIFO reuse). Single-threaded like the
+// backend. All work runs on one stream, so a block freed by the host and handed out again is only
+// touched by kernels enqueued after the ones that used it before.
+class DevicePool {
+ public:
+  ~DevicePool() {
+    for (auto& [bytes, list] : free_)
+      for (void* p : list) cudaFree(p);
+  }
+  void* Get(size_t bytes) {
+    bytes = RoundUp(std::max<size_t>(bytes, 1), 256);
+    auto& list = free_[bytes];
+    void* p;
+    if (!list.empty()) {
+      p = list.back();
+      list.pop_back();
+    } else {
+      CUDA_CHECK(cudaMalloc(&p, bytes));
+    }
+    size_of_[p] = bytes;
+    return p;
+  }
+  void Put(void* p) {
+    auto it = size_of_.find(p);
+    PETREL_CHECK(it != size_of_.end()) << "DevicePool: unknown block";
+    free_[it->second].push_back(p);
+    size_of_.erase(it);
+  }
+  static void Release(void* ctx, void* p) { static_cast<DevicePool*>(ctx)->Put(p); }
+
+ private:
+  std::map<size_t, std::vector<void*>> free_;
+  std::unordered_map<void*, size_t> size_of_;
+};
+
+// An owned cudaMalloc block (weights, caches, scratch). Move-only.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
+    CUDA_CHECK(cudaMalloc(&p_, std::max<size_t>(bytes, 1)));
+  }
+  DeviceBuffer(DeviceBuffer&& o) noexcept : p_(o.p_), bytes_(o.bytes_) { o.p_ = nullptr, o.bytes_ = 0; }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(bytes_, o.bytes_);
+    return *this;
+  }
+  ~DeviceBuffer() {
+    if (p_) cudaFree(p_);
+  }
+  void* get() const { return p_; }
+  size_t bytes() const { return bytes_; }
+  // Grows to at least `bytes` (contents are lost). Synchronises the device when it reallocates.
+  void Reserve(size_t bytes) {
+    if (bytes <= bytes_) return;
+    if (p_) CUDA_CHECK(cudaDeviceSynchronize());  // queued kernels may still use the old block
+    *this = DeviceBuffer(bytes);
+  }
+
+ private:
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+class PinnedBuffer {
+ public:
+  ~PinnedBuffer() {
+    if (p_) cudaFreeHost(p_);
+  }
+  void* get() const { return p_; }
+  void Reserve(size_t bytes) {
+    if (bytes <= bytes_) return;
+    if (p_) CUDA_CHECK(cudaFreeHost(p_));
+    CUDA_CHECK(cudaMallocHost(&p_, bytes));
+    bytes_ = bytes;
+  }
+
+ private:
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+class CudaKvCache : public KvCache {
+ public:
+  explicit CudaKvCache(const KvCacheLayout& layout) {
+    layout_ = layout;
+    pool_bytes_ = (size_t)layout.n_blocks * layout.block_size * layout.n_kv_heads *
+                  layout.head_dim * DTypeSize(layout.dtype);
+    buf_ = DeviceBuffer(pool_bytes_ * 2 * layout.n_layers);
+    // Zeroed once so that nothing reads uninitialised memory even through a stale slot.
+    CUDA_CHECK(cudaMemset(buf_.get(), 0, buf_.bytes()));
+  }
+  void* k(int layer) const { return static_cast<char*>(buf_.get()) + pool_bytes_ * (2 * layer); }
+  void* v(int layer) const { return static_cast<char*>(buf_.get()) + pool_bytes_ * (2 * layer + 1); }
+
+ private:
+  DeviceBuffer buf_;
+  size_t pool_bytes_ = 0;
+};
+
+// The device copy of one step's index arrays (see BeginBatch). Sections at fixed offsets that
+// depend only on the capacities, so the addresses stay put from step to step.
+struct DeviceBatch {
+  // Host spans this copy was made from (for recognising them in ops).
+  BatchMetadata host;
+  int64_t n_rows = 0;  // attention rows: max(q_begin + q_len)
+  int64_t cap_rows = 0, cap_seqs = 0;
+  int table_stride = 0;
+  // Device pointers into `dev`.
+  const int64_t* slots = nullptr;
+  const int32_t* tokens = nullptr;
+  const int32_t* positions = nullptr;
+  const int32_t* logit_rows = nullptr;
+  const int32_t* row_seq = nullptr;
+  const int32_t* seq_info = nullptr;
+  const int32_t* block_tables = nullptr;
+  DeviceBuffer dev;
+  PinnedBuffer staging;
+  cudaEvent_t uploaded = nullptr;  // the last upload from `staging` has completed
+};
+
+// One recorded op: what it depends on, and how to enqueue it.
+struct OpKey {
+  std::array<uint64_t, 16> v{};
+  int n = 0;
+  bool operator==(const OpKey& o) const {
+    return n == o.n && std::equal(v.begin(), v.begin() + n, o.v.begin());
+  }
+};
+struct RecordedOp {
+  OpKey key;
+  std::function<void(cudaStream_t)> launch;
+};
+struct DecodeGraph {
+  std::vector<RecordedOp> ops;
+  cudaGraphExec_t exec = nullptr;
+};
+
+template <typename... Args>
+OpKey MakeKey(Args... args) {
+  OpKey k;
+  auto add = [&](auto a) {
+    PETREL_CHECK(k.n < (int)k.v.size());
+    using A = decltype(a);
+    if constexpr (std::is_pointer_v<A>) k.v[k.n++] = (uint64_t)(uintptr_t)a;
+    else if constexpr (std::is_same_v<A, float>) k.v[k.n++] = std::bit_cast<uint32_t>(a);
+    else k.v[k.n++] = (uint64_t)a;
+  };
+  (add(args), ...);
+  return k;
+}
+
+enum class OpCode : int {
+  kEmbedding, kRmsNorm, kMatMul, kRope, kAdd, kSiluMul, kStoreKv, kAttention, kGatherRows
+};
+
+class CudaBackend : public Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device) {
+    CUDA_CHECK(cudaSetDevice(device));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUDA_CHECK(cublasCreate(&cublas_));
+    CUDA_CHECK(cublasSetStream(cublas_, stream_));
+    // A fixed workspace keeps cuBLAS from allocating inside graph capture.
+    cublas_workspace_ = DeviceBuffer(kCublasWorkspace);
+    CUDA_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_.get(), kCublasWorkspace));
+    cuda::ConfigurePagedAttention();
+    CUDA_CHECK(cudaEventCreateWithFlags(&batch_.uploaded, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&adhoc_.uploaded, cudaEventDisableTiming));
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+    name_ = std::string("cuda:") + std::to_string(device);
+    LogInfo("CUDA backend on ", name_, ": ", prop.name, ", ", prop.multiProcessorCount, " SMs, ",
+            prop.totalGlobalMem >> 20, " MiB");
+  }
+
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream_);
+    for (auto& [t, g] : graphs_)
+      if (g.exec) cudaGraphExecDestroy(g.exec);
+    cudaEventDestroy(batch_.uploaded);
+    cudaEventDestroy(adhoc_.uploaded);
+    cublasDestroy(cublas_);
+    cudaStreamDestroy(stream_);
+  }
+
+  const char* name() const override { return name_.c_str(); }
+
+  Tensor Allocate(DType dtype, Shape shape) override {
+    const size_t bytes = (size_t)shape.NumElements() * DTypeSize(dtype);
+    return Tensor(pool_.Get(bytes), dtype, shape, &DevicePool::Release, &pool_);
+  }
+
+  std::unique_ptr<KvCache> AllocateKvCache(const KvCacheLayout& layout) override {
+    PETREL_CHECK(layout.dtype == DType::kF32 || layout.dtype == DType::kBF16 ||
+                 layout.dtype == DType::kF16)
+        << "KV cache dtype " << DTypeName(layout.dtype);
+    return std::make_unique<CudaKvCache>(layout);
+  }
+
+  TensorView UploadWeight(TensorView host) override {
+    if (host.empty()) return host;
+    std::vector<float> f32;
+    const void* src = host.data;
+    DType dtype = host.dtype;
+    if (host.shape.rank == 1 && host.dtype != DType::kF32) {  // norms and biases: f32 on device
+      f32.resize(host.NumElements());
+      ConvertToF32(host.data, host.dtype, f32.data(), host.NumElements());
+      src = f32.data();
+      dtype = DType::kF32;
+    }
+    TensorView dev{nullptr, dtype, host.shape};
+    weights_.emplace_back(dev.NumBytes());
+    dev.data = weights_.back().get();
+    CUDA_CHECK(cudaMemcpy(dev.data, src, dev.NumBytes(), cudaMemcpyHostToDevice));
+    return dev;
+  }
+
+  void BeginBatch(const BatchMetadata& meta) override {
+    FinishStep();
+    Upload(meta, batch_);
+    // Decode-shaped steps (one new token per sequence) are recorded or replayed as a graph.
+    bool decode = !meta.seqs.empty() && meta.tokens.size() == meta.seqs.size() &&
+                  meta.tokens.size() <= kMaxGraphRows;
+    for (const AttentionSeq& s : meta.seqs) decode = decode && s.q_len == 1;
+    step_rows_ = (int64_t)meta.tokens.size();
+    capturable_ = decode;
+    if (!decode) {
+      mode_ = Mode::kEager;
+      return;
+    }
+    auto it = graphs_.find(step_rows_);
+    if (it != graphs_.end()) {
+      mode_ = Mode::kReplay;
+      replay_ = &it->second;
+      replay_pos_ = 0;
+    } else {
+      mode_ = Mode::kRecord;
+      tape_.clear();
+    }
+  }
+
+  void Embedding(TensorView out, TensorView table, std::span<const int32_t> ids) override {
+    const int32_t* d_ids = DeviceIds(ids);
+    const int n = (int)ids.size();
+    const int64_t d = table.dim(1);
+    float* o = out.As<float>();
+    const void* tb = table.data;
+    const Elem te = ElemOf(table.dtype);
+    Submit(MakeKey(OpCode::kEmbedding, o, tb, (int)te, d_ids, n, d), [=](cudaStream_t s) {
+      cuda::LaunchEmbedding(o, tb, te, d_ids, n, d, s);
+    });
+  }
+
+  void RmsNorm(TensorView out, TensorView x, TensorView w, float eps) override {
+    const int64_t d = w.dim(0);
+    const int64_t rows = x.NumElements() / d;
+    float* o = out.As<float>();
+    const float* xp = x.As<float>();
+    const void* wp = w.data;
+    const Elem we = ElemOf(w.dtype);
+    Submit(MakeKey(OpCode::kRmsNorm, o, xp, wp, (int)we, rows, d, eps), [=](cudaStream_t s) {
+      cuda::LaunchRmsNorm(o, xp, wp, we, rows, d, eps, s);
+    });
+  }
+
+  void MatMul(TensorView out, TensorView x, TensorView w, TensorView bias) override {
+    cuda::MatMulArgs a;
+    a.K = w.dim(1);
+    a.N = w.dim(0);
+    a.T = x.NumElements() / a.K;
+    PETREL_CHECK(out.NumElements() == a.T * a.N) << "MatMul out " << out.shape.ToString();
+    PETREL_CHECK(bias.empty() || bias.dtype == DType::kF32) << "MatMul bias must be uploaded (f32)";
+    a.out = out.As<float>();
+    a.x = x.As<float>();
+    a.w = w.data;
+    a.w_elem = ElemOf(w.dtype);
+    a.bias = bias.empty() ? nullptr : bias.As<float>();
+    const size_t scratch = cuda::MatMulScratchBytes(a.T, a.K, a.w_elem);
+    if (scratch > 0) {
+      x16_.Reserve(scratch);
+      a.x16 = x16_.get();
+    }
+    cublasHandle_t h = cublas_;
+    Submit(MakeKey(OpCode::kMatMul, a.out, a.x, a.w, (int)a.w_elem, a.bias, a.T, a.K, a.N, a.x16),
+           [=](cudaStream_t s) { cuda::MatMul(a, h, s); });
+  }
+
+  void Rope(TensorView x, int n_heads, int head_dim, std::span<const int32_t> positions,
+            const RopeTable& rope) override {
+    cuda::RopeArgs a;
+    a.x = x.As<float>();
+    a.positions = DeviceIds(positions);
+    a.inv_freq = InvFreq(rope);
+    a.n_tokens = (int64_t)positions.size();
+    a.n_heads = n_heads;
+    a.head_dim = head_dim;
+    a.attention_scaling = rope.attention_scaling;
+    Submit(MakeKey(OpCode::kRope, a.x, a.positions, a.inv_freq, a.n_tokens, n_heads, head_dim,
+                   a.attention_scaling),
+           [=](cudaStream_t s) { cuda::LaunchRope(a, s); });
+  }
+
+  void Add(TensorView x, TensorView y) override {
+    float* xp = x.As<float>();
+    const float* yp = y.As<float>();
+    const int64_t n = x.NumElements();
+    Submit(MakeKey(OpCode::kAdd, xp, yp, n), [=](cudaStream_t s) { cuda::LaunchAdd(xp, yp, n, s); });
+  }
+
+  void SiluMul(TensorView out, TensorView gate, TensorView up) override {
+    float* o = out.As<float>();
+    const float* g = gate.As<float>();
+    const float* u = up.As<float>();
+    const int64_t n = out.NumElements();
+    Submit(MakeKey(OpCode::kSiluMul, o, g, u, n),
+           [=](cudaStream_t s) { cuda::LaunchSiluMul(o, g, u, n, s); });
+  }
+
+  void StoreKv(KvCache& cache, int layer, TensorView k, TensorView v,
+               std::span<const int64_t> slots) override {
+    auto& c = static_cast<CudaKvCache&>(cache);
+    const int64_t* d_slots = DeviceSlots(slots);
+    void* kp = c.k(layer);
+    void* vp = c.v(layer);
+    const Elem e = ElemOf(c.layout().dtype);
+    const float* kx = k.As<float>();
+    const float* vx = v.As<float>();
+    const int n = (int)slots.size();
+    const int64_t row = (int64_t)c.layout().n_kv_heads * c.layout().head_dim;
+    Submit(MakeKey(OpCode::kStoreKv, kp, vp, (int)e, kx, vx, d_slots, n, row), [=](cudaStream_t s) {
+      cuda::LaunchStoreKv(kp, vp, e, kx, vx, d_slots, n, row, s);
+    });
+  }
+
+  void Attention(TensorView out, TensorView q, const KvCache& cache,
+                 std::span<const AttentionSeq> seqs, const AttentionParams& p) override {
+    const auto& c = static_cast<const CudaKvCache&>(cache);
+    const DeviceBatch& b = DeviceSeqs(seqs);
+    cuda::PagedAttentionArgs a;
+    a.out = out.As<float>();
+    a.q = q.As<float>();
+    a.k_pool = c.k(p.layer);
+    a.v_pool = c.v(p.layer);
+    a.kv_elem = ElemOf(c.layout().dtype);
+    a.row_seq = b.row_seq;
+    a.seq_info = b.seq_info;
+    a.block_tables = b.block_tables;
+    a.table_stride = b.table_stride;
+    a.n_rows = (int)b.n_rows;
+    a.block_size = c.layout().block_size;
+    a.n_heads = p.n_heads;
+    a.n_kv_heads = p.n_kv_heads;
+    a.head_dim = p.head_dim;
+    a.scale = p.scale;
+    a.sliding_window = p.sliding_window;
+    // Partitions cover the table's capacity (stride * block_size tokens), not this step's
+    // lengths, so the launch (and a graph holding it) stays the same while contexts grow.
+    const int64_t capacity = (int64_t)b.table_stride * a.block_size;
+    a.n_parts = (int)((capacity + cuda::kPartition - 1) / cuda::kPartition);
+    if (a.n_parts > 1) {
+      const size_t per = (size_t)a.n_rows * a.n_heads * a.n_parts;
+      attn_parts_.Reserve(per * (a.head_dim + 2) * sizeof(float));
+      a.part_out = static_cast<float*>(attn_parts_.get());
+      a.part_ml = a.part_out + per * a.head_dim;
+    }
+    Submit(MakeKey(OpCode::kAttention, a.out, a.q, a.k_pool, (int)a.kv_elem, a.row_seq,
+                   a.block_tables, a.table_stride, a.n_rows, a.block_size,
+                   (int64_t)a.n_heads << 32 | a.n_kv_heads, a.head_dim, a.scale, a.sliding_window,
+                   a.n_parts, a.part_out),
+           [=](cudaStream_t s) { cuda::LaunchPagedAttention(a, s); });
+  }
+
+  void GatherRows(TensorView out, TensorView x, std::span<const int32_t> rows) override {
+    const int32_t* d_rows = DeviceIds(rows);
+    float* o = out.As<float>();
+    const float* xp = x.As<float>();
+    const int n = (int)rows.size();
+    const int64_t d = x.dim(x.shape.rank - 1);
+    Submit(MakeKey(OpCode::kGatherRows, o, xp, d_rows, n, d),
+           [=](cudaStream_t s) { cuda::LaunchGatherRows(o, xp, d_rows, n, d, s); });
+  }
+
+  void ToHost(TensorView src, float* dst) override {
+    FinishStep();
+    batch_.host = BatchMetadata{};  // the step's host arrays may die now: forget their addresses
+    const size_t bytes = src.NumElements() * sizeof(float);
+    if (bytes <= kStagedCopyMax) {
+      to_host_.Reserve(bytes);
+      CUDA_CHECK(cudaMemcpyAsync(to_host_.get(), src.data, bytes, cudaMemcpyDeviceToHost, stream_));
+      CUDA_CHECK(cudaStreamSynchronize(stream_));
+      std::memcpy(dst, to_host_.get(), bytes);
+    } else {  // large (batched logits): straight into pageable memory, no second host copy
+      CUDA_CHECK(cudaMemcpyAsync(dst, src.data, bytes, cudaMemcpyDeviceToHost, stream_));
+      CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+  }
+
+ private:
+  enum class Mode { kEager, kRecord, kReplay };
+  static constexpr size_t kCublasWorkspace = 32u << 20;
+  static constexpr size_t kStagedCopyMax = 4u << 20;
+  static constexpr int64_t kMaxGraphRows = 512;
+  static constexpr size_t kMaxGraphs = 64;
+
+  // Runs, records or checks one op (see the file comment).
+  template <typename F>
+  void Submit(const OpKey& key, F&& launch) {
+    switch (mode_) {
+      case Mode::kEager:
+        launch(stream_);
+        return;
+      case Mode::kRecord:
+        launch(stream_);
+        tape_.push_back({key, std::forward<F>(launch)});
+        return;
+      case Mode::kReplay:
+        if (replay_pos_ < replay_->ops.size() && replay_->ops[replay_pos_].key == key) {
+          ++replay_pos_;
+          return;
+        }
+        Diverge();
+        launch(stream_);
+        tape_.push_back({key, std::forward<F>(launch)});
+        return;
+    }
+  }
+
+  // Leaves replay: runs the ops matched so far (identical to what was asked) and records from
+  // here on.
+  void Diverge() {
+    tape_.assign(replay_->ops.begin(), replay_->ops.begin() + replay_pos_);
+    for (const RecordedOp& op : tape_) op.launch(stream_);
+    mode_ = Mode::kRecord;
+    replay_ = nullptr;
+  }
+
+  // Ends the current step: launches a fully matched graph, or captures a freshly recorded one.
+  void FinishStep() {
+    if (mode_ == Mode::kReplay) {
+      if (replay_pos_ == replay_->ops.size()) {
+        CUDA_CHECK(cudaGraphLaunch(replay_->exec, stream_));
+        mode_ = Mode::kEager;
+        replay_ = nullptr;
+        return;
+      }
+      Diverge();
+    }
+    if (mode_ == Mode::kRecord && capturable_ && !tape_.empty()) Capture();
+    mode_ = Mode::kEager;
+    tape_.clear();
+  }
+
+  void Capture() {
+    if (graphs_.size() >= kMaxGraphs && !graphs_.count(step_rows_)) ClearGraphs();
+    cudaGraph_t graph;
+    CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    for (const RecordedOp& op : tape_) op.launch(stream_);
+    CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    DecodeGraph& g = graphs_[step_rows_];
+    if (g.exec) CUDA_CHECK(cudaGraphExecDestroy(g.exec));
+    CUDA_CHECK(cudaGraphInstantiate(&g.exec, graph, 0));
+    CUDA_CHECK(cudaGraphDestroy(graph));
+    g.ops = std::move(tape_);
+    tape_.clear();
+  }
+
+  void ClearGraphs() {
+    for (auto& [t, g] : graphs_)
+      if (g.exec) CUDA_CHECK(cudaGraphExecDestroy(g.exec));
+    graphs_.clear();
+  }
+
+  // Packs `meta` into b.staging and uploads it to b.dev (one copy). Layout (256-byte aligned
+  // sections): slots i64[cap_rows] | tokens | positions | logit_rows | row_seq (i32[cap_rows]
+  // each) | seq_info i32[cap_seqs * 3] | block_tables i32[cap_seqs * table_stride].
+  void Upload(const BatchMetadata& meta, DeviceBatch& b) {
+    int64_t n_rows = 0, max_table = 0;
+    for (const AttentionSeq& s : meta.seqs) {
+      n_rows = std::max<int64_t>(n_rows, s.q_begin + s.q_len);
+      max_table = std::max<int64_t>(max_table, (int64_t)s.block_table.size());
+    }
+    const int64_t rows_needed = std::max({n_rows, (int64_t)meta.tokens.size(),
+                                          (int64_t)meta.positions.size(),
+                                          (int64_t)meta.slots.size(), (int64_t)meta.logit_rows.size()});
+    // Capacities only grow, so addresses stay stable across steps (graphs depend on that).
+    b.cap_rows = std::max(b.cap_rows, NextPow2(std::max<int64_t>(rows_needed, 16)));
+    b.cap_seqs = std::max(b.cap_seqs, NextPow2(std::max<int64_t>((int64_t)meta.seqs.size(), 16)));
+    b.table_stride = std::max<int>(b.table_stride, (int)RoundUp(std::max<int64_t>(max_table, 1), 64));
+    size_t off = 0;
+    auto section = [&](size_t bytes) {
+      const size_t at = off;
+      off = RoundUp(off + bytes, 256);
+      return at;
+    };
+    const size_t o_slots = section(b.cap_rows * 8), o_tokens = section(b.cap_rows * 4),
+                 o_pos = section(b.cap_rows * 4), o_logit = section(b.cap_rows * 4),
+                 o_rowseq = section(b.cap_rows * 4), o_info = section(b.cap_seqs * 12),
+                 o_tables = section((size_t)b.cap_seqs * b.table_stride * 4);
+    const size_t used = o_tables + meta.seqs.size() * (size_t)b.table_stride * 4;
+    CUDA_CHECK(cudaEventSynchronize(b.uploaded));  // the previous upload has left the staging
+    if (off > b.dev.bytes()) {
+      CUDA_CHECK(cudaStreamSynchronize(stream_));
+      b.dev = DeviceBuffer(off);
+    }
+    b.staging.Reserve(off);
+    char* h = static_cast<char*>(b.staging.get());
+    auto put = [&](size_t at, const void* src, size_t bytes) {
+      if (bytes) std::memcpy(h + at, src, bytes);
+    };
+    put(o_slots, meta.slots.data(), meta.slots.size() * 8);
+    put(o_tokens, meta.tokens.data(), meta.tokens.size() * 4);
+    put(o_pos, meta.positions.data(), meta.positions.size() * 4);
+    put(o_logit, meta.logit_rows.data(), meta.logit_rows.size() * 4);
+    int32_t* row_seq = reinterpret_cast<int32_t*>(h + o_rowseq);
+    int32_t* info = reinterpret_cast<int32_t*>(h + o_info);
+    int32_t* tables = reinterpret_cast<int32_t*>(h + o_tables);
+    std::fill(row_seq, row_seq + n_rows, 0);
+    for (size_t s = 0; s < meta.seqs.size(); ++s) {
+      const AttentionSeq& q = meta.seqs[s];
+      for (int i = 0; i < q.q_len; ++i) row_seq[q.q_begin + i] = (int32_t)s;
+      info[3 * s] = q.q_begin;
+      info[3 * s + 1] = q.q_len;
+      info[3 * s + 2] = q.ctx_len;
+      int32_t* t = tables + s * b.table_stride;
+      std::copy(q.block_table.begin(), q.block_table.end(), t);
+      std::fill(t + q.block_table.size(), t + b.table_stride, 0);
+    }
+    CUDA_CHECK(cudaMemcpyAsync(b.dev.get(), h, used, cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaEventRecord(b.uploaded, stream_));
+    const char* d = static_cast<const char*>(b.dev.get());
+    b.slots = reinterpret_cast<const int64_t*>(d + o_slots);
+    b.tokens = reinterpret_cast<const int32_t*>(d + o_tokens);
+    b.positions = reinterpret_cast<const int32_t*>(d + o_pos);
+    b.logit_rows = reinterpret_cast<const int32_t*>(d + o_logit);
+    b.row_seq = reinterpret_cast<const int32_t*>(d + o_rowseq);
+    b.seq_info = reinterpret_cast<const int32_t*>(d + o_info);
+    b.block_tables = reinterpret_cast<const int32_t*>(d + o_tables);
+    b.n_rows = n_rows;
+    b.host = meta;
+  }
+
+  // Index arrays an op was given that BeginBatch did not announce: uploaded now, through a second
+  // DeviceBatch. Graph replay stops for this step (the arrays' device copy would not be stable).
+  DeviceBatch& UploadAdHoc(const BatchMetadata& meta) {
+    if (mode_ == Mode::kReplay) Diverge();
+    capturable_ = false;
+    CUDA_CHECK(cudaStreamSynchronize(stream_));  // earlier ops may still read the ad hoc copy
+    Upload(meta, adhoc_);
+    return adhoc_;
+  }
+
+  static bool Same(std::span<const int32_t> a, std::span<const int32_t> b) {
+    return a.data() == b.data() && a.size() == b.size();
+  }
+
+  const int32_t* DeviceIds(std::span<const int32_t> ids) {
+    if (ids.empty()) return nullptr;
+    const BatchMetadata& m = batch_.host;
+    if (Same(ids, m.tokens)) return batch_.tokens;
+    if (Same(ids, m.positions)) return batch_.positions;
+    if (Same(ids, m.logit_rows)) return batch_.logit_rows;
+    return UploadAdHoc(BatchMetadata{.tokens = ids}).tokens;
+  }
+
+  const int64_t* DeviceSlots(std::span<const int64_t> slots) {
+    if (slots.empty()) return nullptr;
+    if (slots.data() == batch_.host.slots.data() && slots.size() == batch_.host.slots.size())
+      return batch_.slots;
+    return UploadAdHoc(BatchMetadata{.slots = slots}).slots;
+  }
+
+  const DeviceBatch& DeviceSeqs(std::span<const AttentionSeq> seqs) {
+    if (seqs.data() == batch_.host.seqs.data() && seqs.size() == batch_.host.seqs.size())
+      return batch_;
+    return UploadAdHoc(BatchMetadata{.seqs = seqs});
+  }
+
+  // inv_freq on the device, uploaded once per RopeTable (keyed by its host array).
+  const float* InvFreq(const RopeTable& rope) {
+    auto& buf = inv_freq_[rope.inv_freq.data()];
+    if (buf.bytes() != rope.inv_freq.size() * sizeof(float)) {
+      buf = DeviceBuffer(rope.inv_freq.size() * sizeof(float));
+      CUDA_CHECK(cudaMemcpy(buf.get(), rope.inv_freq.data(), buf.bytes(), cudaMemcpyHostToDevice));
+    }
+    return static_cast<const float*>(buf.get());
+  }
+
+  int device_;
+  std::string name_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  DeviceBuffer cublas_workspace_;
+  DevicePool pool_;
+  std::vector<DeviceBuffer> weights_;
+  std::unordered_map<const float*, DeviceBuffer> inv_freq_;
+  DeviceBuffer x16_;         // activations rounded to 16 bits for cuBLAS
+  DeviceBuffer attn_parts_;  // split-K partials
+  PinnedBuffer to_host_;
+  DeviceBatch batch_, adhoc_;
+
+  Mode mode_ = Mode::kEager;
+  bool capturable_ = false;
+  int64_t step_rows_ = 0;
+  std::vector<RecordedOp> tape_;
+  std::unordered_map<int64_t, DecodeGraph> graphs_;
+  DecodeGraph* replay_ = nullptr;
+  size_t replay_pos_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> CreateCudaBackend(int device) {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess)
+    return NotFound("device cuda:", device, ": no usable CUDA device (", cudaGetErrorString(e), ")");
+  if (device < 0 || device >= count)
+    return NotFound("device cuda:", device, ": this machine has ", count, " CUDA device(s)");
+  return std::unique_ptr<Backend>(new CudaBackend(device));
+}
+
+}  // namespace petrel::kernels

@@ -1,0 +1,145 @@
+#include "kernels/cuda/matmul.cuh"
+
+#include "kernels/cuda/common.cuh"
+
+namespace petrel::kernels::cuda {
+
+namespace {
+
+constexpr int kGemvWarps = 8;  // output rows per block: one warp per row
+
+template <typename W>
+__device__ __forceinline__ void Load8(const W* p, float (&v)[8]) {
+  if constexpr (sizeof(W) == 2) {
+    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(p));
+    const W* e = reinterpret_cast<const W*>(&raw);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] = ToF32(e[i]);
+  } else {
+    const float4 a = __ldg(reinterpret_cast<const float4*>(p));
+    const float4 b = __ldg(reinterpret_cast<const float4*>(p + 4));
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+  }
+}
+
+// One warp per output column n: lanes walk the weight row in 8-element (16-byte for 16-bit
+// types) pieces, 256 elements per warp step, unrolled so several loads are in flight; each piece
+// is used for all T activation rows (x stays in L1/L2: it is tiny next to the weights). A shuffle
+// reduction per row, then bias. `vec` = K % 8 == 0 and 16-byte aligned rows; else one element
+// per lane per step.
+template <typename W, int TMAX>
+__global__ void __launch_bounds__(kGemvWarps * 32)
+    GemvKernel(float* __restrict__ out, const float* __restrict__ x, const W* __restrict__ w,
+               const float* __restrict__ bias, int T, int64_t K, int64_t N, bool vec) {
+  const int64_t n = (int64_t)blockIdx.x * kGemvWarps + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (n >= N) return;
+  const W* wr = w + n * K;
+  float acc[TMAX];
+#pragma unroll
+  for (int t = 0; t < TMAX; ++t) acc[t] = 0.0f;
+  if (vec) {
+#pragma unroll 4
+    for (int64_t k = lane * 8; k < K; k += 256) {
+      float wv[8];
+      Load8(wr + k, wv);
+#pragma unroll
+      for (int t = 0; t < TMAX; ++t) {
+        if (t < T) {
+          const float4 a = __ldg(reinterpret_cast<const float4*>(x + t * K + k));
+          const float4 b = __ldg(reinterpret_cast<const float4*>(x + t * K + k + 4));
+          acc[t] += a.x * wv[0] + a.y * wv[1] + a.z * wv[2] + a.w * wv[3] + b.x * wv[4] +
+                    b.y * wv[5] + b.z * wv[6] + b.w * wv[7];
+        }
+      }
+    }
+  } else {
+    for (int64_t k = lane; k < K; k += 32) {
+      const float wv = ToF32(wr[k]);
+#pragma unroll
+      for (int t = 0; t < TMAX; ++t)
+        if (t < T) acc[t] += x[t * K + k] * wv;
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < TMAX; ++t) {
+    if (t < T) {
+      const float s = WarpSum(acc[t]);
+      if (lane == 0) out[t * N + n] = s + (bias ? bias[n] : 0.0f);
+    }
+  }
+}
+
+template <typename W>
+void LaunchGemv(const MatMulArgs& a, cudaStream_t stream) {
+  const bool vec = a.K % 8 == 0 && (uintptr_t)a.x % 16 == 0 && (uintptr_t)a.w % 16 == 0;
+  const unsigned blocks = (unsigned)((a.N + kGemvWarps - 1) / kGemvWarps);
+  const W* w = static_cast<const W*>(a.w);
+  const int T = (int)a.T;
+  // TMAX is the next power of two >= T, so the unrolled row loops stay short.
+  if (T <= 1) GemvKernel<W, 1><<<blocks, kGemvWarps * 32, 0, stream>>>(a.out, a.x, w, a.bias, T, a.K, a.N, vec);
+  else if (T <= 2) GemvKernel<W, 2><<<blocks, kGemvWarps * 32, 0, stream>>>(a.out, a.x, w, a.bias, T, a.K, a.N, vec);
+  else if (T <= 4) GemvKernel<W, 4><<<blocks, kGemvWarps * 32, 0, stream>>>(a.out, a.x, w, a.bias, T, a.K, a.N, vec);
+  else GemvKernel<W, 8><<<blocks, kGemvWarps * 32, 0, stream>>>(a.out, a.x, w, a.bias, T, a.K, a.N, vec);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename T16>
+__global__ void RoundKernel(T16* __restrict__ dst, const float* __restrict__ src, int64_t n) {
+  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) dst[i] = FromF32<T16>(src[i]);
+}
+
+__global__ void BiasKernel(float* __restrict__ out, const float* __restrict__ bias, int64_t T,
+                           int64_t N) {
+  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < T * N) out[i] += bias[i % N];
+}
+
+// Row-major out[T, N] = x[T, K] . w[N, K]^T is, in cuBLAS's column-major terms,
+// out^T (N x T, ld N) = op_T(w as K x N, ld K) . x^T (K x T, ld K).
+void CublasMatMul(const MatMulArgs& a, const void* x, cudaDataType_t ab_type,
+                  cublasHandle_t cublas) {
+  const float alpha = 1.0f, beta = 0.0f;
+  CUDA_CHECK(cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)a.N, (int)a.T, (int)a.K, &alpha,
+                          a.w, ab_type, (int)a.K, x, ab_type, (int)a.K, &beta, a.out, CUDA_R_32F,
+                          (int)a.N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+}  // namespace
+
+size_t MatMulScratchBytes(int64_t T, int64_t K, Elem w_elem) {
+  if (T <= kGemvMaxRows || w_elem == Elem::kF32) return 0;
+  return (size_t)T * K * 2;
+}
+
+void MatMul(const MatMulArgs& a, cublasHandle_t cublas, cudaStream_t stream) {
+  if (a.T == 0 || a.N == 0) return;
+  if (a.T <= kGemvMaxRows) {
+    DispatchElem(a.w_elem, [&](auto tag_) { LaunchGemv<ElemType<decltype(tag_)>>(a, stream); });
+    return;
+  }
+  const int64_t n_x = a.T * a.K;
+  const unsigned round_blocks = (unsigned)((n_x + 255) / 256);
+  switch (a.w_elem) {
+    case Elem::kF32:
+      CublasMatMul(a, a.x, CUDA_R_32F, cublas);
+      break;
+    case Elem::kBF16:
+      RoundKernel<<<round_blocks, 256, 0, stream>>>(static_cast<__nv_bfloat16*>(a.x16), a.x, n_x);
+      CUDA_CHECK(cudaGetLastError());
+      CublasMatMul(a, a.x16, CUDA_R_16BF, cublas);
+      break;
+    case Elem::kF16:
+      RoundKernel<<<round_blocks, 256, 0, stream>>>(static_cast<__half*>(a.x16), a.x, n_x);
+      CUDA_CHECK(cudaGetLastError());
+      CublasMatMul(a, a.x16, CUDA_R_16F, cublas);
+      break;
+  }
+  if (a.bias) {
+    BiasKernel<<<(unsigned)((a.T * a.N + 255) / 256), 256, 0, stream>>>(a.out, a.bias, a.T, a.N);
+    CUDA_CHECK(cudaGetLastError());
+  }
+}
+
+}  // namespace petrel::kernels::cuda

@@ -1,0 +1,37 @@
+// out[T, N] = x[T, K] . w[N, K]^T (+ bias[N]) with f32 activations and accumulation and weights in
+// their stored dtype. Two paths:
+//  - T <= kGemvMaxRows (decode): a GEMV kernel that streams each weight row once with 16-byte
+//    loads and reads the f32 activations directly (no rounding of x at all);
+//  - larger T (prefill, big decode batches): cuBLAS. For bf16/f16 weights x is first rounded to
+//    the weights' type (tensor-core GEMM, f32 accumulate and output, as vLLM/HF run bf16 models);
+//    f32 weights use an f32 GEMM (no TF32).
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/elem.h"
+
+namespace petrel::kernels::cuda {
+
+constexpr int64_t kGemvMaxRows = 8;
+
+struct MatMulArgs {
+  float* out = nullptr;         // [T, N]
+  const float* x = nullptr;     // [T, K]
+  const void* w = nullptr;      // [N, K] in w_elem
+  Elem w_elem = Elem::kBF16;
+  const float* bias = nullptr;  // [N] or nullptr
+  int64_t T = 0, K = 0, N = 0;
+  // Scratch of at least T * K 16-bit elements for the rounded activations (cuBLAS path with
+  // 16-bit weights only).
+  void* x16 = nullptr;
+};
+
+// Bytes of scratch MatMul() needs for these sizes (0 when it needs none).
+size_t MatMulScratchBytes(int64_t T, int64_t K, Elem w_elem);
+void MatMul(const MatMulArgs& a, cublasHandle_t cublas, cudaStream_t stream);
+
+}  // namespace petrel::kernels::cuda
