@@ -1,8 +1,8 @@
 #include "server/hf_text_codec.h"
 
 #include "core/log.h"
-#include "server/chat_output.h"
 #include "template/chat_template.h"
+#include "template/output_parser.h"
 #include "tokenizer/tokenizer.h"
 
 namespace petrel::server {
@@ -19,18 +19,35 @@ class HfStream : public TextStream {
   tokenizer::IncrementalDetokenizer detok_;
 };
 
+// petrel::jinja's output parser behind the server's ChatParser interface.
+class HfChatParser : public ChatParser {
+ public:
+  explicit HfChatParser(const jinja::OutputParserOptions& o) : p_(jinja::MakeOutputParser(o)) {}
+  ChatDelta Feed(std::string_view text) override { return Convert(p_->Feed(text)); }
+  ChatDelta Finish() override {
+    ChatDelta d = Convert(p_->Finish());
+    for (const auto& c : p_->tool_calls()) calls_.push_back({c.id, c.name, c.arguments});
+    return d;
+  }
+  const std::vector<ToolCall>& tool_calls() const override { return calls_; }
+
+ private:
+  static ChatDelta Convert(jinja::OutputDelta d) {
+    return ChatDelta{std::move(d.content), std::move(d.reasoning_content)};
+  }
+  std::unique_ptr<jinja::OutputParser> p_;
+  std::vector<ToolCall> calls_;
+};
+
 class HfTextCodec : public TextCodec {
  public:
   HfTextCodec(std::unique_ptr<tokenizer::Tokenizer> tok, std::optional<jinja::ChatTemplate> tpl,
               std::string template_error)
       : tok_(std::move(tok)), tpl_(std::move(tpl)), template_error_(std::move(template_error)) {
-    // Reasoning and tool-call markers only for tokenizers that have them as tokens (Qwen3,
-    // Hermes-style models); others get plain content.
-    if (!tok_->TokenToId(markers_.think_start) || !tok_->TokenToId(markers_.think_end)) {
-      markers_.think_start.clear();
-      markers_.think_end.clear();
-    }
-    if (!tok_->TokenToId(markers_.tool_call_start)) markers_.tool_call_start.clear();
+    // Reasoning and tool-call splitting only for tokenizers that have the markers as tokens
+    // (Qwen3, Hermes-style models); other models' answers are plain content.
+    reasoning_ = tok_->TokenToId("<think>").has_value() && tok_->TokenToId("</think>").has_value();
+    tools_ = tok_->TokenToId("<tool_call>").has_value();
   }
 
   Result<std::vector<int32_t>> Encode(std::string_view text,
@@ -64,16 +81,22 @@ class HfTextCodec : public TextCodec {
     o.parse_tool_call_arguments = true;
     return tpl_->Apply(messages, tools, o);
   }
-  ChatMarkers markers() const override { return markers_; }
-  Result<std::vector<ToolCall>> ParseToolCalls(std::string_view text) const override {
-    return ParseHermesToolCalls(text);
+  std::unique_ptr<ChatParser> NewChatParser(std::string_view prompt,
+                                            bool parse_tools) const override {
+    jinja::OutputParserOptions o;
+    o.reasoning = reasoning_;
+    o.starts_in_reasoning = reasoning_ && jinja::PromptOpensReasoning(prompt);
+    o.tool_calls =
+        parse_tools && tools_ ? jinja::ToolCallFormat::kHermes : jinja::ToolCallFormat::kNone;
+    return std::make_unique<HfChatParser>(o);
   }
 
  private:
   std::unique_ptr<tokenizer::Tokenizer> tok_;
   std::optional<jinja::ChatTemplate> tpl_;
   std::string template_error_;
-  ChatMarkers markers_;
+  bool reasoning_ = false;
+  bool tools_ = false;
 };
 
 }  // namespace

@@ -68,7 +68,16 @@ class ExchangeImpl : public Exchange, public std::enable_shared_from_this<Exchan
  public:
   explicit ExchangeImpl(asio::any_io_executor ex) : ex_(ex), signal_(ex), deadline_(ex) {}
 
-  void Post(std::function<void()> fn) override { asio::post(ex_, std::move(fn)); }
+  void Post(std::function<void()> fn) override {
+    // A throw here would unwind through io_context::run() and end the process: contain it.
+    asio::post(ex_, [fn = std::move(fn)] {
+      try {
+        fn();
+      } catch (const std::exception& e) {
+        LogError("request callback threw: ", e.what());
+      }
+    });
+  }
 
   void Respond(HttpResponse response) override {
     if (ended_) return;
@@ -361,7 +370,20 @@ class ServerImpl : public HttpServer {
       });
     }
 
-    handler_(std::move(hr), ex);
+    try {
+      handler_(std::move(hr), ex);
+    } catch (const std::exception& e) {
+      // Handlers report errors as values; a throw is a bug, answered 500 without dying.
+      LogError("handler threw: ", e.what());
+      HttpResponse r;
+      r.status = 500;
+      r.body = ErrorBody(ApiError{.status = 500,
+                                  .type = "internal_error",
+                                  .message = std::string("internal error: ") + e.what(),
+                                  .param = "",
+                                  .code = ""});
+      ex->Respond(std::move(r));
+    }
 
     beast::error_code ec;
     bool streaming = false, chunked = version >= 11, alive = true;

@@ -5,7 +5,6 @@
 #include <random>
 
 #include "core/log.h"
-#include "server/chat_output.h"
 #include "server/error_map.h"
 #include "server/openai_protocol.h"
 #include "server/sse.h"
@@ -64,9 +63,9 @@ struct Api::Call : std::enable_shared_from_this<Api::Call> {
     bool finished = false;
     std::unique_ptr<TextStream> detok;
     std::unique_ptr<StopMatcher> stop;
-    std::unique_ptr<ChatOutputSplitter> splitter;  // chat only
-    std::string text;                              // content so far (whole answers), incl. echo
-    std::string reasoning;                         // chat
+    std::unique_ptr<ChatParser> parser;  // chat only
+    std::string text;                    // content so far (whole answers), incl. echo
+    std::string reasoning;               // chat
     std::vector<ToolCall> tool_calls;
     std::vector<TokenLogprob> logprobs_pending;  // not yet sent (streaming)
     std::vector<TokenLogprob> logprobs_all;      // whole answers
@@ -92,7 +91,7 @@ struct Api::Call : std::enable_shared_from_this<Api::Call> {
   std::optional<ApiError> error;  // an engine error ended the request
   bool done = false;
   // Chat.
-  bool in_reasoning = false;
+  std::string chat_prompt;
   bool parse_tools = false;
   // Seed API.
   std::string simple_prompt;
@@ -127,9 +126,9 @@ struct Api::Call : std::enable_shared_from_this<Api::Call> {
   void Emit(Choice& c, const std::string& text, bool final) {
     std::string reasoning, content;
     if (kind == Kind::kChat) {
-      auto d = c.splitter->Feed(text);
+      auto d = c.parser->Feed(text);
       if (final) {
-        auto f = c.splitter->Finish();
+        auto f = c.parser->Finish();
         d.reasoning += f.reasoning;
         d.content += f.content;
       }
@@ -246,26 +245,12 @@ struct Api::Call : std::enable_shared_from_this<Api::Call> {
   void FinishChoice(Choice& c) {
     c.finished = true;
     open--;
-    if (kind == Kind::kChat && c.splitter->in_tool_call()) {
-      const std::string& raw = c.splitter->tool_text();
-      auto calls = codec().ParseToolCalls(raw);
-      if (calls.ok()) {
-        c.tool_calls = std::move(calls).value();
-        for (auto& t : c.tool_calls) {
-          if (t.id.empty()) t.id = api->NewId("call_");
-        }
-        if (c.finish_reason == "stop") c.finish_reason = "tool_calls";
-      } else {
-        // Not valid tool calls: the text is ordinary content.
-        if (gen.stream) {
-          SendChunk({{"index", c.index},
-                     {"delta", {{"content", raw}}},
-                     {"logprobs", nullptr},
-                     {"finish_reason", nullptr}});
-        } else {
-          c.text += raw;
-        }
+    if (kind == Kind::kChat && !c.parser->tool_calls().empty()) {
+      c.tool_calls = c.parser->tool_calls();
+      for (auto& t : c.tool_calls) {
+        if (t.id.empty()) t.id = api->NewId("call_");
       }
+      if (c.finish_reason == "stop") c.finish_reason = "tool_calls";
     }
     api->metrics_->CountRequest(c.finish_reason);
     if (gen.stream) {
@@ -520,15 +505,7 @@ void Api::Chat(const HttpRequest& req, std::shared_ptr<Exchange> ex) {
   call->ex = ex;
   call->id = NewId("chatcmpl-");
   call->gen = std::move(r->gen);
-  // Did the prompt open a think block the answer will close? (Qwen3-thinking style templates.)
-  const ChatMarkers markers = codec_->markers();
-  if (!markers.think_start.empty()) {
-    size_t open = prompt->rfind(markers.think_start);
-    size_t close = prompt->rfind(markers.think_end);
-    call->in_reasoning =
-        open != std::string::npos && (close == std::string::npos || close < open) &&
-        prompt->find_first_not_of(" \n", open + markers.think_start.size()) == std::string::npos;
-  }
+  call->chat_prompt = *prompt;
   const bool tool_choice_none = r->tool_choice.is_string() && r->tool_choice == "none";
   call->parse_tools = r->tools.is_array() && !r->tools.empty() && !tool_choice_none;
   SubmitCall(*engine_, call, {std::move(ids).value()}, "messages");
@@ -614,8 +591,7 @@ static void SubmitCall(runtime::Engine& engine, std::shared_ptr<Api::Call> call,
       c.detok = call->codec().NewStream(g.skip_special_tokens);
       c.stop = std::make_unique<StopMatcher>(g.stop);
       if (call->kind == Kind::kChat) {
-        c.splitter = std::make_unique<ChatOutputSplitter>(call->codec().markers(),
-                                                          call->in_reasoning, call->parse_tools);
+        c.parser = call->codec().NewChatParser(call->chat_prompt, call->parse_tools);
       }
     }
   }

@@ -28,17 +28,27 @@ class TextStream {
 };
 
 struct ToolCall {
-  std::string id;  // "call_..." (the server fills it in if the parser leaves it empty)
+  std::string id;  // "call_..."
   std::string name;
   std::string arguments;  // JSON text
 };
 
-// Markers that split a chat answer into reasoning, content and tool calls (Qwen3 defaults).
-// An empty marker disables that split.
-struct ChatMarkers {
-  std::string think_start = "<think>";
-  std::string think_end = "</think>";
-  std::string tool_call_start = "<tool_call>";
+struct ChatDelta {
+  std::string content;
+  std::string reasoning;
+};
+
+// Splits one chat answer, as it streams in, into reasoning (`<think>...</think>`), content and
+// tool calls. Text that may be the start of a marker is held back; tool-call text is never
+// streamed but parsed at Finish(). Feeding everything at once gives the same split.
+class ChatParser {
+ public:
+  virtual ~ChatParser() = default;
+  virtual ChatDelta Feed(std::string_view text) = 0;
+  // End of the answer: releases held-back text; unparseable tool-call text comes back as content.
+  virtual ChatDelta Finish() = 0;
+  // Parsed calls (complete after Finish()).
+  virtual const std::vector<ToolCall>& tool_calls() const = 0;
 };
 
 class TextCodec {
@@ -63,10 +73,10 @@ class TextCodec {
                                                 const OrderedJson& tools,
                                                 bool add_generation_prompt,
                                                 const Json& kwargs) const = 0;
-  virtual ChatMarkers markers() const { return ChatMarkers{}; }
-  // Parses the tool-call part of an answer (everything from the first tool_call_start marker).
-  // An error means "not valid tool calls"; the server then returns the text as content.
-  virtual Result<std::vector<ToolCall>> ParseToolCalls(std::string_view text) const = 0;
+  // A parser for one answer to `prompt` (the rendered chat prompt: it tells whether the answer
+  // starts inside a think block). `parse_tools`: split off tool calls (request had tools).
+  virtual std::unique_ptr<ChatParser> NewChatParser(std::string_view prompt,
+                                                    bool parse_tools) const = 0;
 };
 
 }  // namespace petrel::server

@@ -236,11 +236,11 @@ TEST_F(ApiTest, ReasoningAndToolCalls) {
                 kChat + R"(,"tools":[{"type":"function","function":{"name":"f"}}]})")
                .json();
   const Json& m = j["choices"][0]["message"];
-  EXPECT_EQ(m["reasoning_content"], "plan\n");
+  EXPECT_EQ(m["reasoning_content"], "plan");
   EXPECT_EQ(m["content"], "Hi");
   ASSERT_EQ(m["tool_calls"].size(), 1u);
   EXPECT_EQ(m["tool_calls"][0]["function"]["name"], "f");
-  EXPECT_EQ(m["tool_calls"][0]["function"]["arguments"], "{\"x\":1}");
+  EXPECT_EQ(m["tool_calls"][0]["function"]["arguments"], "{\"x\": 1}");
   EXPECT_EQ(j["choices"][0]["finish_reason"], "tool_calls");
   // Streaming gives the same split.
   auto s = Post("/v1/chat/completions",
@@ -255,7 +255,7 @@ TEST_F(ApiTest, ReasoningAndToolCalls) {
     if (c["delta"].contains("tool_calls")) calls = c["delta"]["tool_calls"];
     if (!c["finish_reason"].is_null()) finish = c["finish_reason"];
   }
-  EXPECT_EQ(reasoning, "plan\n");
+  EXPECT_EQ(reasoning, "plan");
   EXPECT_EQ(content, "Hi");
   ASSERT_EQ(calls.size(), 1u);
   EXPECT_EQ(calls[0]["index"], 0);

@@ -12,8 +12,8 @@
 #include <thread>
 
 #include "runtime/engine.h"
-#include "server/chat_output.h"
 #include "server/text_codec.h"
+#include "template/output_parser.h"
 
 namespace petrel::server::testing {
 
@@ -59,9 +59,33 @@ class FakeCodec : public TextCodec {
     if (kwargs.contains("enable_thinking") && kwargs["enable_thinking"] == true) out += "<think>\n";
     return out;
   }
-  Result<std::vector<ToolCall>> ParseToolCalls(std::string_view text) const override {
-    return ParseHermesToolCalls(text);
+  // The real parser of the template module (the fake only replaces tokenizer and template).
+  std::unique_ptr<ChatParser> NewChatParser(std::string_view prompt, bool tools) const override {
+    jinja::OutputParserOptions o;
+    o.starts_in_reasoning = jinja::PromptOpensReasoning(prompt);
+    o.tool_calls = tools ? jinja::ToolCallFormat::kHermes : jinja::ToolCallFormat::kNone;
+    return std::make_unique<Parser>(o);
   }
+
+ private:
+  class Parser : public ChatParser {
+   public:
+    explicit Parser(const jinja::OutputParserOptions& o) : p_(jinja::MakeOutputParser(o)) {}
+    ChatDelta Feed(std::string_view t) override {
+      auto d = p_->Feed(t);
+      return {d.content, d.reasoning_content};
+    }
+    ChatDelta Finish() override {
+      auto d = p_->Finish();
+      for (const auto& c : p_->tool_calls()) calls_.push_back({c.id, c.name, c.arguments});
+      return {d.content, d.reasoning_content};
+    }
+    const std::vector<ToolCall>& tool_calls() const override { return calls_; }
+
+   private:
+    std::unique_ptr<jinja::OutputParser> p_;
+    std::vector<ToolCall> calls_;
+  };
 };
 
 // Answers every request with `script` bytes (then EOS), one token per `step` on its thread.
