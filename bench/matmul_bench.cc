@@ -1,6 +1,6 @@
 // matmul_bench: out[T, N] = x[T, K] . W[N, K]^T on the CPU backend for the Qwen3-0.6B shapes.
 // Prints GFLOP/s (prefill shapes) and weight GB/s (decode shapes) per case.
-//   matmul_bench [--threads N] [--T 1,4,64,512]
+//   matmul_bench [--threads N] [--T 1,4,64,512] [--dtypes bf16,f16,f32,q8_0,q4_0,q4_1,q8_a]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -15,8 +15,24 @@ using namespace petrel;
 int main(int argc, char** argv) {
   int threads = 2;
   std::vector<int64_t> Ts = {1, 4, 16, 128, 512};
+  std::vector<DType> dtypes = {DType::kBF16, DType::kF16, DType::kF32};
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--dtypes")) {
+      dtypes.clear();
+      const std::string list = argv[i + 1];
+      for (size_t b = 0; b < list.size();) {
+        size_t e = list.find(',', b);
+        if (e == std::string::npos) e = list.size();
+        const std::string n = list.substr(b, e - b);
+        const std::pair<const char*, DType> names[] = {
+            {"bf16", DType::kBF16}, {"f16", DType::kF16}, {"f32", DType::kF32}, {"q8_0", DType::kQ8_0},
+            {"q4_0", DType::kQ4_0}, {"q4_1", DType::kQ4_1}, {"q8_a", DType::kQ8_A}};
+        for (auto& [name, dt] : names)
+          if (n == name) dtypes.push_back(dt);
+        b = e + 1;
+      }
+    }
     if (!std::strcmp(argv[i], "--T")) {
       Ts.clear();
       for (char* p = argv[i + 1]; *p;) {
@@ -30,7 +46,7 @@ int main(int argc, char** argv) {
   struct Shape { const char* name; int64_t K, N; };
   const Shape shapes[] = {{"q_proj 1024->2048", 1024, 2048}, {"gate 1024->3072", 1024, 3072},
                           {"down 3072->1024", 3072, 1024}, {"lm_head 1024->151936", 1024, 151936}};
-  for (DType dt : {DType::kBF16, DType::kF16, DType::kF32}) {
+  for (DType dt : dtypes) {
     for (const auto& s : shapes) {
       Tensor w(dt, {s.N, s.K});
       std::memset(w.data(), 0x3c, w.NumBytes());

@@ -14,8 +14,22 @@ size_t DTypeSize(DType t) {
     case DType::kU32: return 4;
     case DType::kI64: return 8;
     case DType::kBool: return 1;
+    case DType::kQ8_0: return 34;
+    case DType::kQ4_0: return 18;
+    case DType::kQ4_1: return 20;
+    case DType::kQ8_A: return 36;
   }
   return 0;
+}
+
+int64_t DTypeBlockSize(DType t) {
+  switch (t) {
+    case DType::kQ8_0: case DType::kQ4_0: case DType::kQ4_1: case DType::kQ8_A: return 32;
+    case DType::kF32: case DType::kF16: case DType::kBF16: case DType::kI8: case DType::kU8:
+    case DType::kI16: case DType::kI32: case DType::kU32: case DType::kI64: case DType::kBool:
+      return 1;
+  }
+  return 1;
 }
 
 const char* DTypeName(DType t) {
@@ -30,6 +44,10 @@ const char* DTypeName(DType t) {
     case DType::kU32: return "U32";
     case DType::kI64: return "I64";
     case DType::kBool: return "BOOL";
+    case DType::kQ8_0: return "Q8_0";
+    case DType::kQ4_0: return "Q4_0";
+    case DType::kQ4_1: return "Q4_1";
+    case DType::kQ8_A: return "Q8_A";
   }
   return "?";
 }

@@ -12,10 +12,28 @@ namespace petrel {
 
 // Storage types. The integer types are carried for quantized layouts (MLX packs codes in U32,
 // GGUF blocks are byte streams) even where no kernel reads them directly yet.
-enum class DType : uint8_t { kF32, kF16, kBF16, kI8, kU8, kI16, kI32, kU32, kI64, kBool };
+//
+// Block-quantized weight types (appended; earlier values keep their numbers). Each block encodes
+// 32 consecutive elements of a row; layouts are in core/quant_blocks.h:
+//   kQ8_0: f16 d, int8 q[32]                   w = d * q              (34 bytes, GGUF Q8_0)
+//   kQ4_0: f16 d, 16 bytes of 4-bit codes      w = d * (q - 8)        (18 bytes, GGUF Q4_0)
+//   kQ4_1: f16 d, f16 m, 16 bytes of codes     w = d * q + m          (20 bytes, GGUF Q4_1)
+//   kQ8_A: f16 d, f16 m, uint8 q[32]           w = d * q + m          (36 bytes, petrel's own:
+//          MLX 8-bit affine held exactly; not GGUF's Q8_1, which is an activation type)
+// A tensor of a block type has its logical shape ([out, in]); its last dimension is a multiple
+// of 32 and its bytes are NumElements / 32 * DTypeSize.
+enum class DType : uint8_t {
+  kF32, kF16, kBF16, kI8, kU8, kI16, kI32, kU32, kI64, kBool,
+  kQ8_0, kQ4_0, kQ4_1, kQ8_A,
+};
 
-// Bytes per element.
+// Bytes per element; for a block-quantized type, bytes per block (see DTypeBlockSize).
 size_t DTypeSize(DType t);
+// Elements per block: 1 for plain types, 32 for the block-quantized ones.
+int64_t DTypeBlockSize(DType t);
+inline bool IsBlockQuantized(DType t) { return DTypeBlockSize(t) > 1; }
+// Bytes of `n` elements (n a multiple of the block size for block types).
+inline size_t DTypeBytes(DType t, int64_t n) { return (size_t)(n / DTypeBlockSize(t)) * DTypeSize(t); }
 // Canonical upper-case name as safetensors writes it ("F32", "BF16", ...).
 const char* DTypeName(DType t);
 // Parses a safetensors dtype string; unknown names are a kUnsupported error naming them.

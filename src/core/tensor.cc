@@ -1,5 +1,7 @@
 #include "core/tensor.h"
 
+#include "core/quant_blocks.h"
+
 namespace petrel {
 
 void ConvertToF32(const void* src, DType dtype, float* dst, int64_t n) {
@@ -19,6 +21,9 @@ void ConvertToF32(const void* src, DType dtype, float* dst, int64_t n) {
       for (int64_t i = 0; i < n; ++i) dst[i] = BF16ToF32(s[i]);
       return;
     }
+    case DType::kQ8_0: case DType::kQ4_0: case DType::kQ4_1: case DType::kQ8_A:
+      quant::DequantizeRow(src, dtype, dst, n);  // n: a multiple of 32 (whole blocks)
+      return;
     default:
       PETREL_CHECK(false) << "ConvertToF32: not a float dtype: " << DTypeName(dtype);
   }

@@ -58,7 +58,7 @@ struct TensorView {
   Shape shape;
 
   int64_t NumElements() const { return shape.NumElements(); }
-  size_t NumBytes() const { return (size_t)NumElements() * DTypeSize(dtype); }
+  size_t NumBytes() const { return DTypeBytes(dtype, NumElements()); }
   int64_t dim(int i) const { return shape[i]; }
   bool empty() const { return data == nullptr; }
   template <typename T>

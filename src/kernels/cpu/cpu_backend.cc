@@ -8,6 +8,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/quant_matmul.h"
 
 namespace petrel::kernels {
 
@@ -58,7 +59,7 @@ class CpuBackend : public Backend {
 
   void Embedding(TensorView out, TensorView table, std::span<const int32_t> ids) override {
     const int64_t d = table.dim(1);
-    const size_t row_bytes = (size_t)d * DTypeSize(table.dtype);
+    const size_t row_bytes = DTypeBytes(table.dtype, d);  // block types: whole blocks
     for (size_t t = 0; t < ids.size(); ++t) {
       const char* src = static_cast<const char*>(table.data) + (size_t)ids[t] * row_bytes;
       ConvertToF32(src, table.dtype, out.As<float>() + t * d, d);
@@ -97,6 +98,7 @@ class CpuBackend : public Backend {
     }
     cpu::MatMulArgs a{x.As<float>(), w.data, w.dtype, bias.empty() ? nullptr : bf.data(),
                       out.As<float>(), T, K, N};
+    if (IsBlockQuantized(w.dtype)) return cpu::QuantMatMul(a, pool_, isa_);  // quant_matmul.h
     auto fn = matmul_;
     pool_.ParallelFor(N, 16, [&](int64_t b, int64_t e, int) { fn(a, b, e); });
   }

@@ -1,0 +1,171 @@
+// Quantized weights: block round trips (NMSE budget per type) and every quantized matmul kernel
+// (each ISA level this CPU has) against the scalar reference, on random data of odd sizes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/quant_blocks.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/reference/quant_reference.h"
+#include "kernels/reference/reference.h"
+
+namespace petrel::kernels {
+namespace {
+
+using cpu::Isa;
+
+std::vector<float> Random(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+double Nmse(const std::vector<float>& want, const float* got) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    num += ((double)want[i] - got[i]) * ((double)want[i] - got[i]);
+    den += (double)want[i] * want[i];
+  }
+  return den > 0 ? num / den : num;
+}
+
+struct TypeCase {
+  DType dtype;
+  int64_t group;
+  double roundtrip_nmse;  // budget for quantize -> dequantize of N(0, 1) weights
+};
+
+std::string TypeName(DType t, int64_t g) { return std::string(DTypeName(t)) + "_g" + std::to_string(g); }
+
+class QuantRoundTrip : public testing::TestWithParam<TypeCase> {};
+
+TEST_P(QuantRoundTrip, WithinBudget) {
+  const auto [dt, group, budget] = GetParam();
+  const int64_t n = 128 * 3;
+  auto x = Random(n, 7);
+  std::vector<char> blocks(DTypeBytes(dt, n));
+  quant::QuantizeRow(x.data(), n, dt, blocks.data(), group);
+  std::vector<float> y(n);
+  quant::DequantizeRow(blocks.data(), dt, y.data(), n);
+  const double e = Nmse(x, y.data());
+  EXPECT_LT(e, budget) << TypeName(dt, group);
+  EXPECT_GT(e, 0.0);
+  // Exactly representable values survive: a block of zeros, and a constant block.
+  std::vector<float> z(64, 0.0f), zy(64);
+  quant::QuantizeRow(z.data(), 64, dt, blocks.data(), 32);
+  quant::DequantizeRow(blocks.data(), dt, zy.data(), 64);
+  for (float v : zy) EXPECT_EQ(v, 0.0f);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Types, QuantRoundTrip,
+    testing::Values(TypeCase{DType::kQ8_0, 32, 5e-5}, TypeCase{DType::kQ4_0, 32, 1.2e-2},
+                    TypeCase{DType::kQ4_1, 32, 1.0e-2}, TypeCase{DType::kQ4_1, 64, 1.4e-2},
+                    TypeCase{DType::kQ4_1, 128, 1.8e-2}, TypeCase{DType::kQ8_A, 32, 5e-5},
+                    TypeCase{DType::kQ8_A, 128, 1e-4}),
+    [](const testing::TestParamInfo<TypeCase>& i) { return TypeName(i.param.dtype, i.param.group); });
+
+TEST(QuantBlocks, Q4LayoutIsGgufNibbleOrder) {
+  // Byte j of a Q4_0 block holds element j (low nibble) and element j + 16 (high nibble).
+  quant::BlockQ4_0 b{};
+  b.d = F32ToF16(1.0f);
+  b.q[0] = 0x9F;  // element 0 -> 15 - 8 = 7, element 16 -> 9 - 8 = 1
+  for (int i = 1; i < 16; ++i) b.q[i] = 0x88;
+  float y[32];
+  quant::DequantizeRow(&b, DType::kQ4_0, y, 32);
+  EXPECT_EQ(y[0], 7.0f);
+  EXPECT_EQ(y[16], 1.0f);
+  EXPECT_EQ(y[1], 0.0f);
+}
+
+struct KernelCase {
+  Isa isa;
+  DType dtype;
+};
+
+class QuantKernels : public testing::TestWithParam<KernelCase> {
+ protected:
+  void SetUp() override {
+    if (GetParam().isa > cpu::DetectIsa()) GTEST_SKIP() << "ISA not available on this CPU";
+    setenv("PETREL_ISA", cpu::IsaName(GetParam().isa), 1);
+    backend_ = CreateCpuBackend(3);
+    unsetenv("PETREL_ISA");
+  }
+  std::unique_ptr<Backend> backend_;
+};
+
+TEST_P(QuantKernels, MatMulMatchesReference) {
+  const DType dt = GetParam().dtype;
+  for (int64_t T : {1, 2, 3, 4, 5, 7, 13, 70}) {
+    for (auto [K, N] : {std::pair<int64_t, int64_t>{32, 1}, {96, 5}, {64, 64}, {160, 37},
+                        {1056, 9}, {2080, 21}}) {
+      auto x = Random(T * K, 1 + T + K);
+      auto wf = Random(N * K, 2 + K + N, 0.05f);
+      Tensor w(dt, {N, K});
+      for (int64_t n = 0; n < N; ++n)
+        quant::QuantizeRow(wf.data() + n * K, K, dt, static_cast<char*>(w.data()) + n * DTypeBytes(dt, K),
+                           K % 64 == 0 ? 64 : 32);
+      auto bias = Random(N, 3);
+      Tensor bias_t(DType::kF32, {N});
+      std::copy(bias.begin(), bias.end(), bias_t.As<float>());
+      Tensor xt(DType::kF32, {T, K});
+      std::copy(x.begin(), x.end(), xt.As<float>());
+      Tensor out(DType::kF32, {T, N});
+      backend_->MatMul(out, xt, w, bias_t);
+
+      // 1. Exactly the reference's integer computation, up to f32 rounding.
+      std::vector<float> want(T * N);
+      reference::QuantMatMul(x.data(), w.data(), dt, bias.data(), want.data(), T, K, N);
+      float max_err = 0;
+      for (int64_t i = 0; i < T * N; ++i)
+        max_err = std::max(max_err, std::abs(want[i] - out.As<float>()[i]) / (1.0f + std::abs(want[i])));
+      EXPECT_LT(max_err, 2e-5f) << "T=" << T << " K=" << K << " N=" << N;
+
+      // 2. Close to the f32 product with the dequantized weights (activation rounding only).
+      std::vector<float> wd(N * K), exact(T * N);
+      ConvertToF32(w.data(), dt, wd.data(), N * K);
+      reference::MatMul(x.data(), wd.data(), DType::kF32, nullptr, exact.data(), T, K, N);
+      std::vector<float> got(T * N);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t n = 0; n < N; ++n) got[t * N + n] = out.As<float>()[t * N + n] - bias[n];
+      EXPECT_LT(Nmse(exact, got.data()), 5e-4) << "T=" << T << " K=" << K << " N=" << N;
+    }
+  }
+}
+
+TEST_P(QuantKernels, NoBiasAndZeroRows) {
+  const DType dt = GetParam().dtype;
+  const int64_t T = 3, K = 64, N = 6;
+  std::vector<float> x(T * K, 0.0f);  // all-zero activations: d = 0 must not produce NaN
+  auto wf = Random(N * K, 5, 0.1f);
+  Tensor w(dt, {N, K});
+  for (int64_t n = 0; n < N; ++n)
+    quant::QuantizeRow(wf.data() + n * K, K, dt, static_cast<char*>(w.data()) + n * DTypeBytes(dt, K));
+  Tensor xt(DType::kF32, {T, K});
+  std::copy(x.begin(), x.end(), xt.As<float>());
+  Tensor out(DType::kF32, {T, N});
+  backend_->MatMul(out, xt, w, TensorView{});
+  for (int64_t i = 0; i < T * N; ++i) EXPECT_EQ(out.As<float>()[i], 0.0f);
+}
+
+std::vector<KernelCase> AllKernelCases() {
+  std::vector<KernelCase> v;
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512})
+    for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ8_A}) v.push_back({isa, dt});
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(All, QuantKernels, testing::ValuesIn(AllKernelCases()),
+                         [](const testing::TestParamInfo<KernelCase>& i) {
+                           return std::string(cpu::IsaName(i.param.isa)) + "_" + DTypeName(i.param.dtype);
+                         });
+
+}  // namespace
+}  // namespace petrel::kernels
