@@ -3,6 +3,7 @@
 #include "model/model.h"
 
 #include <cmath>
+#include <string_view>
 
 namespace petrel::model {
 
@@ -57,6 +58,8 @@ void Model::Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* l
 
   // y = W x (+ b), plus each adapter's B (A x) on its rows when the batch uses adapters.
   const bool lora = lora_.Plan(batch.seqs, batch.seq_adapters);
+  PETREL_CHECK(!lora || std::string_view(be.name()) == "cpu")
+      << "LoRA adapters hold host memory: CPU backend only (the engine refuses them elsewhere)";
   auto linear = [&](TensorView y, TensorView in, TensorView w, TensorView b, int64_t layer,
                     lora::LoraTarget t) {
     be.MatMul(y, in, w, b);

@@ -7,11 +7,14 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <unordered_set>
 
 #include "core/log.h"
+#include "model/lora/adapter.h"
 #include "model/model.h"
 #include "runtime/block_manager.h"
 #include "runtime/sequence.h"
@@ -56,7 +59,13 @@ class EngineImpl : public Engine {
                         " in the prompt, ", req.max_new_tokens, " to generate)");
     }
     PETREL_TRY(ValidateSampling(req.sampling, info_.vocab_size));
-    if (!req.adapter.empty()) return NotFound("LoRA adapter \"", req.adapter, "\" is not loaded");
+    std::shared_ptr<const model::lora::LoraAdapter> adapter;
+    uint64_t salt = std::hash<std::string>{}(std::string());
+    if (!req.adapter.empty()) {
+      PETREL_TRY(auto acquired, AcquireAdapter(req.adapter));
+      adapter = std::move(acquired.first);
+      salt = acquired.second;
+    }
     for (int32_t t : req.stop_token_ids)
       if (t < 0 || t >= info_.vocab_size) return InvalidArgument("stop_token_ids: id ", t, " is out of range");
     auto seq = std::make_unique<Sequence>();
@@ -71,6 +80,8 @@ class EngineImpl : public Engine {
     seq->prompt_len = (int)req.prompt.size();
     seq->sampler.Init(req.sampling, req.prompt, info_.vocab_size, seq->id * 0x9E3779B97F4A7C15ull);
     seq->req = std::move(req);
+    seq->adapter = std::move(adapter);
+    seq->cache_salt = salt;
     seq->callback = std::move(cb);
     seq->arrival = std::chrono::steady_clock::now();
     const uint64_t id = seq->id;
@@ -112,7 +123,144 @@ class EngineImpl : public Engine {
     }
   }
 
+  // ---- LoRA adapter registry (any thread; adapters_mu_) ----
+
+  Status LoadAdapter(const std::string& name, const std::string& path, bool replace) override {
+    if (name.empty()) return InvalidArgument("the adapter name is empty");
+    // The adapter's A/B live in host memory and lora::LoraBatch hands them to the backend as they
+    // are; a device backend needs them uploaded (and freed on unload) first: not done yet.
+    if (std::string_view(model_->backend().name()) != "cpu")
+      return Unsupported("LoRA adapters are not supported on the ", model_->backend().name(),
+                         " backend yet (CPU only)");
+    {
+      std::lock_guard lock(adapters_mu_);
+      if (!replace && adapters_.count(name))
+        return InvalidArgument("LoRA adapter \"", name, "\" is already loaded");
+    }
+    // Read and validate outside the lock: it touches the disk.
+    PETREL_TRY(auto adapter, model::lora::LoadAdapter(path, model_->config()));
+    std::lock_guard lock(adapters_mu_);
+    if (!replace && adapters_.count(name))
+      return InvalidArgument("LoRA adapter \"", name, "\" is already loaded");
+    PETREL_TRY(MakeRoom(name));
+    AdapterEntry& e = adapters_[name];
+    e.path = path;
+    Install(e, std::move(adapter));
+    LogInfo("LoRA adapter \"", name, "\" loaded from ", path, " (", model::lora::AdapterFormatName(e.adapter->format),
+            ", ", e.adapter->NumLinears(), " linears, max rank ", e.adapter->MaxRank(), ", ",
+            e.adapter->NumBytes() / 1e6, " MB)");
+    return OkStatus();
+  }
+
+  Status UnloadAdapter(const std::string& name) override {
+    std::lock_guard lock(adapters_mu_);
+    auto it = adapters_.find(name);
+    if (it == adapters_.end()) return NotFound("LoRA adapter \"", name, "\" is not loaded");
+    adapters_.erase(it);  // running requests keep their shared_ptr until they finish
+    LogInfo("LoRA adapter \"", name, "\" unloaded");
+    return OkStatus();
+  }
+
+  std::vector<AdapterInfo> ListAdapters() const override {
+    std::lock_guard lock(adapters_mu_);
+    std::vector<AdapterInfo> out;
+    for (const auto& [name, e] : adapters_) {
+      AdapterInfo i;
+      i.name = name;
+      i.path = e.path;
+      i.format = e.format;
+      i.max_rank = e.max_rank;
+      i.resident = e.adapter != nullptr;
+      i.bytes = e.adapter ? e.adapter->NumBytes() : 0;
+      i.in_flight = e.adapter ? (int)e.adapter.use_count() - 1 : 0;
+      i.generation = e.generation;
+      out.push_back(std::move(i));
+    }
+    return out;
+  }
+
  private:
+  struct AdapterEntry {
+    std::string path;
+    std::shared_ptr<const model::lora::LoraAdapter> adapter;  // null while evicted
+    std::string format;
+    int64_t max_rank = 0;
+    uint64_t generation = 0;
+    uint64_t last_used = 0;
+  };
+
+  // adapters_mu_ held. Stores a freshly loaded adapter under a new generation id.
+  void Install(AdapterEntry& e, std::shared_ptr<const model::lora::LoraAdapter> a) {
+    e.adapter = std::move(a);
+    e.format = model::lora::AdapterFormatName(e.adapter->format);
+    e.max_rank = e.adapter->MaxRank();
+    e.generation = ++adapter_generation_;
+    e.last_used = ++adapter_tick_;
+  }
+
+  // adapters_mu_ held. Makes room for one more resident adapter (besides `name`'s current load,
+  // which is being replaced) by evicting the least recently used idle one. An adapter is idle when
+  // only the registry holds it: requests take their reference under this same lock, so a use
+  // count of 1 cannot grow behind our back.
+  Status MakeRoom(const std::string& name) {
+    auto resident = [&] {
+      int n = 0;
+      for (const auto& [k, e] : adapters_) n += (e.adapter != nullptr && k != name);
+      return n;
+    };
+    while (resident() >= std::max(opts_.max_loras, 1)) {
+      AdapterEntry* victim = nullptr;
+      std::string victim_name;
+      for (auto& [k, e] : adapters_) {
+        if (k == name || !e.adapter || e.adapter.use_count() > 1) continue;
+        if (!victim || e.last_used < victim->last_used) {
+          victim = &e;
+          victim_name = k;
+        }
+      }
+      if (!victim)
+        return MakeError(ErrorCode::kResourceExhausted, "all ", opts_.max_loras,
+                         " resident LoRA adapters are in use by requests (--max-loras ",
+                         opts_.max_loras, "); retry when one is idle");
+      LogInfo("LoRA adapter \"", victim_name, "\" evicted (--max-loras ", opts_.max_loras, ")");
+      victim->adapter.reset();
+    }
+    return OkStatus();
+  }
+
+  // Submit's lookup: the adapter's current load (reloading an evicted one) and its cache salt.
+  Result<std::pair<std::shared_ptr<const model::lora::LoraAdapter>, uint64_t>> AcquireAdapter(
+      const std::string& name) {
+    std::string path;
+    {
+      std::lock_guard lock(adapters_mu_);
+      auto it = adapters_.find(name);
+      if (it == adapters_.end()) return NotFound("LoRA adapter \"", name, "\" is not loaded");
+      AdapterEntry& e = it->second;
+      if (e.adapter) {
+        e.last_used = ++adapter_tick_;
+        return std::make_pair(e.adapter, Salt(name, e.generation));
+      }
+      path = e.path;
+    }
+    // Evicted: reload from disk, outside the lock.
+    PETREL_TRY(auto adapter, model::lora::LoadAdapter(path, model_->config()));
+    std::lock_guard lock(adapters_mu_);
+    auto it = adapters_.find(name);
+    if (it == adapters_.end()) return NotFound("LoRA adapter \"", name, "\" is not loaded");
+    AdapterEntry& e = it->second;
+    if (!e.adapter) {  // nobody reloaded it meanwhile
+      PETREL_TRY(MakeRoom(name));
+      Install(e, std::move(adapter));
+    }
+    e.last_used = ++adapter_tick_;
+    return std::make_pair(e.adapter, Salt(name, e.generation));
+  }
+
+  static uint64_t Salt(const std::string& name, uint64_t generation) {
+    return std::hash<std::string>{}(name) ^ (generation * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull);
+  }
+
   void Loop(std::stop_token st) {
     while (true) {
       std::unordered_set<uint64_t> aborts;
@@ -208,7 +356,7 @@ class EngineImpl : public Engine {
     const int full = ((int)s.tokens.size() - 1) / bs;
     std::vector<uint64_t> hashes;
     uint64_t h = 0;
-    const uint64_t salt = std::hash<std::string>{}(s.req.adapter);
+    const uint64_t salt = s.cache_salt;
     for (int b = 0; b < full; ++b) {
       h = BlockManager::HashBlock(h, std::span(s.tokens).subspan(b * bs, bs), salt);
       hashes.push_back(h);
@@ -223,7 +371,7 @@ class EngineImpl : public Engine {
   // Publishes the sequence's newly completed blocks to the prefix cache.
   void PublishFullBlocks(Sequence& s) {
     const int bs = opts_.block_size;
-    const uint64_t salt = std::hash<std::string>{}(s.req.adapter);
+    const uint64_t salt = s.cache_salt;
     while ((int)s.block_hashes.size() < s.num_computed / bs) {
       const int b = (int)s.block_hashes.size();
       const uint64_t parent = b ? s.block_hashes.back() : 0;
@@ -282,12 +430,21 @@ class EngineImpl : public Engine {
       waiting_.pop_front();
     }
     if (sched.empty()) return;
-    RunBatch(sched);
+    RunBatch(std::move(sched));
   }
 
-  void RunBatch(const std::vector<Scheduled>& sched) {
+  void RunBatch(std::vector<Scheduled> sched) {
     const int bs = opts_.block_size;
     model::ForwardBatch batch;
+    // With LoRA: sequences that share an adapter become neighbours, so each adapter's rows form
+    // one run (two small matmuls per adapter and projection). Without, nothing changes.
+    const bool any_adapter = std::any_of(sched.begin(), sched.end(),
+                                         [](const Scheduled& x) { return x.seq->adapter != nullptr; });
+    if (any_adapter) {
+      std::stable_sort(sched.begin(), sched.end(), [](const Scheduled& x, const Scheduled& y) {
+        return std::less<const void*>()(x.seq->adapter.get(), y.seq->adapter.get());
+      });
+    }
     std::vector<int> logit_index(sched.size(), -1);
     for (size_t i = 0; i < sched.size(); ++i) {
       Sequence& s = *sched[i].seq;
@@ -299,6 +456,7 @@ class EngineImpl : public Engine {
         batch.slots.push_back((int64_t)s.blocks[pos / bs] * bs + pos % bs);
       }
       batch.seqs.push_back(kernels::AttentionSeq{begin, sched[i].n, s.num_computed + sched[i].n, s.blocks});
+      if (any_adapter) batch.seq_adapters.push_back(s.adapter.get());
       if (s.num_computed + sched[i].n == (int)s.tokens.size()) {
         logit_index[i] = (int)batch.logit_rows.size();
         batch.logit_rows.push_back((int32_t)batch.tokens.size() - 1);
@@ -378,6 +536,10 @@ class EngineImpl : public Engine {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
+
+  mutable std::mutex adapters_mu_;  // the LoRA registry; never held together with mu_
+  std::map<std::string, AdapterEntry> adapters_;
+  uint64_t adapter_generation_ = 0, adapter_tick_ = 0;
   std::deque<std::unique_ptr<Sequence>> incoming_;
   std::unordered_set<uint64_t> aborts_;
   uint64_t next_id_ = 0;
@@ -423,6 +585,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<model::Model> mod
   if (o.block_size < 1 || o.block_size > 1024) return InvalidArgument("block size must be in [1, 1024]");
   if (o.max_num_seqs < 1) return InvalidArgument("--max-num-seqs must be >= 1");
   if (o.max_num_batched_tokens < 1) return InvalidArgument("--max-num-batched-tokens must be >= 1");
+  if (o.max_loras < 1) return InvalidArgument("--max-loras must be >= 1");
   info.weight_bytes = model->WeightBytes();
   info.kv_bytes_per_token = c.KvBytesPerToken(kv_dtype);
   const int64_t per_block = info.kv_bytes_per_token * o.block_size;

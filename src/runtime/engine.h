@@ -26,6 +26,19 @@ struct EngineOptions {
   bool enable_prefix_caching = true;
   int n_threads = 0;                  // CPU threads; 0 = all available (used by the loader)
   std::string kv_cache_dtype = "auto";  // "auto" (f32 on the CPU), "f32", "bf16"
+  int max_loras = 8;                  // LoRA adapters resident at once (--max-loras); LRU beyond
+};
+
+// One registered LoRA adapter, as ListAdapters() reports it.
+struct AdapterInfo {
+  std::string name;
+  std::string path;          // directory it is (re)loaded from
+  std::string format;        // "peft" or "mlx"
+  int64_t max_rank = 0;
+  int64_t bytes = 0;         // memory its weights hold while resident (f32)
+  bool resident = false;     // false after an LRU eviction: reloaded from `path` on next use
+  int in_flight = 0;         // requests currently holding this load of it
+  uint64_t generation = 0;   // id of the load; changes whenever it is (re)loaded
 };
 
 // Numbers for /metrics and the start-up log.
@@ -63,7 +76,9 @@ class Engine {
 
   // Queues a request. Errors (returned synchronously, no callback follows): empty prompt,
   // prompt + max_new_tokens beyond max_model_len (kOutOfRange), waiting queue full
-  // (kResourceExhausted), unknown adapter (kNotFound), bad sampling values (kInvalidArgument).
+  // (kResourceExhausted), unknown adapter (kNotFound), bad sampling values (kInvalidArgument);
+  // an evicted adapter is reloaded here (its load errors, or kResourceExhausted when every
+  // resident adapter is busy).
   virtual Result<uint64_t> Submit(GenerateRequest request, UpdateCallback callback) = 0;
   // Cancels a request if it is still known; safe to call more than once or after it finished.
   virtual void Abort(uint64_t request_id) = 0;
@@ -72,6 +87,23 @@ class Engine {
   virtual const ModelInfo& model_info() const = 0;
   // Stops the loop; pending requests are aborted. Called by the destructor too.
   virtual void Shutdown() = 0;
+
+  // LoRA adapters (PEFT or MLX-LM directories). Any thread; requests select one with
+  // GenerateRequest::adapter = name.
+  //
+  // LoadAdapter reads and validates `path` against the served model (on the calling thread) and
+  // registers it as `name`. Errors: kInvalidArgument (empty name, or the name is taken and not
+  // `replace`), the loader's errors (kNotFound, kUnsupported naming the refused field,
+  // kInvalidFormat for shape / base-model mismatches), kResourceExhausted when --max-loras adapters
+  // are resident and every one is in use by a request (otherwise the least recently used idle one
+  // is evicted: it stays registered and is reloaded from disk when next requested). With `replace`,
+  // running requests finish with the weights they started with; new ones get the new weights.
+  virtual Status LoadAdapter(const std::string& name, const std::string& path, bool replace = false) = 0;
+  // Removes `name`; requests already running with it finish normally (they hold the weights),
+  // later Submits naming it get kNotFound. Errors: kNotFound when no such adapter.
+  virtual Status UnloadAdapter(const std::string& name) = 0;
+  // Registered adapters, sorted by name.
+  virtual std::vector<AdapterInfo> ListAdapters() const = 0;
 };
 
 }  // namespace petrel::runtime

@@ -3,8 +3,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "model/lora/adapter.h"
 #include "runtime/request.h"
 #include "runtime/sampler.h"
 
@@ -24,6 +26,11 @@ struct Sequence {
   bool first_admission = true;
   SamplerState sampler;
   std::chrono::steady_clock::time_point arrival;
+  // The LoRA adapter this request started with (kept alive here across unload / replace), and the
+  // prefix-cache salt: distinct for every adapter load, so blocks computed with other weights under
+  // the same name are never reused (base model: hash of "").
+  std::shared_ptr<const model::lora::LoraAdapter> adapter;
+  uint64_t cache_salt = 0;
 
   int remaining_to_compute() const { return (int)tokens.size() - num_computed; }
 };

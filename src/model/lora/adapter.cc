@@ -96,6 +96,16 @@ Tensor ToF32(const void* data, DType dtype, int64_t rows, int64_t cols, bool tra
   return t;
 }
 
+std::string JsonString(const Json& j, const char* key, const std::string& dflt) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_string()) return dflt;
+  return j[key].get<std::string>();
+}
+
+bool JsonBool(const Json& j, const char* key, bool dflt) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_boolean()) return dflt;
+  return j[key].get<bool>();
+}
+
 Status CheckLinearShapes(const LoraLinear& l, int64_t layer, LoraTarget t,
                          const formats::ModelConfig* base, const std::string& what) {
   const std::string module = "model.layers." + std::to_string(layer) + "." + LoraTargetPath(t);
@@ -132,14 +142,20 @@ Result<LoraAdapter> ReadAdapter(const std::string& dir, const formats::ModelConf
   if (!cfg.is_object()) return InvalidFormat(cfg_path, ": not a JSON object");
   // PEFT always writes peft_type; MLX-LM writes its training arguments (lora_parameters,
   // fine_tune_type, num_layers). Fall back to the tensor file's name.
+  // The parsers check types before every access; the catch is a last line of defence so that a
+  // JSON library exception never crosses the module boundary.
   Result<LoraAdapter> r = [&]() -> Result<LoraAdapter> {
-    if (cfg.contains("peft_type")) return internal::ReadPeft(dir, base);
-    if (cfg.contains("lora_parameters") || cfg.contains("fine_tune_type"))
-      return internal::ReadMlx(dir, base);
-    if (FileExists((fs::path(dir) / "adapter_model.safetensors").string()))
-      return internal::ReadPeft(dir, base);
-    if (FileExists((fs::path(dir) / "adapters.safetensors").string()))
-      return internal::ReadMlx(dir, base);
+    try {
+      if (cfg.contains("peft_type")) return internal::ReadPeft(dir, base);
+      if (cfg.contains("lora_parameters") || cfg.contains("fine_tune_type"))
+        return internal::ReadMlx(dir, base);
+      if (FileExists((fs::path(dir) / "adapter_model.safetensors").string()))
+        return internal::ReadPeft(dir, base);
+      if (FileExists((fs::path(dir) / "adapters.safetensors").string()))
+        return internal::ReadMlx(dir, base);
+    } catch (const std::exception& e) {
+      return InvalidFormat(cfg_path, ": ", e.what());
+    }
     return InvalidFormat(cfg_path, ": neither a PEFT config (peft_type) nor an MLX-LM config (lora_parameters)");
   }();
   if (!r.ok()) return r.error();

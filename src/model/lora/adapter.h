@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/json_util.h"
 #include "core/tensor.h"
 #include "formats/model_config.h"
 
@@ -111,6 +112,9 @@ Result<LoraAdapter> ReadPeft(const std::string& dir, const formats::ModelConfig*
 Result<LoraAdapter> ReadMlx(const std::string& dir, const formats::ModelConfig* base);
 // Copies a [rows, cols] tensor of any float dtype to f32, transposed when `transpose`.
 Tensor ToF32(const void* data, DType dtype, int64_t rows, int64_t cols, bool transpose);
+// Typed config fields that never throw: the default when absent, null or of another type.
+std::string JsonString(const Json& j, const char* key, const std::string& dflt);
+bool JsonBool(const Json& j, const char* key, bool dflt);
 // Checks the shapes of one linear against the base (when given) and that A and B agree.
 Status CheckLinearShapes(const LoraLinear& l, int64_t layer, LoraTarget t,
                          const formats::ModelConfig* base, const std::string& what);

@@ -43,7 +43,7 @@ Result<LoraAdapter> ReadMlx(const std::string& dir, const formats::ModelConfig* 
   namespace fs = std::filesystem;
   const std::string cfg_path = (fs::path(dir) / "adapter_config.json").string();
   PETREL_TRY(Json cfg, ReadJsonFile(cfg_path));
-  const std::string type = cfg.value("fine_tune_type", std::string("lora"));
+  const std::string type = JsonString(cfg, "fine_tune_type", "lora");
   if (type == "dora")
     return Unsupported(cfg_path, ": fine_tune_type \"dora\": DoRA adapters are not supported");
   if (type != "lora")

@@ -146,7 +146,7 @@ bool Truthy(const Json& cfg, const char* field) {
 // Refuses the LoraConfig options that change the math (or the base weights) and that we do not
 // implement, naming the field. Options that only matter for training are ignored.
 Status CheckUnsupported(const Json& cfg) {
-  const std::string peft_type = cfg.value("peft_type", std::string());
+  const std::string peft_type = JsonString(cfg, "peft_type", "");
   if (peft_type != "LORA")
     return Unsupported("adapter_config.json: peft_type \"", peft_type, "\" is not supported (only LORA)");
   if (Truthy(cfg, "use_dora"))
@@ -228,7 +228,7 @@ Result<LoraAdapter> ReadPeft(const std::string& dir, const formats::ModelConfig*
   };
   PETREL_TRY(double r_default, number("r", 8));
   PETREL_TRY(double alpha_default, number("lora_alpha", 8));
-  const bool rslora = cfg.value("use_rslora", false);
+  const bool rslora = JsonBool(cfg, "use_rslora", false);
   if (r_default < 1) return InvalidFormat(cfg_path, ": r must be >= 1, got ", r_default);
   if (Truthy(cfg, "fan_in_fan_out"))
     LogWarn(cfg_path, ": fan_in_fan_out is set but the targets are Linear layers; ignored (as PEFT does)");
@@ -338,7 +338,7 @@ Result<LoraAdapter> ReadPeft(const std::string& dir, const formats::ModelConfig*
   LoraAdapter a;
   a.format = AdapterFormat::kPeft;
   a.all_layers = !has_layer_filter;
-  a.base_model_name = cfg.value("base_model_name_or_path", std::string());
+  a.base_model_name = JsonString(cfg, "base_model_name_or_path", "");
   a.layers.resize(n_layers);
   for (const auto& [key, p] : found) {
     const auto [layer, ti] = key;
