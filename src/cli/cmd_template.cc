@@ -27,21 +27,24 @@ Result<petrel::OrderedJson> ReadOrderedJsonFile(const std::string& path) {
 Status Run(int argc, char** argv) {
   std::string messages_path, tools_path, kwargs_text, now_text;
   bool add_generation_prompt = false;
-  Flags flags("petrel template MODEL_DIR --messages MESSAGES.json [--tools TOOLS.json] "
-              "[--add-generation-prompt] [--kwargs JSON]");
+  Flags flags(
+      "petrel template MODEL_DIR --messages MESSAGES.json [--tools TOOLS.json] "
+      "[--add-generation-prompt] [--kwargs JSON]");
   flags.Add("messages", &messages_path, "JSON file with an array of OpenAI-style messages")
       .Add("tools", &tools_path, "JSON file with an OpenAI tools array")
       .AddSwitch("add-generation-prompt", &add_generation_prompt,
                  "append the assistant turn header (add_generation_prompt=True)")
-      .Add("kwargs", &kwargs_text, "extra template variables as a JSON object, e.g. "
-                                   "'{\"enable_thinking\": false}'")
+      .Add("kwargs", &kwargs_text,
+           "extra template variables as a JSON object, e.g. "
+           "'{\"enable_thinking\": false}'")
       .Add("now", &now_text, "fixed time for strftime_now(), seconds since the epoch (UTC)");
   PETREL_TRY(flags.Parse(argc, argv));
   if (flags.help()) {
     std::fprintf(stdout, "%s", flags.Usage().c_str());
     return OkStatus();
   }
-  if (flags.positional().size() != 1) return InvalidArgument("expected one MODEL_DIR\n", flags.Usage());
+  if (flags.positional().size() != 1)
+    return InvalidArgument("expected one MODEL_DIR\n", flags.Usage());
   if (messages_path.empty()) return InvalidArgument("--messages is required\n", flags.Usage());
 
   PETREL_TRY(auto tpl, jinja::ChatTemplate::FromModelDir(flags.positional()[0]));
@@ -61,11 +64,13 @@ Status Run(int argc, char** argv) {
   if (!now_text.empty()) {
     char* end = nullptr;
     const long long t = std::strtoll(now_text.c_str(), &end, 10);
-    if (end != now_text.c_str() + now_text.size()) return InvalidArgument("--now: expected an integer");
+    if (end != now_text.c_str() + now_text.size())
+      return InvalidArgument("--now: expected an integer");
     opts.now_unix_seconds = t;
   }
   PETREL_TRY(std::string prompt, tpl.Apply(messages, tools, opts));
-  if (std::fwrite(prompt.data(), 1, prompt.size(), stdout) != prompt.size() || std::fflush(stdout) != 0) {
+  if (std::fwrite(prompt.data(), 1, prompt.size(), stdout) != prompt.size() ||
+      std::fflush(stdout) != 0) {
     return IoError("writing to stdout failed");
   }
   return OkStatus();

@@ -52,14 +52,14 @@ struct Expr {
 };
 
 enum class StmtKind {
-  kData,      // text
-  kPrint,     // {{ expr }}
-  kIf,        // if/elif/else: conds[i] -> bodies[i]; bodies.size() == conds.size() + 1 with else
-  kFor,       // for targets in expr [if cond]: body [else: else_body]
-  kSet,       // set targets = expr  (or ns.attr = expr)
-  kSetBlock,  // set target [| filter] %}body{% endset
-  kMacro,     // macro name(params) body
-  kCallBlock, // call(params) expr %}body{% endcall (body becomes `caller`)
+  kData,         // text
+  kPrint,        // {{ expr }}
+  kIf,           // if/elif/else: conds[i] -> bodies[i]; bodies.size() == conds.size() + 1 with else
+  kFor,          // for targets in expr [if cond]: body [else: else_body]
+  kSet,          // set targets = expr  (or ns.attr = expr)
+  kSetBlock,     // set target [| filter] %}body{% endset
+  kMacro,        // macro name(params) body
+  kCallBlock,    // call(params) expr %}body{% endcall (body becomes `caller`)
   kFilterBlock,  // filter f %}body{% endfilter
   kBreak,
   kContinue,

@@ -32,8 +32,8 @@ std::string TokenString(const petrel::Json& cfg, const char* key) {
 }
 
 // Parses the "chat_template" field: a string, or a list of {"name", "template"}.
-Result<std::vector<std::pair<std::string, std::string>>> TemplatesFromField(const petrel::Json& field,
-                                                                            const std::string& what) {
+Result<std::vector<std::pair<std::string, std::string>>> TemplatesFromField(
+    const petrel::Json& field, const std::string& what) {
   std::vector<std::pair<std::string, std::string>> out;
   if (field.is_string()) {
     out.emplace_back("default", field.get<std::string>());
@@ -41,8 +41,8 @@ Result<std::vector<std::pair<std::string, std::string>>> TemplatesFromField(cons
   }
   if (field.is_array()) {
     for (const auto& e : field) {
-      if (!e.is_object() || !e.contains("name") || !e.contains("template") || !e["name"].is_string() ||
-          !e["template"].is_string()) {
+      if (!e.is_object() || !e.contains("name") || !e.contains("template") ||
+          !e["name"].is_string() || !e["template"].is_string()) {
         return InvalidFormat(what, ": chat_template list entries must be {name, template} strings");
       }
       out.emplace_back(e["name"].get<std::string>(), e["template"].get<std::string>());
@@ -54,6 +54,8 @@ Result<std::vector<std::pair<std::string, std::string>>> TemplatesFromField(cons
 
 }  // namespace
 
+// Lookup order mirrors transformers: chat_template.jinja, then chat_template.json, then the
+// tokenizer_config.json field.
 Result<ChatTemplate> ChatTemplate::FromModelDir(const std::string& model_dir) {
   namespace fs = std::filesystem;
   const fs::path dir(model_dir);
@@ -79,15 +81,17 @@ Result<ChatTemplate> ChatTemplate::FromModelDir(const std::string& model_dir) {
   } else if (cfg.contains("chat_template") && !cfg["chat_template"].is_null()) {
     PETREL_TRY(sources, TemplatesFromField(cfg["chat_template"], cfg_path.string()));
   } else {
-    return NotFound(model_dir, ": no chat template (looked for chat_template.jinja, "
-                               "chat_template.json and tokenizer_config.json \"chat_template\")");
+    return NotFound(model_dir,
+                    ": no chat template (looked for chat_template.jinja, "
+                    "chat_template.json and tokenizer_config.json \"chat_template\")");
   }
   ChatTemplate t;
   t.bos_token_ = TokenString(cfg, "bos_token");
   t.eos_token_ = TokenString(cfg, "eos_token");
   for (auto& [name, src] : sources) {
     auto parsed = Template::Parse(src);
-    if (!parsed.ok()) return parsed.error().WithContext(model_dir + ": chat template '" + name + "'");
+    if (!parsed.ok())
+      return parsed.error().WithContext(model_dir + ": chat template '" + name + "'");
     t.templates_.push_back(std::move(parsed).value());
   }
   // A list without "default" still needs one for tool-less requests: transformers raises; we
@@ -112,11 +116,14 @@ Result<ChatTemplate> ChatTemplate::FromSource(std::string source, std::string bo
   return t;
 }
 
+// Builds the template variables in transformers' order (messages, tools, add_generation_prompt,
+// special tokens, then kwargs, which may override the rest) and renders.
 Result<std::string> ChatTemplate::Apply(const petrel::OrderedJson& messages,
                                         const petrel::OrderedJson& tools,
                                         const ApplyOptions& opts) const {
   if (!messages.is_array()) return InvalidArgument("messages must be an array");
-  if (!tools.is_null() && !tools.is_array()) return InvalidArgument("tools must be an array or null");
+  if (!tools.is_null() && !tools.is_array())
+    return InvalidArgument("tools must be an array or null");
   const bool has_tools = tools.is_array() && !tools.empty();
   // Pick the named template: "tool_use" with tools when present, else "default".
   size_t pick = 0;
@@ -134,11 +141,12 @@ Result<std::string> ChatTemplate::Apply(const petrel::OrderedJson& messages,
     for (auto& m : msgs) {
       if (!m.is_object() || !m.contains("tool_calls") || !m["tool_calls"].is_array()) continue;
       for (auto& call : m["tool_calls"]) {
-        if (!call.is_object() || !call.contains("function") || !call["function"].is_object()) continue;
+        if (!call.is_object() || !call.contains("function") || !call["function"].is_object())
+          continue;
         auto& fn = call["function"];
         if (fn.contains("arguments") && fn["arguments"].is_string()) {
           PETREL_TRY(auto parsed, ParseOrderedJson(fn["arguments"].get<std::string>(),
-                                                    "tool_calls[].function.arguments"));
+                                                   "tool_calls[].function.arguments"));
           fn["arguments"] = std::move(parsed);
         }
       }

@@ -25,9 +25,11 @@ ArgBinder::ArgBinder(CallArgs& args, std::string_view fn_name, std::vector<std::
   for (size_t i = 0; i < args.positional.size(); ++i) bound_[i] = &args.positional[i];
   for (const auto& [k, v] : args.keyword) {
     const auto it = std::find(names.begin(), names.end(), k);
-    if (it == names.end()) Throw(std::string(fn_name) + "() got an unexpected keyword argument '" + k + "'");
+    if (it == names.end())
+      Throw(std::string(fn_name) + "() got an unexpected keyword argument '" + k + "'");
     const size_t idx = static_cast<size_t>(it - names.begin());
-    if (bound_[idx]) Throw(std::string(fn_name) + "() got multiple values for argument '" + k + "'");
+    if (bound_[idx])
+      Throw(std::string(fn_name) + "() got multiple values for argument '" + k + "'");
     bound_[idx] = &v;
   }
 }
@@ -57,7 +59,9 @@ std::string StripImpl(const std::string& s, const Value* chars, bool left, bool 
   std::u32string set;
   const bool ws = !chars || chars->is_none();
   if (!ws) set = utf8::Decode(RequireString(*chars, "strip"));
-  auto strip_me = [&](char32_t c) { return ws ? utf8::IsSpace(c) : set.find(c) != std::u32string::npos; };
+  auto strip_me = [&](char32_t c) {
+    return ws ? utf8::IsSpace(c) : set.find(c) != std::u32string::npos;
+  };
   size_t b = 0, e = cs.size();
   if (left) {
     while (b < e && strip_me(cs[b])) ++b;
@@ -79,7 +83,8 @@ Value GetAttrPath(Interpreter& in, const Value& item, const Value& attribute) {
     if (dot == std::string::npos) dot = path.size();
     const std::string part = path.substr(start, dot - start);
     const bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
-    cur = numeric ? in.GetItem(cur, Value(static_cast<int64_t>(std::stoll(part)))) : in.GetItem(cur, Value(part));
+    cur = numeric ? in.GetItem(cur, Value(static_cast<int64_t>(std::stoll(part))))
+                  : in.GetItem(cur, Value(part));
     start = dot + 1;
   }
   return cur;
@@ -91,6 +96,7 @@ Value SortKey(const Value& v, bool case_sensitive) {
   return v;
 }
 
+// abs(x): int stays int (Python), float stays float; other types are a TypeError.
 Value FAbs(Interpreter&, const Value& v, CallArgs&) {
   if (v.is_float()) return Value(std::fabs(v.as_float()));
   if (v.is_int() || v.is_bool()) {
@@ -101,6 +107,7 @@ Value FAbs(Interpreter&, const Value& v, CallArgs&) {
   Throw("bad operand type for abs(): '" + v.TypeName() + "'");
 }
 
+// attr(name): getattr only, never item lookup, so `d|attr("k")` is undefined for dict keys.
 Value FAttr(Interpreter& in, const Value& v, CallArgs& a) {
   ArgBinder b(a, "attr", {"name"});
   if (!b.Get(0)) Throw("attr() missing required argument 'name'");
@@ -113,6 +120,7 @@ Value FAttr(Interpreter& in, const Value& v, CallArgs& a) {
   return in.GetAttr(v, name);
 }
 
+// batch(n, fill_with=None): chunks of n; the last one padded only when fill_with is given.
 Value FBatch(Interpreter& in, const Value& v, CallArgs& a) {
   ArgBinder b(a, "batch", {"linecount", "fill_with"});
   const int64_t n = b.Get(0) ? RequireInt(*b.Get(0), "batch") : 0;
@@ -134,12 +142,15 @@ Value FBatch(Interpreter& in, const Value& v, CallArgs& a) {
   return Value::MakeList(std::move(out));
 }
 
+// capitalize: first code point titlecased, the rest lowercased (str.capitalize).
 Value FCapitalize(Interpreter&, const Value& v, CallArgs&) {
   std::u32string cs = utf8::Decode(SoftStr(v));
-  for (size_t i = 0; i < cs.size(); ++i) cs[i] = i == 0 ? utf8::ToTitle(cs[i]) : utf8::ToLower(cs[i]);
+  for (size_t i = 0; i < cs.size(); ++i)
+    cs[i] = i == 0 ? utf8::ToTitle(cs[i]) : utf8::ToLower(cs[i]);
   return Value(utf8::Encode(cs));
 }
 
+// center(width=80): CPython str.center padding, extra space on the right for odd pads.
 Value FCenter(Interpreter& in, const Value& v, CallArgs& a) {
   ArgBinder b(a, "center", {"width"});
   const int64_t width = b.Get(0) ? RequireInt(*b.Get(0), "center") : 80;
@@ -153,6 +164,7 @@ Value FCenter(Interpreter& in, const Value& v, CallArgs& a) {
   return Value(std::string(left, ' ') + s + std::string(pad - left, ' '));
 }
 
+// length / count: len(); Undefined has length 0, None and numbers are errors (as in Python).
 Value FLength(Interpreter&, const Value& v, CallArgs&) {
   switch (v.kind()) {
     case Value::Kind::kUndefined:
@@ -162,7 +174,8 @@ Value FLength(Interpreter&, const Value& v, CallArgs&) {
     case Value::Kind::kList:
       return Value(static_cast<int64_t>(v.list().items.size()));
     case Value::Kind::kDict:
-      if (v.dict().kind == Dict::Kind::kDict) return Value(static_cast<int64_t>(v.dict().entries.size()));
+      if (v.dict().kind == Dict::Kind::kDict)
+        return Value(static_cast<int64_t>(v.dict().entries.size()));
       break;
     default:
       break;
@@ -170,6 +183,7 @@ Value FLength(Interpreter&, const Value& v, CallArgs&) {
   Throw("object of type '" + v.TypeName() + "' has no len()");
 }
 
+// default(value="", boolean=False): replaces Undefined (and falsy values when boolean).
 Value FDefault(Interpreter&, const Value& v, CallArgs& a) {
   ArgBinder b(a, "default", {"default_value", "boolean"});
   const bool boolean = b.Get(1) && b.Get(1)->Truthy();
@@ -177,6 +191,7 @@ Value FDefault(Interpreter&, const Value& v, CallArgs& a) {
   return v;
 }
 
+// dictsort(case_sensitive=False, by="key", reverse=False): sorted (key, value) tuples.
 Value FDictsort(Interpreter& in, const Value& v, CallArgs& a) {
   ArgBinder b(a, "dictsort", {"case_sensitive", "by", "reverse"});
   if (!v.is_mapping()) Throw("dictsort(): expected a dict");
@@ -197,21 +212,34 @@ Value FDictsort(Interpreter& in, const Value& v, CallArgs& a) {
   return Value::MakeList(std::move(out));
 }
 
+// escape / e: HTML-escapes like markupsafe (&, <, >, ", ' as &#34; / &#39;).
 Value FEscape(Interpreter&, const Value& v, CallArgs&) {
   std::string out;
   for (char c : SoftStr(v)) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return Value(std::move(out));
 }
 
+// first / last: Undefined with jinja2's message when the sequence is empty.
 Value FFirst(Interpreter& in, const Value& v, CallArgs&) {
   if (v.is_list()) {
     return v.list().items.empty() ? Value::Undefined("No first item, sequence was empty.")
@@ -226,6 +254,7 @@ Value FLast(Interpreter& in, const Value& v, CallArgs&) {
   return items.empty() ? Value::Undefined("No last item, sequence was empty.") : items.back();
 }
 
+// float(default=0.0): Python float() of numbers and numeric strings, else the default.
 Value FFloat(Interpreter&, const Value& v, CallArgs& a) {
   ArgBinder b(a, "float", {"default"});
   if (v.is_number()) return Value(v.to_double());
@@ -238,20 +267,25 @@ Value FFloat(Interpreter&, const Value& v, CallArgs& a) {
   return b.GetOr(0, Value(0.0));
 }
 
+// format(*args): printf-style `fmt % args` (jinja2 do_format).
 Value FFormat(Interpreter& in, const Value& v, CallArgs& a) {
   if (!a.keyword.empty()) Throw("format filter: keyword arguments are not supported");
-  Value args = a.positional.size() == 1 && !(a.positional[0].is_list() && a.positional[0].list().is_tuple)
-                   ? Value::MakeList({a.positional[0]}, true)
-                   : Value::MakeList(a.positional, true);
+  Value args =
+      a.positional.size() == 1 && !(a.positional[0].is_list() && a.positional[0].list().is_tuple)
+          ? Value::MakeList({a.positional[0]}, true)
+          : Value::MakeList(a.positional, true);
   std::string s = PercentFormat(SoftStr(v), args);
   in.CheckSize(s.size());
   return Value(std::move(s));
 }
 
+// indent(width=4, first=False, blank=False): jinja2 3.x semantics, including the quirk
+// that a trailing newline is added before splitting and never re-emitted.
 Value FIndent(Interpreter& in, const Value& v, CallArgs& a) {
   ArgBinder b(a, "indent", {"width", "first", "blank"});
   std::string ind = "    ";
-  if (const Value* w = b.Get(0)) ind = w->is_string() ? w->str() : std::string(RequireInt(*w, "indent"), ' ');
+  if (const Value* w = b.Get(0))
+    ind = w->is_string() ? w->str() : std::string(RequireInt(*w, "indent"), ' ');
   const bool first = b.Get(1) && b.Get(1)->Truthy();
   const bool blank = b.Get(2) && b.Get(2)->Truthy();
   std::string s = SoftStr(v) + "\n";
@@ -281,6 +315,8 @@ Value FIndent(Interpreter& in, const Value& v, CallArgs& a) {
   return Value(std::move(out));
 }
 
+// int(default=0, base=10): ints from numbers and strings; "42.23" gives 42 via float(),
+// anything unparsable gives the default (jinja2 do_int).
 Value FInt(Interpreter&, const Value& v, CallArgs& a) {
   ArgBinder b(a, "int", {"default", "base"});
   const int base = b.Get(1) ? static_cast<int>(RequireInt(*b.Get(1), "int")) : 10;
@@ -306,6 +342,7 @@ Value FInt(Interpreter&, const Value& v, CallArgs& a) {
   return b.GetOr(0, Value(0));
 }
 
+// items: list of (key, value) tuples of a mapping; Undefined gives an empty list.
 Value FItems(Interpreter&, const Value& v, CallArgs&) {
   if (v.is_undefined()) return Value::MakeList({});
   if (!v.is_mapping()) Throw("items(): can only get item pairs from a mapping");
@@ -314,6 +351,7 @@ Value FItems(Interpreter&, const Value& v, CallArgs&) {
   return Value::MakeList(std::move(out));
 }
 
+// join(d="", attribute=None): str() of each item (or of item.attribute) joined by d.
 Value FJoin(Interpreter& in, const Value& v, CallArgs& a) {
   ArgBinder b(a, "join", {"d", "attribute"});
   const std::string sep = b.Get(0) ? SoftStr(*b.Get(0)) : "";
@@ -328,11 +366,13 @@ Value FJoin(Interpreter& in, const Value& v, CallArgs& a) {
   return Value(std::move(out));
 }
 
+// list: Python list() of any iterable (dict keys, string characters).
 Value FList(Interpreter& in, const Value& v, CallArgs&) { return Value::MakeList(in.Iterate(v)); }
 
 Value FLower(Interpreter&, const Value& v, CallArgs&) { return Value(utf8::Lower(SoftStr(v))); }
 Value FUpper(Interpreter&, const Value& v, CallArgs&) { return Value(utf8::Upper(SoftStr(v))); }
 
+// map(attribute=..., default=...) or map("filter", *args): applies per item; returns a list.
 Value FMap(Interpreter& in, const Value& v, CallArgs& a) {
   std::vector<Value> out;
   const auto items = in.Iterate(v);
@@ -357,11 +397,13 @@ Value FMap(Interpreter& in, const Value& v, CallArgs& a) {
   return Value::MakeList(std::move(out));
 }
 
+// min / max(case_sensitive=False, attribute=None): first extreme item, Undefined if empty.
 Value MinMax(Interpreter& in, const Value& v, CallArgs& a, bool want_max) {
   ArgBinder b(a, want_max ? "max" : "min", {"case_sensitive", "attribute"});
   const bool cs = b.Get(0) && b.Get(0)->Truthy();
   const auto items = in.Iterate(v);
-  if (items.empty()) return Value::Undefined(std::string("No aggregated item, sequence was empty."));
+  if (items.empty())
+    return Value::Undefined(std::string("No aggregated item, sequence was empty."));
   size_t best = 0;
   auto key = [&](size_t i) {
     return SortKey(b.Get(1) ? GetAttrPath(in, items[i], *b.Get(1)) : items[i], cs);
@@ -374,6 +416,7 @@ Value MinMax(Interpreter& in, const Value& v, CallArgs& a, bool want_max) {
 Value FMax(Interpreter& in, const Value& v, CallArgs& a) { return MinMax(in, v, a, true); }
 Value FMin(Interpreter& in, const Value& v, CallArgs& a) { return MinMax(in, v, a, false); }
 
+// replace(old, new, count=None): str.replace, including the empty-`old` case.
 Value FReplace(Interpreter& in, const Value& v, CallArgs& a) {
   ArgBinder b(a, "replace", {"old", "new", "count"});
   if (!b.Get(0) || !b.Get(1)) Throw("replace() needs old and new");
@@ -408,6 +451,7 @@ Value FReplace(Interpreter& in, const Value& v, CallArgs& a) {
   return Value(std::move(out));
 }
 
+// reverse: reversed string, or reversed list of any iterable.
 Value FReverse(Interpreter& in, const Value& v, CallArgs&) {
   if (v.is_string()) {
     std::u32string cs = utf8::Decode(v.str());
@@ -419,6 +463,8 @@ Value FReverse(Interpreter& in, const Value& v, CallArgs&) {
   return Value::MakeList(std::move(items));
 }
 
+// round(precision=0, method="common"): "common" is Python round() (ties to even, ints
+// stay ints); "ceil"/"floor" scale by 10**precision.
 Value FRound(Interpreter&, const Value& v, CallArgs& a) {
   ArgBinder b(a, "round", {"precision", "method"});
   const int64_t precision = b.Get(0) ? RequireInt(*b.Get(0), "round") : 0;
@@ -429,7 +475,7 @@ Value FRound(Interpreter&, const Value& v, CallArgs& a) {
   double r;
   if (method == "common") {
     if (!v.is_float()) return Value(v.int_like());  // Python round(int, n) stays an int
-    r = std::nearbyint(x);  // Python's round(): ties to even
+    r = std::nearbyint(x);                          // Python's round(): ties to even
   } else if (method == "ceil") {
     r = std::ceil(x);
   } else if (method == "floor") {
@@ -440,6 +486,7 @@ Value FRound(Interpreter&, const Value& v, CallArgs& a) {
   return Value(r / scale);
 }
 
+// safe / string: no Markup objects here (autoescape is off in transformers), so both are str().
 Value FSafe(Interpreter&, const Value& v, CallArgs&) { return Value(SoftStr(v)); }
 Value FString(Interpreter&, const Value& v, CallArgs&) { return Value(SoftStr(v)); }
 
@@ -471,11 +518,21 @@ Value SelectImpl(Interpreter& in, const Value& v, CallArgs& a, bool by_attr, boo
   }
   return Value::MakeList(std::move(out));
 }
-Value FSelect(Interpreter& in, const Value& v, CallArgs& a) { return SelectImpl(in, v, a, false, true); }
-Value FReject(Interpreter& in, const Value& v, CallArgs& a) { return SelectImpl(in, v, a, false, false); }
-Value FSelectAttr(Interpreter& in, const Value& v, CallArgs& a) { return SelectImpl(in, v, a, true, true); }
-Value FRejectAttr(Interpreter& in, const Value& v, CallArgs& a) { return SelectImpl(in, v, a, true, false); }
+Value FSelect(Interpreter& in, const Value& v, CallArgs& a) {
+  return SelectImpl(in, v, a, false, true);
+}
+Value FReject(Interpreter& in, const Value& v, CallArgs& a) {
+  return SelectImpl(in, v, a, false, false);
+}
+Value FSelectAttr(Interpreter& in, const Value& v, CallArgs& a) {
+  return SelectImpl(in, v, a, true, true);
+}
+Value FRejectAttr(Interpreter& in, const Value& v, CallArgs& a) {
+  return SelectImpl(in, v, a, true, false);
+}
 
+// sort(reverse=False, case_sensitive=False, attribute=None): stable sort on a lower-cased key
+// unless case_sensitive.
 Value FSort(Interpreter& in, const Value& v, CallArgs& a) {
   ArgBinder b(a, "sort", {"reverse", "case_sensitive", "attribute"});
   const bool reverse = b.Get(0) && b.Get(0)->Truthy();
@@ -483,7 +540,8 @@ Value FSort(Interpreter& in, const Value& v, CallArgs& a) {
   auto items = in.Iterate(v);
   in.Step(static_cast<int64_t>(items.size()));
   std::vector<Value> keys;
-  for (const auto& item : items) keys.push_back(SortKey(b.Get(2) ? GetAttrPath(in, item, *b.Get(2)) : item, cs));
+  for (const auto& item : items)
+    keys.push_back(SortKey(b.Get(2) ? GetAttrPath(in, item, *b.Get(2)) : item, cs));
   std::vector<size_t> order(items.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) {
@@ -494,6 +552,7 @@ Value FSort(Interpreter& in, const Value& v, CallArgs& a) {
   return Value::MakeList(std::move(out));
 }
 
+// sum(attribute=None, start=0): Python sum() with our `+` (ints stay ints).
 Value FSum(Interpreter& in, const Value& v, CallArgs& a) {
   ArgBinder b(a, "sum", {"attribute", "start"});
   Value total = b.GetOr(1, Value(0));
@@ -526,11 +585,14 @@ Value FToJson(Interpreter& in, const Value& v, CallArgs& a) {
   JsonDumpOptions o;
   o.ensure_ascii = b.Get(0) && b.Get(0)->Truthy();
   if (const Value* ind = b.Get(1); ind && !ind->is_none()) {
-    o.indent = ind->is_string() ? ind->str() : std::string(std::max<int64_t>(0, RequireInt(*ind, "tojson")), ' ');
+    o.indent = ind->is_string()
+                   ? ind->str()
+                   : std::string(std::max<int64_t>(0, RequireInt(*ind, "tojson")), ' ');
     o.item_separator = ",";
   }
   if (const Value* sep = b.Get(2); sep && !sep->is_none()) {
-    if (!sep->is_list() || sep->list().items.size() != 2) Throw("tojson(): separators must be a pair");
+    if (!sep->is_list() || sep->list().items.size() != 2)
+      Throw("tojson(): separators must be a pair");
     o.item_separator = RequireString(sep->list().items[0], "tojson separators");
     o.key_separator = RequireString(sep->list().items[1], "tojson separators");
   }
@@ -540,11 +602,13 @@ Value FToJson(Interpreter& in, const Value& v, CallArgs& a) {
   return Value(std::move(s));
 }
 
+// trim(chars=None): str.strip(chars).
 Value FTrim(Interpreter&, const Value& v, CallArgs& a) {
   ArgBinder b(a, "trim", {"chars"});
   return Value(StripImpl(SoftStr(v), b.Get(0), true, true));
 }
 
+// unique(case_sensitive=False, attribute=None): first occurrence of each key, order kept.
 Value FUnique(Interpreter& in, const Value& v, CallArgs& a) {
   ArgBinder b(a, "unique", {"case_sensitive", "attribute"});
   const bool cs = b.Get(0) && b.Get(0)->Truthy();
@@ -560,6 +624,7 @@ Value FUnique(Interpreter& in, const Value& v, CallArgs& a) {
   return Value::MakeList(std::move(out));
 }
 
+// wordcount: number of \w+ runs (letters, digits, underscore).
 Value FWordcount(Interpreter&, const Value& v, CallArgs&) {
   int64_t n = 0;
   bool in_word = false;
@@ -571,25 +636,54 @@ Value FWordcount(Interpreter&, const Value& v, CallArgs&) {
   return Value(n);
 }
 
+// The filter table: name -> implementation (linear scan; ~45 entries, looked up per call).
 struct FilterEntry {
   const char* name;
   FilterFn fn;
 };
 constexpr FilterEntry kFilters[] = {
-    {"abs", FAbs},         {"attr", FAttr},           {"batch", FBatch},
-    {"capitalize", FCapitalize}, {"center", FCenter}, {"count", FLength},
-    {"d", FDefault},       {"default", FDefault},     {"dictsort", FDictsort},
-    {"e", FEscape},        {"escape", FEscape},       {"first", FFirst},
-    {"float", FFloat},     {"forceescape", FEscape},  {"format", FFormat},
-    {"indent", FIndent},   {"int", FInt},             {"items", FItems},
-    {"join", FJoin},       {"last", FLast},           {"length", FLength},
-    {"list", FList},       {"lower", FLower},         {"map", FMap},
-    {"max", FMax},         {"min", FMin},             {"reject", FReject},
-    {"rejectattr", FRejectAttr}, {"replace", FReplace}, {"reverse", FReverse},
-    {"round", FRound},     {"safe", FSafe},           {"select", FSelect},
-    {"selectattr", FSelectAttr}, {"sort", FSort},     {"string", FString},
-    {"sum", FSum},         {"title", FTitle},         {"tojson", FToJson},
-    {"trim", FTrim},       {"unique", FUnique},       {"upper", FUpper},
+    {"abs", FAbs},
+    {"attr", FAttr},
+    {"batch", FBatch},
+    {"capitalize", FCapitalize},
+    {"center", FCenter},
+    {"count", FLength},
+    {"d", FDefault},
+    {"default", FDefault},
+    {"dictsort", FDictsort},
+    {"e", FEscape},
+    {"escape", FEscape},
+    {"first", FFirst},
+    {"float", FFloat},
+    {"forceescape", FEscape},
+    {"format", FFormat},
+    {"indent", FIndent},
+    {"int", FInt},
+    {"items", FItems},
+    {"join", FJoin},
+    {"last", FLast},
+    {"length", FLength},
+    {"list", FList},
+    {"lower", FLower},
+    {"map", FMap},
+    {"max", FMax},
+    {"min", FMin},
+    {"reject", FReject},
+    {"rejectattr", FRejectAttr},
+    {"replace", FReplace},
+    {"reverse", FReverse},
+    {"round", FRound},
+    {"safe", FSafe},
+    {"select", FSelect},
+    {"selectattr", FSelectAttr},
+    {"sort", FSort},
+    {"string", FString},
+    {"sum", FSum},
+    {"title", FTitle},
+    {"tojson", FToJson},
+    {"trim", FTrim},
+    {"unique", FUnique},
+    {"upper", FUpper},
     {"wordcount", FWordcount},
 };
 

@@ -153,6 +153,7 @@ Interpreter::Flow Interpreter::Exec(const Stmt& s, const std::shared_ptr<Scope>&
   return Flow::kNormal;
 }
 
+// Python iter(): None and numbers are not iterable; namespaces and loop objects neither.
 std::vector<Value> Interpreter::Iterate(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::kUndefined:
@@ -199,6 +200,8 @@ void BindTargets(Interpreter& in, const std::vector<std::string>& targets, const
 }
 }  // namespace
 
+// for-loops: each iteration gets a fresh scope (so `set` inside a loop does not leak, as in
+// Jinja2) holding the targets and the `loop` object.
 void Interpreter::ExecFor(const Stmt& s, const std::shared_ptr<Scope>& scope, std::string& out) {
   if (s.recursive) Throw("recursive for loops are not supported");
   const Value iterable = Eval(*s.expr, scope);
@@ -237,7 +240,8 @@ void Interpreter::ExecFor(const Stmt& s, const std::shared_ptr<Scope>& scope, st
                            i > 0 ? items[i - 1] : Value::Undefined("there is no previous item"));
     d.entries.emplace_back(Value("nextitem"),
                            i + 1 < n ? items[i + 1] : Value::Undefined("there is no next item"));
-    d.entries.emplace_back(Value("cycle"), Value::MakeCallable("cycle", [i](Interpreter&, CallArgs& a) {
+    d.entries.emplace_back(Value("cycle"),
+                           Value::MakeCallable("cycle", [i](Interpreter&, CallArgs& a) {
                              if (a.positional.empty()) Throw("no items for cycling given");
                              return a.positional[static_cast<size_t>(i) % a.positional.size()];
                            }));
@@ -248,6 +252,7 @@ void Interpreter::ExecFor(const Stmt& s, const std::shared_ptr<Scope>& scope, st
   if (n == 0 && !s.else_body.empty()) ExecBody(s.else_body, scope, out);
 }
 
+// set / block set / namespace attribute assignment.
 void Interpreter::ExecSet(const Stmt& s, const std::shared_ptr<Scope>& scope, std::string& out) {
   Value v;
   if (s.kind == StmtKind::kSetBlock) {
@@ -298,8 +303,8 @@ Value Interpreter::MakeMacro(const Stmt& s, const std::shared_ptr<Scope>& closur
     }
     Value kwargs = Value::MakeDict();
     for (auto& [k, v] : args.keyword) {
-      const bool is_param = std::any_of(params.begin(), params.end(),
-                                        [&](const Param& p) { return p.name == k; });
+      const bool is_param =
+          std::any_of(params.begin(), params.end(), [&](const Param& p) { return p.name == k; });
       if (is_param || k == "caller") {
         scope->Set(k, v);
       } else {
@@ -310,10 +315,10 @@ Value Interpreter::MakeMacro(const Stmt& s, const std::shared_ptr<Scope>& closur
       const bool given = std::any_of(args.keyword.begin(), args.keyword.end(),
                                      [&](const auto& kv) { return kv.first == params[i].name; });
       if (given) continue;
-      scope->Set(params[i].name, params[i].default_value
-                                     ? in.Eval(*params[i].default_value, scope)
-                                     : Value::Undefined("parameter '" + params[i].name +
-                                                        "' was not provided"));
+      scope->Set(params[i].name,
+                 params[i].default_value
+                     ? in.Eval(*params[i].default_value, scope)
+                     : Value::Undefined("parameter '" + params[i].name + "' was not provided"));
     }
     scope->Set("varargs", Value::MakeList(std::move(varargs), /*is_tuple=*/true));
     scope->Set("kwargs", kwargs);
@@ -346,10 +351,12 @@ Value Interpreter::Eval(const Expr& e, const std::shared_ptr<Scope>& scope) {
 }
 
 void Interpreter::EvalArgs(const Expr& e, const std::shared_ptr<Scope>& scope, CallArgs& args) {
-  for (size_t i = 1; i < e.children.size(); ++i) args.positional.push_back(Eval(*e.children[i], scope));
+  for (size_t i = 1; i < e.children.size(); ++i)
+    args.positional.push_back(Eval(*e.children[i], scope));
   for (const auto& [k, v] : e.kwargs) args.keyword.emplace_back(k, Eval(*v, scope));
 }
 
+// Evaluates one expression node; Eval() wraps this to count steps and attach positions.
 Value Interpreter::EvalInner(const Expr& e, const std::shared_ptr<Scope>& scope) {
   switch (e.kind) {
     case ExprKind::kLiteral:
@@ -393,7 +400,8 @@ Value Interpreter::EvalInner(const Expr& e, const std::shared_ptr<Scope>& scope)
       const Value v = Eval(*e.children[0], scope);
       if (e.name == "not") return Value(!v.Truthy());
       if (v.is_undefined()) ThrowUndefined(v);
-      if (!v.is_number()) Throw("bad operand type for unary " + e.name + ": '" + v.TypeName() + "'");
+      if (!v.is_number())
+        Throw("bad operand type for unary " + e.name + ": '" + v.TypeName() + "'");
       if (e.name == "+") return v.is_bool() ? Value(v.int_like()) : v;
       if (v.is_float()) return Value(-v.as_float());
       if (v.int_like() == INT64_MIN) Throw("integer overflow");
@@ -460,6 +468,7 @@ Value Interpreter::EvalSlice(const Expr& e, const std::shared_ptr<Scope>& scope)
   return SliceValue(*this, obj, parts[0], parts[1], parts[2]);
 }
 
+// Calls a callable value (builtin, bound method, macro, caller, loop.cycle).
 Value Interpreter::Call(const Value& fn, CallArgs& args) {
   if (fn.is_undefined()) ThrowUndefined(fn);
   if (!fn.is_callable()) Throw("'" + fn.TypeName() + "' object is not callable");
@@ -527,23 +536,24 @@ Value Interpreter::GetItem(const Value& obj, const Value& key) {
       }
       if (key.is_undefined()) ThrowUndefined(key);
       if (!key.is_string()) {
-        if (obj.is_list() && key.is_list()) Throw("list indices must be integers or slices, not tuple");
+        if (obj.is_list() && key.is_list())
+          Throw("list indices must be integers or slices, not tuple");
         Throw(obj.TypeName() + " indices must be integers or slices, not " + key.TypeName());
       }
       break;
     default:
       break;
   }
-  if (key.is_string()) return GetAttr(obj.is_dict() && obj.dict().kind == Dict::Kind::kDict
-                                          ? obj
-                                          : obj,
-                                      key.str());
+  if (key.is_string())
+    return GetAttr(obj.is_dict() && obj.dict().kind == Dict::Kind::kDict ? obj : obj, key.str());
   return Value::Undefined(obj.TypeRepr() + " has no element " + key.Repr());
 }
 
 // ---------------------------------------------------------------------------------------------
 // Public API
 
+// The module boundary: TemplateException never escapes; it becomes a petrel::Error whose
+// message starts with "LINE:COLUMN: ".
 Result<Template> Template::Parse(std::string_view source) {
   try {
     Template t;
@@ -581,7 +591,8 @@ Result<std::string> Template::Render(const Value& globals, const RenderOptions& 
   }
 }
 
-Result<std::string> Template::Render(const petrel::OrderedJson& vars, const RenderOptions& opts) const {
+Result<std::string> Template::Render(const petrel::OrderedJson& vars,
+                                     const RenderOptions& opts) const {
   Value globals;
   try {
     globals = Value::FromJson(vars);

@@ -30,10 +30,10 @@ namespace petrel::jinja {
 struct Program;
 
 struct RenderLimits {
-  int64_t max_steps = 20'000'000;        // expression evaluations + statement executions
-  size_t max_output_bytes = 64u << 20;   // also caps any single string built while rendering
-  int max_call_depth = 200;              // nested macro / caller() calls
-  int64_t max_range = 100'000;           // longest range() (jinja2's sandbox uses the same)
+  int64_t max_steps = 20'000'000;       // expression evaluations + statement executions
+  size_t max_output_bytes = 64u << 20;  // also caps any single string built while rendering
+  int max_call_depth = 200;             // nested macro / caller() calls
+  int64_t max_range = 100'000;          // longest range() (jinja2's sandbox uses the same)
 };
 
 struct RenderOptions {

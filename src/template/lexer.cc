@@ -19,9 +19,7 @@ bool IsWs(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 bool IsDigitC(char c) { return c >= '0' && c <= '9'; }
-bool IsNameStart(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
+bool IsNameStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool IsNameChar(char c) { return IsNameStart(c) || IsDigitC(c); }
 
 // Python's unicode-escape decoding of a Jinja string literal body.
@@ -40,10 +38,14 @@ std::string DecodeStringLiteral(std::string_view body) {
       for (size_t k = 1; k <= n; ++k) {
         const char h = body[i + k];
         v <<= 4;
-        if (h >= '0' && h <= '9') v |= h - '0';
-        else if (h >= 'a' && h <= 'f') v |= h - 'a' + 10;
-        else if (h >= 'A' && h <= 'F') v |= h - 'A' + 10;
-        else return false;
+        if (h >= '0' && h <= '9')
+          v |= h - '0';
+        else if (h >= 'a' && h <= 'f')
+          v |= h - 'a' + 10;
+        else if (h >= 'A' && h <= 'F')
+          v |= h - 'A' + 10;
+        else
+          return false;
       }
       if (v > 0x10FFFF) return false;
       utf8::Append(out, v);
@@ -51,17 +53,38 @@ std::string DecodeStringLiteral(std::string_view body) {
       return true;
     };
     switch (e) {
-      case '\n': break;  // line continuation
-      case '\\': out.push_back('\\'); break;
-      case '\'': out.push_back('\''); break;
-      case '"': out.push_back('"'); break;
-      case 'a': out.push_back('\a'); break;
-      case 'b': out.push_back('\b'); break;
-      case 'f': out.push_back('\f'); break;
-      case 'n': out.push_back('\n'); break;
-      case 'r': out.push_back('\r'); break;
-      case 't': out.push_back('\t'); break;
-      case 'v': out.push_back('\v'); break;
+      case '\n':
+        break;  // line continuation
+      case '\\':
+        out.push_back('\\');
+        break;
+      case '\'':
+        out.push_back('\'');
+        break;
+      case '"':
+        out.push_back('"');
+        break;
+      case 'a':
+        out.push_back('\a');
+        break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
+      case 'v':
+        out.push_back('\v');
+        break;
       case 'x':
         if (!hex(2)) Throw("invalid \\x escape in string literal");
         break;
@@ -108,6 +131,7 @@ class Lexer {
     }
   }
 
+  // Root state: alternate data and tags until the end of the source.
   std::vector<Token> Run() {
     size_t pos = 0;
     bool line_starting = true;  // previous token ended with a newline (or start of template)
@@ -189,6 +213,7 @@ class Lexer {
     return after;
   }
 
+  // {# ... #}: produces no token; whitespace control as for block tags.
   size_t LexComment(size_t open, size_t inner) {
     const size_t close = src_.find("#}", inner);
     if (close == std::string::npos) Fail("missing end of comment tag", open);
@@ -208,6 +233,7 @@ class Lexer {
     return src_.compare(p, 2, "%}") == 0;
   }
 
+  // {% raw %} ... {% endraw %}: the body is data, with the end tag's whitespace control.
   size_t LexRaw(size_t open, size_t inner) {
     size_t p = src_.find("%}", inner);
     const char begin_sign = src_[p - 1];
@@ -240,7 +266,8 @@ class Lexer {
       } else if (s1 != '+') {
         const size_t nl = text.rfind('\n');
         if (nl != std::string_view::npos &&
-            std::all_of(text.begin() + nl + 1, text.end(), [](char c) { return c == ' ' || c == '\t'; })) {
+            std::all_of(text.begin() + nl + 1, text.end(),
+                        [](char c) { return c == ' ' || c == '\t'; })) {
           text = text.substr(0, nl + 1);
         }
       }
@@ -256,8 +283,10 @@ class Lexer {
     const char* closer = is_block ? "%}" : "}}";
     while (true) {
       while (p < src_.size() && IsWs(src_[p])) ++p;
-      if (p >= src_.size()) Fail(is_block ? "unexpected end of template inside a {% tag" :
-                                            "unexpected end of template inside {{ }}", open);
+      if (p >= src_.size())
+        Fail(is_block ? "unexpected end of template inside a {% tag"
+                      : "unexpected end of template inside {{ }}",
+             open);
       if (depth == 0) {
         if (src_[p] == '-' && src_.compare(p + 1, 2, closer) == 0) {
           Push(is_block ? TokenKind::kBlockEnd : TokenKind::kVarEnd, "", p);
@@ -285,7 +314,8 @@ class Lexer {
         while (e < src_.size() && src_[e] != c) e += (src_[e] == '\\') ? 2 : 1;
         if (e >= src_.size()) Fail("unterminated string literal", p);
         try {
-          Push(TokenKind::kString, DecodeStringLiteral(std::string_view(src_).substr(p + 1, e - p - 1)), p);
+          Push(TokenKind::kString,
+               DecodeStringLiteral(std::string_view(src_).substr(p + 1, e - p - 1)), p);
         } catch (TemplateException& ex) {
           Fail(ex.message, p);
         }

@@ -4,7 +4,8 @@
 //   - newlines are normalized to "\n" and one trailing newline of the source is dropped;
 //   - `{%- ` / `{{-` / `{#-` strip all whitespace before the tag, `-%}` / `-}}` / `-#}` after it;
 //   - trim_blocks: the first newline after `%}` or `#}` is removed (unless `+%}`);
-//   - lstrip_blocks: spaces and tabs between a line start and `{%` / `{#` are removed (unless `{%+`).
+//   - lstrip_blocks: spaces and tabs between a line start and `{%` / `{#` are removed (unless
+//   `{%+`).
 #pragma once
 
 #include <cstdint>
@@ -30,7 +31,7 @@ enum class TokenKind {
   kString,      // string literal, escapes already decoded
   kInteger,
   kFloat,
-  kOperator,    // + - * / // % ** ~ == != < <= > >= = . , : | ( ) [ ] { } ;
+  kOperator,  // + - * / // % ** ~ == != < <= > >= = . , : | ( ) [ ] { } ;
   kEof,
 };
 

@@ -30,6 +30,7 @@ void Range(const ArgBinder& b, size_t first, int64_t n, int64_t& lo, int64_t& hi
   if (const Value* e = b.Get(first + 1); e && !e->is_none()) hi = clamp(RequireInt(*e, "end"));
 }
 
+// str.startswith / str.endswith(prefix or tuple of prefixes, start=None, end=None).
 Value SStartsEnds(const Value& self, CallArgs& a, bool ends) {
   ArgBinder b(a, ends ? "endswith" : "startswith", {"prefix", "start", "end"});
   if (!b.Get(0)) Throw("startswith/endswith need an argument");
@@ -46,13 +47,16 @@ Value SStartsEnds(const Value& self, CallArgs& a, bool ends) {
   for (const auto& o : options) {
     const std::u32string p = utf8::Decode(RequireString(o, "startswith"));
     if (p.size() > view.size()) continue;
-    if (ends ? view.substr(view.size() - p.size()) == p : view.substr(0, p.size()) == p) return Value(true);
+    if (ends ? view.substr(view.size() - p.size()) == p : view.substr(0, p.size()) == p)
+      return Value(true);
   }
   return Value(false);
 }
 Value SStartswith(Interpreter&, const Value& s, CallArgs& a) { return SStartsEnds(s, a, false); }
 Value SEndswith(Interpreter&, const Value& s, CallArgs& a) { return SStartsEnds(s, a, true); }
 
+// str.split / str.rsplit(sep=None, maxsplit=-1). Without sep, runs of whitespace separate
+// and empty strings are dropped; with sep, empty fields are kept.
 Value SSplitImpl(Interpreter& in, const Value& self, CallArgs& a, bool from_right) {
   ArgBinder b(a, from_right ? "rsplit" : "split", {"sep", "maxsplit"});
   int64_t maxsplit = b.Get(1) ? RequireInt(*b.Get(1), "maxsplit") : -1;
@@ -117,13 +121,16 @@ Value SSplitImpl(Interpreter& in, const Value& self, CallArgs& a, bool from_righ
 Value SSplit(Interpreter& in, const Value& s, CallArgs& a) { return SSplitImpl(in, s, a, false); }
 Value SRsplit(Interpreter& in, const Value& s, CallArgs& a) { return SSplitImpl(in, s, a, true); }
 
+// str.strip / lstrip / rstrip(chars=None) over code points.
 Value SStripImpl(const Value& self, CallArgs& a, bool left, bool right) {
   ArgBinder b(a, "strip", {"chars"});
   const std::u32string cs = Chars(self);
   std::u32string set;
   const bool ws = !b.Get(0) || b.Get(0)->is_none();
   if (!ws) set = utf8::Decode(RequireString(*b.Get(0), "strip"));
-  auto strip_me = [&](char32_t c) { return ws ? utf8::IsSpace(c) : set.find(c) != std::u32string::npos; };
+  auto strip_me = [&](char32_t c) {
+    return ws ? utf8::IsSpace(c) : set.find(c) != std::u32string::npos;
+  };
   size_t lo = 0, hi = cs.size();
   if (left) {
     while (lo < hi && strip_me(cs[lo])) ++lo;
@@ -157,7 +164,8 @@ Value STitle(Interpreter&, const Value& s, CallArgs&) {
 
 Value SCapitalize(Interpreter&, const Value& s, CallArgs&) {
   std::u32string cs = Chars(s);
-  for (size_t i = 0; i < cs.size(); ++i) cs[i] = i == 0 ? utf8::ToTitle(cs[i]) : utf8::ToLower(cs[i]);
+  for (size_t i = 0; i < cs.size(); ++i)
+    cs[i] = i == 0 ? utf8::ToTitle(cs[i]) : utf8::ToLower(cs[i]);
   return Value(utf8::Encode(cs));
 }
 
@@ -166,6 +174,7 @@ Value SReplace(Interpreter& in, const Value& s, CallArgs& a) {
   return in.ApplyFilter("replace", s, a);
 }
 
+// str.find / rfind (-1 when absent) and str.index (error when absent); code point indices.
 Value SFindImpl(const Value& self, CallArgs& a, bool reverse, bool raise) {
   ArgBinder b(a, "find", {"sub", "start", "end"});
   if (!b.Get(0)) Throw("find() needs an argument");
@@ -186,6 +195,7 @@ Value SFind(Interpreter&, const Value& s, CallArgs& a) { return SFindImpl(s, a, 
 Value SRfind(Interpreter&, const Value& s, CallArgs& a) { return SFindImpl(s, a, true, false); }
 Value SIndex(Interpreter&, const Value& s, CallArgs& a) { return SFindImpl(s, a, false, true); }
 
+// str.count(sub): non-overlapping occurrences; "" counts len+1 like Python.
 Value SCount(Interpreter&, const Value& self, CallArgs& a) {
   ArgBinder b(a, "count", {"sub"});
   if (!b.Get(0)) Throw("count() needs an argument");
@@ -197,13 +207,15 @@ Value SCount(Interpreter&, const Value& self, CallArgs& a) {
   return Value(n);
 }
 
+// str.join(iterable): every item must already be a str (Python raises otherwise).
 Value SJoin(Interpreter& in, const Value& self, CallArgs& a) {
   ArgBinder b(a, "join", {"iterable"});
   if (!b.Get(0)) Throw("join() needs an argument");
   std::string out;
   bool first = true;
   for (const auto& item : in.Iterate(*b.Get(0))) {
-    if (!item.is_string()) Throw("sequence item: expected str instance, " + item.TypeName() + " found");
+    if (!item.is_string())
+      Throw("sequence item: expected str instance, " + item.TypeName() + " found");
     if (!first) out += self.str();
     first = false;
     out += item.str();
@@ -226,19 +238,22 @@ std::string ApplySpec(const Value& v, const std::string& spec) {
     i = 1;
   }
   size_t width = 0;
-  while (i < spec.size() && isdigit(static_cast<unsigned char>(spec[i]))) width = width * 10 + (spec[i++] - '0');
+  while (i < spec.size() && isdigit(static_cast<unsigned char>(spec[i])))
+    width = width * 10 + (spec[i++] - '0');
   int precision = -1;
   if (i < spec.size() && spec[i] == '.') {
     precision = 0;
     ++i;
-    while (i < spec.size() && isdigit(static_cast<unsigned char>(spec[i]))) precision = precision * 10 + (spec[i++] - '0');
+    while (i < spec.size() && isdigit(static_cast<unsigned char>(spec[i])))
+      precision = precision * 10 + (spec[i++] - '0');
   }
   const char type = i < spec.size() ? spec[i++] : '\0';
   if (i != spec.size() || width > 4096) Throw("unsupported format spec '" + spec + "'");
   std::string body;
   if (type == 'f' || (precision >= 0 && v.is_number() && type == '\0')) {
     char buf[512];
-    std::snprintf(buf, sizeof(buf), "%.*f", precision < 0 ? 6 : std::min(precision, 100), v.to_double());
+    std::snprintf(buf, sizeof(buf), "%.*f", precision < 0 ? 6 : std::min(precision, 100),
+                  v.to_double());
     body = buf;
   } else if (type == 'd') {
     body = std::to_string(RequireInt(v, "format"));
@@ -255,15 +270,19 @@ std::string ApplySpec(const Value& v, const std::string& spec) {
   return std::string(pad / 2, fill) + body + std::string(pad - pad / 2, fill);
 }
 
+// str.format: {} / {0} / {name} fields, {{ and }} escapes, !r / !s conversions, and the
+// format specs of ApplySpec.
 Value SFormat(Interpreter& in, const Value& self, CallArgs& a) {
   const std::string& f = self.str();
   std::string out;
   size_t auto_idx = 0;
   for (size_t i = 0; i < f.size(); ++i) {
     const char c = f[i];
-    if (c == '}' ) {
-      if (i + 1 < f.size() && f[i + 1] == '}') ++i;
-      else Throw("Single '}' encountered in format string");
+    if (c == '}') {
+      if (i + 1 < f.size() && f[i + 1] == '}')
+        ++i;
+      else
+        Throw("Single '}' encountered in format string");
       out.push_back('}');
       continue;
     }
@@ -293,10 +312,12 @@ Value SFormat(Interpreter& in, const Value& self, CallArgs& a) {
     Value v;
     if (field.empty() || std::all_of(field.begin(), field.end(), ::isdigit)) {
       const size_t idx = field.empty() ? auto_idx++ : std::stoul(field);
-      if (idx >= a.positional.size()) Throw("Replacement index " + std::to_string(idx) + " out of range");
+      if (idx >= a.positional.size())
+        Throw("Replacement index " + std::to_string(idx) + " out of range");
       v = a.positional[idx];
     } else {
-      auto it = std::find_if(a.keyword.begin(), a.keyword.end(), [&](const auto& kv) { return kv.first == field; });
+      auto it = std::find_if(a.keyword.begin(), a.keyword.end(),
+                             [&](const auto& kv) { return kv.first == field; });
       if (it == a.keyword.end()) Throw("KeyError: '" + field + "'");
       v = it->second;
     }
@@ -324,6 +345,7 @@ Value SIsLowerUpper(const Value& s, bool lower) {
 Value SIsLower(Interpreter&, const Value& s, CallArgs&) { return SIsLowerUpper(s, true); }
 Value SIsUpper(Interpreter&, const Value& s, CallArgs&) { return SIsLowerUpper(s, false); }
 
+// str.splitlines(keepends=False) on \n, \r\n and \r.
 Value SSplitlines(Interpreter&, const Value& self, CallArgs& a) {
   ArgBinder b(a, "splitlines", {"keepends"});
   const bool keep = b.Get(0) && b.Get(0)->Truthy();
@@ -344,13 +366,16 @@ Value SSplitlines(Interpreter&, const Value& self, CallArgs& a) {
 
 // ---- dict / list ------------------------------------------------------------------------------
 
+// dict.get(key, default=None), keys(), values(), items(), copy(): read-only views as lists.
 Value DGet(Interpreter&, const Value& self, CallArgs& a) {
   ArgBinder b(a, "get", {"key", "default"});
   if (!b.Get(0)) Throw("get() needs a key");
   const Value* v = self.dict().Find(*b.Get(0));
   return v ? *v : b.GetOr(1, Value::None());
 }
-Value DItems(Interpreter& in, const Value& self, CallArgs& a) { return in.ApplyFilter("items", self, a); }
+Value DItems(Interpreter& in, const Value& self, CallArgs& a) {
+  return in.ApplyFilter("items", self, a);
+}
 Value DKeys(Interpreter&, const Value& self, CallArgs&) {
   std::vector<Value> out;
   for (const auto& [k, v] : self.dict().entries) out.push_back(k);
@@ -367,6 +392,7 @@ Value DCopy(Interpreter&, const Value& self, CallArgs&) {
   return d;
 }
 
+// list.index(value) / list.count(value) with Python equality.
 Value LIndex(Interpreter&, const Value& self, CallArgs& a) {
   ArgBinder b(a, "index", {"value"});
   if (!b.Get(0)) Throw("index() needs an argument");
@@ -379,8 +405,9 @@ Value LIndex(Interpreter&, const Value& self, CallArgs& a) {
 Value LCount(Interpreter&, const Value& self, CallArgs& a) {
   ArgBinder b(a, "count", {"value"});
   if (!b.Get(0)) Throw("count() needs an argument");
-  return Value(static_cast<int64_t>(std::count_if(self.list().items.begin(), self.list().items.end(),
-                                                  [&](const Value& v) { return v.Equals(*b.Get(0)); })));
+  return Value(
+      static_cast<int64_t>(std::count_if(self.list().items.begin(), self.list().items.end(),
+                                         [&](const Value& v) { return v.Equals(*b.Get(0)); })));
 }
 
 struct MethodEntry {
@@ -388,15 +415,31 @@ struct MethodEntry {
   Method fn;
 };
 constexpr MethodEntry kStrMethods[] = {
-    {"startswith", SStartswith}, {"endswith", SEndswith},   {"split", SSplit},
-    {"rsplit", SRsplit},         {"strip", SStrip},         {"lstrip", SLstrip},
-    {"rstrip", SRstrip},         {"upper", SUpper},         {"lower", SLower},
-    {"title", STitle},           {"capitalize", SCapitalize}, {"replace", SReplace},
-    {"find", SFind},             {"rfind", SRfind},         {"index", SIndex},
-    {"count", SCount},           {"join", SJoin},           {"format", SFormat},
-    {"isdigit", SIs<utf8::IsDigit>}, {"isalpha", SIs<utf8::IsAlpha>},
-    {"isalnum", SIs<IsAlnum>},   {"isspace", SIs<utf8::IsSpace>},
-    {"islower", SIsLower},       {"isupper", SIsUpper},     {"splitlines", SSplitlines},
+    {"startswith", SStartswith},
+    {"endswith", SEndswith},
+    {"split", SSplit},
+    {"rsplit", SRsplit},
+    {"strip", SStrip},
+    {"lstrip", SLstrip},
+    {"rstrip", SRstrip},
+    {"upper", SUpper},
+    {"lower", SLower},
+    {"title", STitle},
+    {"capitalize", SCapitalize},
+    {"replace", SReplace},
+    {"find", SFind},
+    {"rfind", SRfind},
+    {"index", SIndex},
+    {"count", SCount},
+    {"join", SJoin},
+    {"format", SFormat},
+    {"isdigit", SIs<utf8::IsDigit>},
+    {"isalpha", SIs<utf8::IsAlpha>},
+    {"isalnum", SIs<IsAlnum>},
+    {"isspace", SIs<utf8::IsSpace>},
+    {"islower", SIsLower},
+    {"isupper", SIsUpper},
+    {"splitlines", SSplitlines},
 };
 constexpr MethodEntry kDictMethods[] = {
     {"get", DGet}, {"items", DItems}, {"keys", DKeys}, {"values", DValues}, {"copy", DCopy},
@@ -404,7 +447,7 @@ constexpr MethodEntry kDictMethods[] = {
 constexpr MethodEntry kListMethods[] = {{"index", LIndex}, {"count", LCount}};
 
 constexpr const char* kUnsafeDict[] = {"clear", "pop", "popitem", "setdefault", "update"};
-constexpr const char* kUnsafeList[] = {"append", "clear",  "extend", "insert",
+constexpr const char* kUnsafeList[] = {"append", "clear",  "extend",  "insert",
                                        "pop",    "remove", "reverse", "sort"};
 
 template <size_t N>
@@ -417,6 +460,7 @@ Method Lookup(const MethodEntry (&table)[N], const std::string& name) {
 
 }  // namespace
 
+// Methods are bound at lookup: `s.split` yields a callable holding `s`, as Python does.
 std::optional<Value> GetMethod(const Value& obj, const std::string& name) {
   Method m = nullptr;
   if (obj.is_string()) {
@@ -436,13 +480,16 @@ std::optional<Value> GetMethod(const Value& obj, const std::string& name) {
   }
   if (!m) return std::nullopt;
   Value self = obj;
-  return Value::MakeCallable(name, [self, m](Interpreter& in, CallArgs& a) { return m(in, self, a); });
+  return Value::MakeCallable(name,
+                             [self, m](Interpreter& in, CallArgs& a) { return m(in, self, a); });
 }
 
 // ---- globals ------------------------------------------------------------------------------------
 
 namespace {
 
+// range(stop) / range(start, stop[, step]) as a list, refused beyond max_range items
+// (jinja2's sandbox MAX_RANGE is 100000 too).
 Value GRange(Interpreter& in, CallArgs& a) {
   if (!a.keyword.empty()) Throw("range() takes no keyword arguments");
   int64_t start = 0, stop = 0, step = 1;
@@ -457,19 +504,23 @@ Value GRange(Interpreter& in, CallArgs& a) {
     Throw("range expected 1 to 3 arguments, got " + std::to_string(p.size()));
   }
   if (step == 0) Throw("range() arg 3 must not be zero");
-  const __int128 span = step > 0 ? static_cast<__int128>(stop) - start : static_cast<__int128>(start) - stop;
-  const __int128 count = span <= 0 ? 0 : (span + (step > 0 ? step : -step) - 1) / (step > 0 ? step : -step);
+  const __int128 span =
+      step > 0 ? static_cast<__int128>(stop) - start : static_cast<__int128>(start) - stop;
+  const __int128 count =
+      span <= 0 ? 0 : (span + (step > 0 ? step : -step) - 1) / (step > 0 ? step : -step);
   if (count > in.options().limits.max_range) {
     ThrowLimit("Range too big. The sandbox blocks ranges larger than MAX_RANGE (" +
                std::to_string(in.options().limits.max_range) + ").");
   }
   std::vector<Value> out;
   out.reserve(static_cast<size_t>(count));
-  for (int64_t i = 0, v = start; i < static_cast<int64_t>(count); ++i, v += step) out.emplace_back(v);
+  for (int64_t i = 0, v = start; i < static_cast<int64_t>(count); ++i, v += step)
+    out.emplace_back(v);
   in.Step(static_cast<int64_t>(count));
   return Value::MakeList(std::move(out));
 }
 
+// namespace(...) / dict(...): a mapping from a positional dict and/or keyword arguments.
 Value MakeMapping(CallArgs& a, Dict::Kind kind) {
   Value d = Value::MakeDict(kind);
   for (const auto& p : a.positional) {
@@ -480,11 +531,13 @@ Value MakeMapping(CallArgs& a, Dict::Kind kind) {
   return d;
 }
 
+// raise_exception(message): transformers' global; becomes a kInvalidArgument error.
 Value GRaise(Interpreter&, CallArgs& a) {
   std::string msg = a.positional.empty() ? std::string() : a.positional[0].ToString();
   throw TemplateException{std::move(msg), 0, 0, TemplateException::Kind::kRaised};
 }
 
+// strftime_now(format): transformers' global; uses the injected clock when set (UTC).
 Value GStrftimeNow(Interpreter& in, CallArgs& a) {
   if (a.positional.size() != 1) Throw("strftime_now() takes one format argument");
   const std::string fmt = RequireString(a.positional[0], "strftime_now");

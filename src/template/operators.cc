@@ -43,6 +43,7 @@ int64_t FloorMod(int64_t a, int64_t b) {
   return r;
 }
 
+// str * n and list * n (n <= 0 gives an empty result), size-checked before building.
 Value Repeat(Interpreter& in, const Value& seq, int64_t n) {
   if (n < 0) n = 0;
   if (seq.is_string()) {
@@ -53,7 +54,8 @@ Value Repeat(Interpreter& in, const Value& seq, int64_t n) {
     return Value(std::move(out));
   }
   const auto& items = seq.list().items;
-  if (!items.empty()) in.CheckSize(items.size() * static_cast<size_t>(std::min<int64_t>(n, INT32_MAX)));
+  if (!items.empty())
+    in.CheckSize(items.size() * static_cast<size_t>(std::min<int64_t>(n, INT32_MAX)));
   std::vector<Value> out;
   for (int64_t i = 0; i < n; ++i) out.insert(out.end(), items.begin(), items.end());
   return Value::MakeList(std::move(out), seq.list().is_tuple);
@@ -61,6 +63,8 @@ Value Repeat(Interpreter& in, const Value& seq, int64_t n) {
 
 }  // namespace
 
+// Arithmetic follows Python: int op int stays int (except /), any float makes a float, bool
+// counts as int; + concatenates str/list/tuple of the same kind; ~ concatenates str() values.
 Value BinaryOp(Interpreter& in, const std::string& op, const Value& a, const Value& b) {
   if (op == "~") {
     std::string s = a.ToString();
@@ -111,8 +115,10 @@ Value BinaryOp(Interpreter& in, const std::string& op, const Value& a, const Val
       return Value(CheckedInt(overflow, r));
     }
     if (nums) return Value(a.to_double() * b.to_double());
-    if ((a.is_string() || a.is_list()) && (b.is_int() || b.is_bool())) return Repeat(in, a, b.int_like());
-    if ((b.is_string() || b.is_list()) && (a.is_int() || a.is_bool())) return Repeat(in, b, a.int_like());
+    if ((a.is_string() || a.is_list()) && (b.is_int() || b.is_bool()))
+      return Repeat(in, a, b.int_like());
+    if ((b.is_string() || b.is_list()) && (a.is_int() || a.is_bool()))
+      return Repeat(in, b, a.int_like());
     Unsupported(op, a, b);
   }
   if (op == "/") {
@@ -152,12 +158,14 @@ Value BinaryOp(Interpreter& in, const std::string& op, const Value& a, const Val
       }
       return Value(result);
     }
-    if (a.to_double() == 0.0 && b.to_double() < 0) Throw("0.0 cannot be raised to a negative power");
+    if (a.to_double() == 0.0 && b.to_double() < 0)
+      Throw("0.0 cannot be raised to a negative power");
     return Value(std::pow(a.to_double(), b.to_double()));
   }
   Throw("unknown operator " + op);
 }
 
+// Python `in`: substring for str, element for list/tuple, key for dict.
 bool Contains(const Value& hay, const Value& needle) {
   switch (hay.kind()) {
     case Value::Kind::kString:
@@ -180,6 +188,7 @@ bool Contains(const Value& hay, const Value& needle) {
   }
 }
 
+// == and != never fail; ordering comparisons fail on Undefined and on mixed types.
 bool CompareOp(const std::string& op, const Value& a, const Value& b) {
   if (op == "==") return a.Equals(b);
   if (op == "!=") return !a.Equals(b);
@@ -194,6 +203,7 @@ bool CompareOp(const std::string& op, const Value& a, const Value& b) {
   Throw("unknown comparison " + op);
 }
 
+// Python slicing with CPython's index adjustment (negative and out-of-range bounds clamp).
 Value SliceValue(Interpreter& in, const Value& v, std::optional<int64_t> start,
                  std::optional<int64_t> stop, std::optional<int64_t> step_opt) {
   const int64_t step = step_opt.value_or(1);
@@ -237,6 +247,7 @@ Value SliceValue(Interpreter& in, const Value& v, std::optional<int64_t> start,
   return Value::MakeList(std::move(out), v.list().is_tuple);
 }
 
+// `fmt % args` with the conversions chat templates use; args may be a tuple or one value.
 std::string PercentFormat(const std::string& fmt, const Value& args) {
   std::vector<Value> list;
   if (args.is_list() && args.list().is_tuple) {

@@ -45,7 +45,7 @@ class StreamingParser final : public OutputParser {
  public:
   explicit StreamingParser(OutputParserOptions opts) : o_(std::move(opts)) {
     if (!o_.make_tool_call_id) o_.make_tool_call_id = RandomCallId;
-    state_ = !o_.reasoning ? State::kContent
+    state_ = !o_.reasoning            ? State::kContent
              : o_.starts_in_reasoning ? State::kReasoning
                                       : State::kStart;
     strip_leading_newlines_ = state_ == State::kReasoning;
@@ -209,8 +209,8 @@ bool PromptOpensReasoning(std::string_view prompt, std::string_view think_start,
   return after.find(think_end) == std::string_view::npos && AllSpace(after);
 }
 
-Result<std::vector<ToolCall>> ParseHermesToolCalls(std::string_view text,
-                                                   const std::function<std::string(size_t)>& make_id) {
+Result<std::vector<ToolCall>> ParseHermesToolCalls(
+    std::string_view text, const std::function<std::string(size_t)>& make_id) {
   static constexpr std::string_view kStart = "<tool_call>";
   static constexpr std::string_view kEnd = "</tool_call>";
   std::vector<ToolCall> calls;
@@ -231,9 +231,11 @@ Result<std::vector<ToolCall>> ParseHermesToolCalls(std::string_view text,
     const bool closed = end != std::string_view::npos;
     if (!closed) end = text.size();  // the last block may be cut off by a stop/eos
     const std::string_view json_text = text.substr(body, end - body);
-    PETREL_TRY(petrel::OrderedJson j, ParseOrderedJson(json_text, "tool call " + std::to_string(calls.size())));
+    PETREL_TRY(petrel::OrderedJson j,
+               ParseOrderedJson(json_text, "tool call " + std::to_string(calls.size())));
     if (!j.is_object() || !j.contains("name") || !j["name"].is_string()) {
-      return InvalidFormat("tool call ", calls.size(), ": expected {\"name\": ..., \"arguments\": ...}");
+      return InvalidFormat("tool call ", calls.size(),
+                           ": expected {\"name\": ..., \"arguments\": ...}");
     }
     ToolCall call;
     call.id = make_id ? make_id(calls.size()) : RandomCallId(calls.size());

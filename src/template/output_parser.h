@@ -23,7 +23,7 @@
 namespace petrel::jinja {
 
 struct ToolCall {
-  std::string id;         // "call_..." (unique per call)
+  std::string id;  // "call_..." (unique per call)
   std::string type = "function";
   std::string name;       // function.name
   std::string arguments;  // function.arguments: a JSON object as a string (OpenAI shape)
@@ -89,7 +89,7 @@ bool PromptOpensReasoning(std::string_view prompt, std::string_view think_start 
 // Parses Hermes tool-call blocks from `text` (the region starting at the first <tool_call>).
 // Errors name the offending block. Arguments are re-serialized as json.dumps does
 // (", " and ": " separators, non-ASCII kept), matching vLLM's Hermes parser.
-Result<std::vector<ToolCall>> ParseHermesToolCalls(std::string_view text,
-                                                   const std::function<std::string(size_t)>& make_id);
+Result<std::vector<ToolCall>> ParseHermesToolCalls(
+    std::string_view text, const std::function<std::string(size_t)>& make_id);
 
 }  // namespace petrel::jinja

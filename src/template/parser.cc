@@ -56,12 +56,18 @@ class Parser {
   [[noreturn]] void Fail(const std::string& msg) const { Fail(msg, Cur().pos); }
   static std::string Describe(const Token& t) {
     switch (t.kind) {
-      case TokenKind::kEof: return "end of template";
-      case TokenKind::kBlockEnd: return "end of statement block";
-      case TokenKind::kVarEnd: return "end of print statement";
-      case TokenKind::kData: return "template data";
-      case TokenKind::kString: return "string";
-      default: return "'" + t.text + "'";
+      case TokenKind::kEof:
+        return "end of template";
+      case TokenKind::kBlockEnd:
+        return "end of statement block";
+      case TokenKind::kVarEnd:
+        return "end of print statement";
+      case TokenKind::kData:
+        return "template data";
+      case TokenKind::kString:
+        return "string";
+      default:
+        return "'" + t.text + "'";
     }
   }
   void ExpectOp(const char* op) {
@@ -72,7 +78,8 @@ class Parser {
     return Next().text;
   }
   void ExpectBlockEnd() {
-    if (Cur().kind != TokenKind::kBlockEnd) Fail("expected end of statement block, got " + Describe(Cur()));
+    if (Cur().kind != TokenKind::kBlockEnd)
+      Fail("expected end of statement block, got " + Describe(Cur()));
     Next();
   }
 
@@ -112,8 +119,8 @@ class Parser {
           if (!ends.empty()) {
             std::string names;
             for (const auto& e : ends) names += (names.empty() ? "'" : " or '") + e + "'";
-            Fail("unexpected end of template; expected " + names + " to close the block opened at line " +
-                 std::to_string(start.line));
+            Fail("unexpected end of template; expected " + names +
+                 " to close the block opened at line " + std::to_string(start.line));
           }
           return "";
         case TokenKind::kData: {
@@ -134,7 +141,8 @@ class Parser {
         }
         case TokenKind::kBlockBegin: {
           Next();
-          if (Cur().kind != TokenKind::kName) Fail("expected a statement name, got " + Describe(Cur()));
+          if (Cur().kind != TokenKind::kName)
+            Fail("expected a statement name, got " + Describe(Cur()));
           const std::string name = Cur().text;
           if (ends.count(name)) {
             Next();
@@ -149,6 +157,8 @@ class Parser {
     }
   }
 
+  // Dispatches on the tag name after {%. Only tags that chat templates use are supported;
+  // include/extends/import/block fail with a clear error instead of rendering wrongly.
   StmtPtr ParseStatement() {
     const Token& t = Cur();
     const SourcePos pos = t.pos;
@@ -188,6 +198,7 @@ class Parser {
     Fail("encountered unknown or unsupported tag '" + name + "'", pos);
   }
 
+  // if / elif / else / endif: one condition per branch, an optional final else body.
   StmtPtr ParseIf(SourcePos pos) {
     auto s = MakeStmt(StmtKind::kIf, pos);
     s->conds.push_back(ParseTuple(true));
@@ -223,6 +234,8 @@ class Parser {
     return names;
   }
 
+  // for TARGETS in EXPR [if COND] [recursive] ... [else ...] endfor. The iterable is parsed
+  // without conditional expressions so that `if` starts the loop filter, as in Jinja2.
   StmtPtr ParseFor(SourcePos pos) {
     auto s = MakeStmt(StmtKind::kFor, pos);
     s->targets = ParseTargets();
@@ -242,9 +255,11 @@ class Parser {
     return s;
   }
 
+  // set NAME = EXPR, set A, B = EXPR, set NS.ATTR = EXPR, or block set NAME [| filters].
   StmtPtr ParseSet(SourcePos pos) {
     // `set ns.attr = value` assigns a namespace attribute.
-    if (Cur().kind == TokenKind::kName && Peek().kind == TokenKind::kOperator && Peek().text == ".") {
+    if (Cur().kind == TokenKind::kName && Peek().kind == TokenKind::kOperator &&
+        Peek().text == ".") {
       auto s = MakeStmt(StmtKind::kSet, pos);
       s->targets.push_back(Next().text);
       Next();  // '.'
@@ -285,6 +300,7 @@ class Parser {
     ExpectOp(")");
   }
 
+  // macro NAME(PARAMS) ... endmacro; break/continue inside refer to loops in the body only.
   StmtPtr ParseMacro(SourcePos pos) {
     auto s = MakeStmt(StmtKind::kMacro, pos);
     s->text = ExpectName();
@@ -298,6 +314,7 @@ class Parser {
     return s;
   }
 
+  // call[(PARAMS)] MACRO(ARGS) ... endcall: the body becomes `caller` for the macro.
   StmtPtr ParseCallBlock(SourcePos pos) {
     auto s = MakeStmt(StmtKind::kCallBlock, pos);
     if (IsOp("(")) ParseParams(s->params);
@@ -322,7 +339,8 @@ class Parser {
     auto tuple = MakeExpr(ExprKind::kTuple, pos);
     tuple->children.push_back(std::move(first));
     while (SkipOp(",")) {
-      if (Cur().kind == TokenKind::kBlockEnd || Cur().kind == TokenKind::kVarEnd || IsOp(")")) break;
+      if (Cur().kind == TokenKind::kBlockEnd || Cur().kind == TokenKind::kVarEnd || IsOp(")"))
+        break;
       tuple->children.push_back(ParseExpression(with_condexpr));
     }
     return tuple;
@@ -376,6 +394,7 @@ class Parser {
     return ParseCompare();
   }
 
+  // Comparisons chain like Python: a < b < c is one kCompare node with two operators.
   ExprPtr ParseCompare() {
     const SourcePos pos = Cur().pos;
     ExprPtr first = ParseMath1();
@@ -466,6 +485,7 @@ class Parser {
     return node;
   }
 
+  // Literals, names, parenthesized expressions / tuples, list and dict displays.
   ExprPtr ParsePrimary() {
     const Token& t = Cur();
     const SourcePos pos = t.pos;
@@ -550,6 +570,7 @@ class Parser {
     Fail("unexpected " + Describe(t));
   }
 
+  // .attr, .0 (item 0), [subscript or slice] and (call) after a primary.
   ExprPtr ParsePostfix(ExprPtr node) {
     while (true) {
       if (IsOp(".")) {
@@ -577,6 +598,7 @@ class Parser {
     }
   }
 
+  // [i] or [start:stop:step] with any part omitted.
   ExprPtr ParseSubscript(ExprPtr node) {
     const SourcePos pos = Next().pos;  // '['
     ExprPtr parts[3];
@@ -612,7 +634,8 @@ class Parser {
       if (call.children.size() > 1 || !call.kwargs.empty()) ExpectOp(",");
       if (IsOp(")")) break;
       if (IsOp("*") || IsOp("**")) Fail("*args and **kwargs in calls are not supported");
-      if (Cur().kind == TokenKind::kName && Peek().kind == TokenKind::kOperator && Peek().text == "=") {
+      if (Cur().kind == TokenKind::kName && Peek().kind == TokenKind::kOperator &&
+          Peek().text == "=") {
         std::string key = Next().text;
         Next();
         call.kwargs.emplace_back(std::move(key), ParseExpression(true));
@@ -670,6 +693,7 @@ class Parser {
     }
   }
 
+  // `is [not] NAME`, with arguments in parentheses or a single bare argument.
   ExprPtr ParseTest(ExprPtr node) {
     const SourcePos pos = Next().pos;  // 'is'
     auto e = MakeExpr(ExprKind::kTest, pos);

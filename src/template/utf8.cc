@@ -12,6 +12,7 @@ namespace {
 constexpr char32_t kRawByteBase = 0xDC00;  // + byte (0x80..0xFF)
 }  // namespace
 
+// Strict UTF-8 decoding; each invalid byte becomes one raw-byte code point.
 std::u32string Decode(std::string_view s) {
   std::u32string out;
   out.reserve(s.size());
@@ -55,6 +56,7 @@ std::u32string Decode(std::string_view s) {
   return out;
 }
 
+// Encodes one code point (raw-byte code points back to their original byte).
 void Append(std::string& out, char32_t c) {
   if (c >= kRawByteBase + 0x80 && c < kRawByteBase + 0x100) {
     out.push_back(static_cast<char>(c - kRawByteBase));
@@ -110,6 +112,7 @@ bool IsSpace(char32_t c) {
   return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
 }
 
+// str.isprintable(): not in categories Cc, Cf, Cs, Co, Cn, Zl, Zp, Zs (space excepted).
 bool IsPrintable(char32_t c) {
   if (c == ' ') return true;
   if (c < 0x20 || c == 0x7F) return false;

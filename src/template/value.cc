@@ -149,6 +149,7 @@ const void* Value::identity() const {
 // ---------------------------------------------------------------------------------------------
 // Python semantics
 
+// Python bool(): empty containers, 0, 0.0, "", None and Undefined are false.
 bool Value::Truthy() const {
   switch (kind()) {
     case Kind::kUndefined:
@@ -173,6 +174,8 @@ bool Value::Truthy() const {
   return false;
 }
 
+// Python ==: numbers compare across int/float/bool; tuples never equal lists; dicts compare
+// as unordered mappings; namespaces and callables by identity.
 bool Value::Equals(const Value& o, int depth) const {
   CheckDepth(depth);
   if (is_number() && o.is_number()) {
@@ -198,7 +201,8 @@ bool Value::Equals(const Value& o, int depth) const {
     case Kind::kDict: {
       const auto& a = dict();
       const auto& b = o.dict();
-      if (a.kind != Dict::Kind::kDict || b.kind != Dict::Kind::kDict) return identity() == o.identity();
+      if (a.kind != Dict::Kind::kDict || b.kind != Dict::Kind::kDict)
+        return identity() == o.identity();
       if (a.entries.size() != b.entries.size()) return false;
       for (const auto& [k, v] : a.entries) {
         const Value* other = b.Find(k);
@@ -213,6 +217,7 @@ bool Value::Equals(const Value& o, int depth) const {
   }
 }
 
+// Python <: numbers, strings (code point order), same-kind sequences lexicographically.
 bool Value::Less(const Value& o, int depth) const {
   CheckDepth(depth);
   if (is_number() && o.is_number()) {
@@ -231,6 +236,7 @@ bool Value::Less(const Value& o, int depth) const {
   Throw("'<' not supported between instances of '" + TypeName() + "' and '" + o.TypeName() + "'");
 }
 
+// Python type(x).__name__, used in error messages.
 std::string Value::TypeName() const {
   switch (kind()) {
     case Kind::kUndefined:
@@ -263,6 +269,7 @@ std::string Value::TypeName() const {
   return "object";
 }
 
+// jinja2 object_type_repr(), used in undefined-attribute messages.
 std::string Value::TypeRepr() const {
   if (is_none()) return "None";
   if (is_namespace()) return "jinja2.utils.Namespace object";
@@ -273,6 +280,8 @@ std::string Value::TypeRepr() const {
 // ---------------------------------------------------------------------------------------------
 // Rendering
 
+// Python float repr: shortest digits that round-trip (std::to_chars gives the same digits as
+// CPython's dtoa), laid out fixed for 1e-4 <= |x| < 1e16 and in exponent form otherwise.
 std::string FormatFloat(double d) {
   if (std::isnan(d)) return "nan";
   if (std::isinf(d)) return d < 0 ? "-inf" : "inf";
@@ -313,6 +322,8 @@ std::string FormatFloat(double d) {
   return out + ebuf;
 }
 
+// Python repr(str): single quotes unless the text has ' and no ", escapes for \\, the quote,
+// \n \r \t, \xNN / \uNNNN / \UNNNNNNNN for non-printable code points.
 std::string PyStringRepr(std::string_view s) {
   const bool has_single = s.find('\'') != std::string_view::npos;
   const bool has_double = s.find('"') != std::string_view::npos;
@@ -348,6 +359,7 @@ std::string PyStringRepr(std::string_view s) {
   return out;
 }
 
+// Python repr() of containers (str() of a list is its repr): [..], (..,), {k: v}.
 void Value::AppendRepr(std::string& out, int depth) const {
   CheckDepth(depth);
   switch (kind()) {
@@ -400,6 +412,7 @@ std::string Value::Repr() const {
   return out;
 }
 
+// Python str(); what {{ x }}, ~ and the string filter print.
 std::string Value::ToString() const {
   switch (kind()) {
     case Kind::kUndefined:
@@ -423,6 +436,8 @@ std::string Value::ToString() const {
 // json.dumps
 
 namespace {
+// json.dumps string escaping: ", \\ and control characters; non-ASCII kept unless
+// ensure_ascii (then \uXXXX with surrogate pairs).
 void AppendJsonString(std::string& out, std::string_view s, bool ensure_ascii) {
   out.push_back('"');
   for (char32_t c : utf8::Decode(s)) {
@@ -468,6 +483,7 @@ void AppendJsonString(std::string& out, std::string_view s, bool ensure_ascii) {
   out.push_back('"');
 }
 
+// json.dumps coerces int/float/bool/None keys to strings.
 std::string JsonKey(const Value& k) {
   if (k.is_string()) return k.str();
   if (k.is_bool()) return k.as_bool() ? "true" : "false";
@@ -477,6 +493,8 @@ std::string JsonKey(const Value& k) {
   Throw("keys must be str, int, float, bool or None, not " + k.TypeName());
 }
 
+// json.dumps layout: with indent, each item on its own line after item_separator (so custom
+// separators keep trailing spaces, as in Python); empty containers stay [] / {}.
 void DumpJsonImpl(std::string& out, const Value& v, const JsonDumpOptions& o, int level) {
   CheckDepth(level);
   auto newline = [&](int lvl) {
@@ -526,7 +544,8 @@ void DumpJsonImpl(std::string& out, const Value& v, const JsonDumpOptions& o, in
     case Value::Kind::kDict: {
       const auto& d = v.dict();
       if (d.kind == Dict::Kind::kLoop) break;
-      if (d.kind == Dict::Kind::kNamespace) Throw("Object of type Namespace is not JSON serializable");
+      if (d.kind == Dict::Kind::kNamespace)
+        Throw("Object of type Namespace is not JSON serializable");
       if (d.entries.empty()) {
         out += "{}";
         return;
@@ -562,6 +581,7 @@ std::string DumpJsonValue(const Value& v, const JsonDumpOptions& opts) {
   return out;
 }
 
+// Value -> JSON for callers outside the interpreter (Undefined and callables become null).
 petrel::OrderedJson ToJson(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::kBool:

@@ -93,15 +93,15 @@ class Value {
   Value() : v_(Undef{}) {}  // Undefined with no hint
   static Value Undefined(std::string message = "");
   static Value None() { return Value(NoneTag{}); }
-  Value(bool b) : v_(b) {}                                  // NOLINT(runtime/explicit)
-  Value(int64_t i) : v_(i) {}                               // NOLINT
-  Value(int i) : v_(static_cast<int64_t>(i)) {}             // NOLINT
-  Value(double d) : v_(d) {}                                // NOLINT
+  Value(bool b) : v_(b) {}                       // NOLINT(runtime/explicit)
+  Value(int64_t i) : v_(i) {}                    // NOLINT
+  Value(int i) : v_(static_cast<int64_t>(i)) {}  // NOLINT
+  Value(double d) : v_(d) {}                     // NOLINT
   Value(std::string s) : v_(std::make_shared<const std::string>(std::move(s))) {}  // NOLINT
-  Value(const char* s) : Value(std::string(s)) {}           // NOLINT
-  Value(std::shared_ptr<List> l) : v_(std::move(l)) {}      // NOLINT
-  Value(std::shared_ptr<Dict> d) : v_(std::move(d)) {}      // NOLINT
-  Value(std::shared_ptr<Callable> c) : v_(std::move(c)) {}  // NOLINT
+  Value(const char* s) : Value(std::string(s)) {}                                  // NOLINT
+  Value(std::shared_ptr<List> l) : v_(std::move(l)) {}                             // NOLINT
+  Value(std::shared_ptr<Dict> d) : v_(std::move(d)) {}                             // NOLINT
+  Value(std::shared_ptr<Callable> c) : v_(std::move(c)) {}                         // NOLINT
 
   static Value MakeList(std::vector<Value> items, bool is_tuple = false);
   static Value MakeDict(Dict::Kind kind = Dict::Kind::kDict);

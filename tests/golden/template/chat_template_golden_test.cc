@@ -70,7 +70,8 @@ TEST(ChatTemplateGolden, FamilyReferences) {
     opts.add_generation_prompt = conv->value("add_generation_prompt", false);
     if (conv->contains("kwargs")) opts.kwargs = petrel::Json((*conv)["kwargs"]);
     opts.now_unix_seconds = refs["now_unix_seconds"].get<int64_t>();
-    const petrel::OrderedJson tools = conv->contains("tools") ? (*conv)["tools"] : petrel::OrderedJson();
+    const petrel::OrderedJson tools =
+        conv->contains("tools") ? (*conv)["tools"] : petrel::OrderedJson();
     auto out = tpl->Apply((*conv)["messages"], tools, opts);
     ++checked;
     if (r.contains("error")) {

@@ -25,12 +25,71 @@ std::string ReadQwenTemplate() {
 }
 
 const char* const kPieces[] = {
-    "{{", "}}", "{%", "%}", "{#", "#}", "-", "+", "(", ")", "[", "]", "{", "}", "'", "\"", "\\",
-    " if ", " for ", " in ", " endfor ", " endif ", " else ", " set ", " macro ", " endmacro ",
-    " call ", " endcall ", " is ", " not ", " and ", " or ", "|", ".", ",", ":", "=", "~", "*",
-    "**", "//", "%", "loop", "messages", "range(", "namespace(", "caller()", "x", "1", "0.5",
-    "none", "true", "\n", "  ", "é", "\xff", "{% raw %}", "{% endraw %}", "tojson", "join",
-    "{% break %}", "{% continue %}", "[::-1]", "{% set ns.a = 1 %}", "{% filter upper %}",
+    "{{",
+    "}}",
+    "{%",
+    "%}",
+    "{#",
+    "#}",
+    "-",
+    "+",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    "'",
+    "\"",
+    "\\",
+    " if ",
+    " for ",
+    " in ",
+    " endfor ",
+    " endif ",
+    " else ",
+    " set ",
+    " macro ",
+    " endmacro ",
+    " call ",
+    " endcall ",
+    " is ",
+    " not ",
+    " and ",
+    " or ",
+    "|",
+    ".",
+    ",",
+    ":",
+    "=",
+    "~",
+    "*",
+    "**",
+    "//",
+    "%",
+    "loop",
+    "messages",
+    "range(",
+    "namespace(",
+    "caller()",
+    "x",
+    "1",
+    "0.5",
+    "none",
+    "true",
+    "\n",
+    "  ",
+    "é",
+    "\xff",
+    "{% raw %}",
+    "{% endraw %}",
+    "tojson",
+    "join",
+    "{% break %}",
+    "{% continue %}",
+    "[::-1]",
+    "{% set ns.a = 1 %}",
+    "{% filter upper %}",
 };
 
 std::string Mutate(std::string s, std::mt19937& rng) {
@@ -89,8 +148,10 @@ TEST(TemplateFuzzTest, MutatedTemplatesNeverCrashOrHang) {
     auto r = t->Render(vars, opts);
     if (r.ok()) ++rendered;
   }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("fuzz: %d templates, %d parsed, %d rendered, %.2f s\n", kIterations, parsed, rendered, secs);
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("fuzz: %d templates, %d parsed, %d rendered, %.2f s\n", kIterations, parsed, rendered,
+              secs);
   EXPECT_GT(parsed, 100);
   EXPECT_LT(secs, 60.0);
 }
@@ -104,7 +165,8 @@ TEST(TemplateFuzzTest, HostileTemplatesAreBounded) {
       "{{ [1] * 999999999 }}",
       "{{ 2 ** 99999 }}",
       "{% set ns = namespace(a=1) %}{% set ns.a = ns %}{{ ns }}{{ ns | tojson }}",
-      "{% set ns = namespace(s='a') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+      "{% set ns = namespace(s='a') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% "
+      "endfor %}",
       "{{ range(99999) | map('string') | join(',') | length }}",
       "{% for x in range(100000) %}{% endfor %}{{ range(100000) | sort | length }}",
   };
@@ -116,14 +178,16 @@ TEST(TemplateFuzzTest, HostileTemplatesAreBounded) {
     const auto start = std::chrono::steady_clock::now();
     auto t = Template::Parse(src);
     if (t.ok()) (void)t->Render(petrel::OrderedJson::object(), opts);
-    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10.0);
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+              10.0);
   }
 }
 
 TEST(TemplateFuzzTest, OutputParserOnRandomText) {
   std::mt19937 rng(7);
-  const char* const bits[] = {"<think>", "</think>", "<tool_call>", "</tool_call>", "{", "}", "\"name\"",
-                              ":", "\n", "x", "<", "/", "\"arguments\"", "é", "\xc3"};
+  const char* const bits[] = {
+      "<think>", "</think>", "<tool_call>", "</tool_call>",  "{", "}",   "\"name\"", ":", "\n",
+      "x",       "<",        "/",           "\"arguments\"", "é", "\xc3"};
   for (int i = 0; i < 2000; ++i) {
     std::string text;
     const int n = static_cast<int>(rng() % 30);

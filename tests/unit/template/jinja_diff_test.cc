@@ -32,7 +32,8 @@ TEST(JinjaDiffTest, MatchesPythonJinja2) {
     const std::string src = c["template"].get<std::string>();
     SCOPED_TRACE("template: " + src);
     auto tpl = Template::Parse(src);
-    Result<std::string> out = tpl.ok() ? tpl->Render(all["vars"], opts) : Result<std::string>(tpl.error());
+    Result<std::string> out =
+        tpl.ok() ? tpl->Render(all["vars"], opts) : Result<std::string>(tpl.error());
     if (c.contains("error")) {
       EXPECT_FALSE(out.ok()) << "expected an error like: " << c["error"].get<std::string>()
                              << "\ngot: " << (out.ok() ? *out : "");

@@ -1,5 +1,7 @@
 // Engine-level tests: error positions, sandbox limits, ChatTemplate loading and options.
 // (Rendering semantics are covered by the jinja2 differential cases in jinja_diff_test.cc.)
+#include "template/jinja.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -7,12 +9,12 @@
 #include <thread>
 
 #include "template/chat_template.h"
-#include "template/jinja.h"
 
 namespace petrel::jinja {
 namespace {
 
-Result<std::string> Render(std::string_view src, const petrel::OrderedJson& vars = petrel::OrderedJson::object(),
+Result<std::string> Render(std::string_view src,
+                           const petrel::OrderedJson& vars = petrel::OrderedJson::object(),
                            RenderOptions opts = {}) {
   PETREL_TRY(Template t, Template::Parse(src));
   return t.Render(vars, opts);
@@ -33,47 +35,56 @@ TEST(JinjaErrorTest, SyntaxErrorsCarryLineAndColumn) {
   ExpectError(Render("a\nb {{ 1 + }}"), ErrorCode::kInvalidFormat, "2:10: ", "unexpected");
   ExpectError(Render("{{ 'abc }}"), ErrorCode::kInvalidFormat, "1:4: ", "unterminated string");
   ExpectError(Render("x\n  {# never closed"), ErrorCode::kInvalidFormat, "2:3: ", "comment");
-  ExpectError(Render("{% include 'x' %}"), ErrorCode::kInvalidFormat, "1:4: ", "unknown or unsupported tag");
+  ExpectError(Render("{% include 'x' %}"), ErrorCode::kInvalidFormat,
+              "1:4: ", "unknown or unsupported tag");
   ExpectError(Render("{{ x ? 1 }}"), ErrorCode::kInvalidFormat, "1:6: ", "unexpected character");
   ExpectError(Render("{% break %}"), ErrorCode::kInvalidFormat, "1:4: ", "outside of a loop");
 }
 
 TEST(JinjaErrorTest, RuntimeErrorsCarryPosition) {
-  ExpectError(Render("line1\n  {{ foo.bar }}"), ErrorCode::kInvalidArgument, "2:9: ", "'foo' is undefined");
-  ExpectError(Render("{{ m.missing.x }}", {{"m", petrel::OrderedJson::object()}}), ErrorCode::kInvalidArgument,
-              "1:", "'dict object' has no attribute 'missing'");
-  ExpectError(Render("\n\n{{ raise_exception('Roles must alternate') }}"), ErrorCode::kInvalidArgument,
-              "3:", "raise_exception: Roles must alternate");
+  ExpectError(Render("line1\n  {{ foo.bar }}"), ErrorCode::kInvalidArgument,
+              "2:9: ", "'foo' is undefined");
+  ExpectError(Render("{{ m.missing.x }}", {{"m", petrel::OrderedJson::object()}}),
+              ErrorCode::kInvalidArgument, "1:", "'dict object' has no attribute 'missing'");
+  ExpectError(Render("\n\n{{ raise_exception('Roles must alternate') }}"),
+              ErrorCode::kInvalidArgument, "3:", "raise_exception: Roles must alternate");
   ExpectError(Render("{{ 1 + 'a' }}"), ErrorCode::kInvalidArgument, "1:6: ", "unsupported operand");
-  ExpectError(Render("{{ [] | nope }}"), ErrorCode::kInvalidArgument, "1:", "no filter named 'nope'");
+  ExpectError(Render("{{ [] | nope }}"), ErrorCode::kInvalidArgument,
+              "1:", "no filter named 'nope'");
   ExpectError(Render("{% set x = [1].append(2) %}"), ErrorCode::kInvalidArgument, "1:", "unsafe");
 }
 
 TEST(JinjaLimitTest, StepLimit) {
   RenderOptions o;
   o.limits.max_steps = 100'000;
-  ExpectError(Render("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", {}, o),
-              ErrorCode::kResourceExhausted, "1:", "step limit");
+  ExpectError(
+      Render("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", {},
+             o),
+      ErrorCode::kResourceExhausted, "1:", "step limit");
 }
 
 TEST(JinjaLimitTest, OutputLimit) {
   RenderOptions o;
   o.limits.max_output_bytes = 1000;
-  ExpectError(Render("{% for i in range(1000) %}xxxxxxxxxx{% endfor %}", {}, o), ErrorCode::kResourceExhausted,
-              "1:", "size limit");
-  ExpectError(Render("{{ 'x' * 100000 }}", {}, o), ErrorCode::kResourceExhausted, "1:", "size limit");
-  ExpectError(Render("{% set ns = namespace(s='ab') %}{% for i in range(20) %}{% set ns.s = ns.s ~ ns.s %}"
-                     "{% endfor %}", {}, o),
+  ExpectError(Render("{% for i in range(1000) %}xxxxxxxxxx{% endfor %}", {}, o),
               ErrorCode::kResourceExhausted, "1:", "size limit");
+  ExpectError(Render("{{ 'x' * 100000 }}", {}, o), ErrorCode::kResourceExhausted,
+              "1:", "size limit");
+  ExpectError(
+      Render("{% set ns = namespace(s='ab') %}{% for i in range(20) %}{% set ns.s = ns.s ~ ns.s %}"
+             "{% endfor %}",
+             {}, o),
+      ErrorCode::kResourceExhausted, "1:", "size limit");
 }
 
 TEST(JinjaLimitTest, RecursionLimit) {
-  ExpectError(Render("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"), ErrorCode::kResourceExhausted,
-              "1:", "call depth");
+  ExpectError(Render("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"),
+              ErrorCode::kResourceExhausted, "1:", "call depth");
 }
 
 TEST(JinjaLimitTest, RangeAndNestingLimits) {
-  ExpectError(Render("{{ range(10000000) | length }}"), ErrorCode::kResourceExhausted, "1:", "Range too big");
+  ExpectError(Render("{{ range(10000000) | length }}"), ErrorCode::kResourceExhausted,
+              "1:", "Range too big");
   const std::string deep = "{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}";
   ExpectError(Render(deep), ErrorCode::kInvalidFormat, "1:", "nesting too deep");
   const std::string deep_if = [] {
@@ -111,8 +122,8 @@ class ChatTemplateDirTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() /
-           ("petrel_tpl_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+           ("petrel_tpl_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+            "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -153,13 +164,15 @@ TEST_F(ChatTemplateDirTest, SyntaxErrorNamesTemplateAndPosition) {
   auto t = ChatTemplate::FromModelDir(dir_.string());
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.error().code, ErrorCode::kInvalidFormat);
-  EXPECT_NE(t.error().message.find("chat template 'default': 2:"), std::string::npos) << t.error().message;
+  EXPECT_NE(t.error().message.find("chat template 'default': 2:"), std::string::npos)
+      << t.error().message;
 }
 
 TEST(ChatTemplateTest, ToolCallArgumentsPassThroughOrParsed) {
   auto t = ChatTemplate::FromSource(
       "{% for m in messages %}{% for c in m.tool_calls %}{{ c.function.arguments is string }}:"
-      "{{ c.function.arguments | tojson }}{% endfor %}{% endfor %}", "", "");
+      "{{ c.function.arguments | tojson }}{% endfor %}{% endfor %}",
+      "", "");
   ASSERT_TRUE(t.ok());
   const auto msgs = petrel::OrderedJson::parse(
       R"([{"role": "assistant", "content": null, "tool_calls": [{"type": "function",
@@ -173,12 +186,14 @@ TEST(ChatTemplateTest, ToolCallArgumentsPassThroughOrParsed) {
 TEST(ChatTemplateTest, KwargsAndGenerationPrompt) {
   auto t = ChatTemplate::FromSource(
       "{{ messages | length }}|{{ add_generation_prompt }}|{{ enable_thinking is defined }}|"
-      "{{ tools is none }}|{{ bos_token is defined }}", "", "</s>");
+      "{{ tools is none }}|{{ bos_token is defined }}",
+      "", "</s>");
   ASSERT_TRUE(t.ok());
   ApplyOptions o;
   o.add_generation_prompt = true;
   o.kwargs = petrel::Json{{"enable_thinking", false}};
-  EXPECT_EQ(*t->Apply(petrel::Json::array({petrel::Json{{"role", "user"}, {"content", "x"}}}), petrel::Json(), o),
+  EXPECT_EQ(*t->Apply(petrel::Json::array({petrel::Json{{"role", "user"}, {"content", "x"}}}),
+                      petrel::Json(), o),
             "1|True|True|True|False");
 }
 

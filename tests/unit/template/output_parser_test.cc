@@ -182,7 +182,8 @@ TEST(OutputParserTest, PromptOpensReasoning) {
 
 TEST(OutputParserTest, RandomIdsAreUnique) {
   OutputParserOptions o;  // default id generator
-  const auto r = ParseOutput("<tool_call>{\"name\": \"a\"}</tool_call><tool_call>{\"name\": \"b\"}</tool_call>", o);
+  const auto r = ParseOutput(
+      "<tool_call>{\"name\": \"a\"}</tool_call><tool_call>{\"name\": \"b\"}</tool_call>", o);
   ASSERT_EQ(r.tool_calls.size(), 2u);
   EXPECT_EQ(r.tool_calls[0].id.rfind("call_", 0), 0u);
   EXPECT_EQ(r.tool_calls[0].id.size(), 29u);
