@@ -26,6 +26,7 @@
 #include <array>
 #include <bit>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -250,6 +251,9 @@ class CudaBackend : public Backend {
     cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     name_ = std::string("cuda:") + std::to_string(device);
+    // PETREL_CUDA_GRAPHS=0 runs every step eagerly (to measure what the graphs save, or to debug).
+    const char* g = std::getenv("PETREL_CUDA_GRAPHS");
+    graphs_enabled_ = !(g && std::string(g) == "0");
     LogInfo("CUDA backend on ", name_, ": ", prop.name, ", ", prop.multiProcessorCount, " SMs, ",
             prop.totalGlobalMem >> 20, " MiB");
   }
@@ -304,6 +308,7 @@ class CudaBackend : public Backend {
                   meta.tokens.size() <= kMaxGraphRows;
     for (const AttentionSeq& s : meta.seqs) decode = decode && s.q_len == 1;
     step_rows_ = (int64_t)meta.tokens.size();
+    decode = decode && graphs_enabled_;
     capturable_ = decode;
     if (!decode) {
       mode_ = Mode::kEager;
@@ -680,6 +685,7 @@ class CudaBackend : public Backend {
   DeviceBatch batch_, adhoc_;
 
   Mode mode_ = Mode::kEager;
+  bool graphs_enabled_ = true;
   bool capturable_ = false;
   int64_t step_rows_ = 0;
   std::vector<RecordedOp> tape_;
