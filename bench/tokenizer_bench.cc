@@ -41,8 +41,10 @@ int main(int argc, char** argv) {
   std::string root = PETREL_SOURCE_DIR;
   int reps = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--root")) root = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--reps")) reps = std::max(1, std::atoi(argv[i + 1]));
+    if (!std::strcmp(argv[i], "--root"))
+      root = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--reps"))
+      reps = std::max(1, std::atoi(argv[i + 1]));
   }
   const std::filesystem::path fixtures = std::filesystem::path(root) / "tests" / "fixtures";
 

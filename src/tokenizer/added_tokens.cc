@@ -1,3 +1,7 @@
+// Added-token matching. `tokenizers` builds a double-array Aho-Corasick automaton with
+// MatchKind::LeftmostLongest; real files have tens to a few hundred added tokens that nearly
+// all start with '<' or '[', so a first-byte bucket scan finds the same matches with less code:
+// at each position only the tokens starting with that byte are compared, longest first.
 #include "tokenizer/added_tokens.h"
 
 #include <algorithm>
@@ -20,6 +24,9 @@ void AddedTokenMatcher::Build(std::vector<std::pair<std::string, const AddedToke
   }
 }
 
+// AddedVocabulary::find_matches: scan for the leftmost match, then apply the token's flags.
+// Discarded matches (skipped specials, single_word failures) consume their text exactly as the
+// automaton iterator does, so a shorter token hidden inside them is not found either.
 void AddedTokenMatcher::Split(std::string_view text, bool skip_special,
                               std::vector<Segment>* out) const {
   const auto n = static_cast<uint32_t>(text.size());
@@ -40,7 +47,8 @@ void AddedTokenMatcher::Split(std::string_view text, bool skip_special,
         }
       }
     }
-    if (hit == nullptr) break;
+    if (hit == nullptr) break;  // no more tokens: the rest is plain text
+    // `at` went one past the hit in the loop above.
     --at;
     uint32_t start = at;
     uint32_t stop = at + static_cast<uint32_t>(hit->first.size());
@@ -80,6 +88,7 @@ void AddedTokenMatcher::Split(std::string_view text, bool skip_special,
       stop = static_cast<uint32_t>(k);
       pos = stop;
     }
+    // The text before the token (if any), then the token itself.
     if (start_offset < start) out->push_back(Segment{start_offset, start, -1});
     out->push_back(Segment{start, stop, tok.id});
     start_offset = stop;

@@ -1,3 +1,9 @@
+// BPE model. Loading resolves every merge to ids once: (left id, right id) -> (rank, merged
+// id), so the merge loop never touches strings. Encoding follows `tokenizers`:
+//   merge_word: one symbol per character (vocab token, else byte-fallback tokens, else unk);
+//   merge_all:  repeatedly apply the lowest-ranked adjacent pair, leftmost first on ties, using
+//               a priority queue and a doubly linked symbol list (O(n log n) per word);
+// with the per-word cache in front (results are deterministic, so caching never changes ids).
 #include "tokenizer/bpe.h"
 
 #include <algorithm>
@@ -40,11 +46,14 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromJson(const Json& model, std::str
         "random)");
   }
 
-  // Vocabulary: token -> id, straight from the text.
+  // Vocabulary: token -> id, straight from the text, in one pass. Tables are sized from a
+  // cheap upper bound (every entry has a ':'), not from the text size: pretty-printed files are
+  // several times larger than their content, and oversized tables cost page faults.
   std::string_view vocab_text = json_text.substr(big.vocab.begin, big.vocab.end - big.vocab.begin);
-  m->vocab_.Reserve(vocab_text.size() / 12);
-  int64_t max_id = -1;
-  std::vector<std::pair<int32_t, std::string_view>> entries;
+  const auto n_entries = static_cast<size_t>(std::count(vocab_text.begin(), vocab_text.end(), ':'));
+  m->vocab_.Reserve(n_entries);
+  m->vocab_.ReserveArena(vocab_text.size());
+  m->id_to_token_.reserve(n_entries);
   PETREL_TRY(ScanVocab(vocab_text, [&](std::string_view token, int64_t id) -> Status {
     if (id < 0 || id > kMaxId) {
       return OutOfRange("tokenizer.json: model.vocab[\"", token, "\"] = ", id,
@@ -53,18 +62,22 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromJson(const Json& model, std::str
     if (!m->vocab_.Insert(token, static_cast<int32_t>(id))) {
       return FormatError("model.vocab", "duplicate token \"", token, "\"");
     }
-    max_id = std::max(max_id, id);
-    return OkStatus();
-  }));
-  m->id_to_token_.resize(static_cast<size_t>(max_id + 1));
-  m->has_id_.assign(static_cast<size_t>(max_id + 1), false);
-  PETREL_TRY(ScanVocab(vocab_text, [&](std::string_view token, int64_t id) -> Status {
+    if (id >= static_cast<int64_t>(m->id_to_token_.size())) {
+      const size_t n = std::max<size_t>(static_cast<size_t>(id) + 1, m->id_to_token_.size() * 2);
+      m->id_to_token_.resize(n);
+      m->has_id_.resize(n, false);
+    }
     if (!m->has_id_[id]) {  // first token wins when two share an id
       m->id_to_token_[id].assign(token);
       m->has_id_[id] = true;
     }
     return OkStatus();
   }));
+  // Trim to 1 + the largest id.
+  size_t limit = m->has_id_.size();
+  while (limit > 0 && !m->has_id_[limit - 1]) --limit;
+  m->id_to_token_.resize(limit);
+  m->has_id_.resize(limit);
 
   if (!m->unk_token_.empty()) {
     m->unk_id_ = m->vocab_.Find(m->unk_token_);
@@ -74,7 +87,10 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromJson(const Json& model, std::str
   // Merges: resolve both sides and the merged token to ids once, here.
   std::string_view merges_text =
       json_text.substr(big.merges.begin, big.merges.end - big.merges.begin);
-  m->merges_.Reserve(merges_text.size() / 12);
+  struct Resolved {
+    int32_t a, b, merged;
+  };
+  std::vector<Resolved> resolved;
   int32_t rank = 0;
   std::string joined;
   const size_t prefix_len = m->prefix_.size();
@@ -93,14 +109,21 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromJson(const Json& model, std::str
       return FormatError("model.merges[" + std::to_string(rank) + "]", "merged token \"", joined,
                          "\" is not in the vocabulary");
     }
-    const uint64_t key = (static_cast<uint64_t>(a_id) << 32) | static_cast<uint32_t>(b_id);
-    // Duplicate merges keep their first (best) rank.
-    m->merges_.Insert(key, (static_cast<uint64_t>(rank) << 32) | static_cast<uint32_t>(new_id));
+    resolved.push_back({a_id, b_id, new_id});
     ++rank;
     return OkStatus();
   }));
+  m->merges_.Reserve(resolved.size());
+  for (size_t r = 0; r < resolved.size(); ++r) {
+    const uint64_t key =
+        (static_cast<uint64_t>(resolved[r].a) << 32) | static_cast<uint32_t>(resolved[r].b);
+    // Duplicate merges keep their first (best) rank.
+    m->merges_.Insert(key,
+                      (static_cast<uint64_t>(r) << 32) | static_cast<uint32_t>(resolved[r].merged));
+  }
 
-  // Fast tables for the initial symbols.
+  // Fast tables for the initial symbols: with no prefix/suffix a character's symbol is just
+  // its vocabulary id, so a table indexed by code point replaces a hash lookup per character.
   if (m->prefix_.empty() && m->suffix_.empty()) {
     m->char_ids_.assign(0x10000, -1);
     for (int32_t id = 0; id < m->id_limit(); ++id) {
@@ -109,9 +132,10 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromJson(const Json& model, std::str
       if (t.empty() || t.size() > 3 || !utf8::IsValid(t)) continue;
       size_t i = 0;
       char32_t c = utf8::Next(t, i);
-      if (i == t.size() && c < 0x10000) m->char_ids_[c] = m->vocab_.Find(t);
+      if (i == t.size() && c < 0x10000) m->char_ids_[c] = id;
     }
   }
+  // byte_fallback tokens are spelled "<0xAB>" (format!("<{b:#04X}>") in `tokenizers`).
   m->has_all_byte_ids_ = true;
   for (int b = 0; b < 256; ++b) {
     char name[8];
@@ -122,6 +146,8 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromJson(const Json& model, std::str
   return m;
 }
 
+// BPE::tokenize_with_cache: ignore_merges looks the whole word up first; then the cache; then
+// the merge algorithm, whose result is cached when the word is short enough.
 Status BpeModel::Tokenize(std::string_view word, BpeScratch& s, std::vector<int32_t>* out) const {
   if (word.empty()) return OkStatus();
   if (ignore_merges_) {
@@ -142,6 +168,8 @@ Status BpeModel::Tokenize(std::string_view word, BpeScratch& s, std::vector<int3
   const size_t before = out->size();
   PETREL_TRY(MergeWord(word, s, out));
   if (cacheable) {
+    // Bounded: when full the whole cache is dropped (cheap, and keeps memory predictable;
+    // a server's working set of words refills it quickly).
     if (s.cache_keys.size() >= kCacheCapacity) {
       s.cache_keys.Clear();
       s.cache_entries.clear();

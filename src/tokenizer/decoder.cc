@@ -1,3 +1,8 @@
+// Decoders. Each step mirrors one `tokenizers` decoder's decode_chain (decoders/*.rs,
+// pre_tokenizers/byte_level.rs, pre_tokenizers/metaspace.rs); the semantics are quirky in places
+// (Metaspace drops *every* replacement char of the first token, ByteFallback emits one U+FFFD
+// per byte of an invalid run) and are reproduced as they are, since ids must decode to the same
+// text as in Python.
 #include "tokenizer/decoder.h"
 
 #include "tokenizer/byte_level.h"
@@ -108,6 +113,7 @@ Status Decoder::Parse(const Json& j, const std::string& path, std::vector<Step>*
   return OkStatus();
 }
 
+// Runs every step over the token list, then concatenates (Decoder::decode in `tokenizers`).
 Result<std::string> Decoder::Decode(std::vector<std::string> tokens) const {
   for (const Step& step : steps_) PETREL_TRY(Apply(step, &tokens));
   std::string out;
@@ -115,6 +121,7 @@ Result<std::string> Decoder::Decode(std::vector<std::string> tokens) const {
   return out;
 }
 
+// One decode_chain step: token strings in, token strings out.
 Status Decoder::Apply(const Step& step, std::vector<std::string>* tokens) const {
   std::vector<std::string>& toks = *tokens;
   switch (step.kind) {
@@ -198,10 +205,12 @@ Status Decoder::Apply(const Step& step, std::vector<std::string>* tokens) const 
       return OkStatus();
     }
     case Kind::kReplace: {
-      RegexScratch rs;
+      // Literal patterns (the common case) need no PCRE2 state.
+      std::unique_ptr<RegexScratch> rs;
+      if (!step.pattern->literal()) rs = std::make_unique<RegexScratch>();
       for (std::string& t : toks) {
         std::string out;
-        PETREL_TRY(ReplaceAll(*step.pattern, step.content, t, &out, rs));
+        PETREL_TRY(ReplaceAll(*step.pattern, step.content, t, &out, rs.get()));
         t.swap(out);
       }
       return OkStatus();

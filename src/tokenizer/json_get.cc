@@ -1,3 +1,5 @@
+// Checked accessors: nlohmann's get<T>() throws on a type mismatch; these check first and
+// return an Error naming the path, so no exception ever leaves the tokenizer module.
 #include "tokenizer/json_get.h"
 
 #include "tokenizer/utf8.h"
@@ -45,6 +47,7 @@ Result<std::string> GetType(const Json& j, std::string_view path) {
   return GetString(j, "type", path);
 }
 
+// Regex compile errors get the component path prepended ("pre_tokenizer.pretokenizers[0]").
 Result<Regex> GetPattern(const Json& j, std::string_view key, std::string_view path) {
   const Json* v = Find(j, key);
   if (v == nullptr) return FormatError(path, "missing field \"", key, "\"");

@@ -1,3 +1,7 @@
+// A small recursive-descent JSON reader. It validates what it reads (strings, escapes,
+// surrogate pairs, integers, nesting) but builds nothing: callers get string_views and ints
+// through callbacks. It is only used on tokenizer.json; everything it rejects, nlohmann would
+// reject too, and the error carries the byte offset.
 #include "tokenizer/json_scan.h"
 
 #include <charconv>
@@ -195,6 +199,8 @@ class Reader {
 
 }  // namespace
 
+// Walks the top-level object; inside "model" records where "vocab" and "merges" start and end.
+// Every other value is skipped (validated, not stored).
 Result<BigMembers> LocateBigMembers(std::string_view json) {
   BigMembers out;
   Reader r(json, 0);
@@ -234,6 +240,7 @@ Result<BigMembers> LocateBigMembers(std::string_view json) {
   return out;
 }
 
+// {"token": id, ...}: ids must be plain integers (no fractions or exponents).
 Status ScanVocab(std::string_view text,
                  const std::function<Status(std::string_view, int64_t)>& fn) {
   Reader r(text, 0);
@@ -254,6 +261,8 @@ Status ScanVocab(std::string_view text,
   return r.Expect('}');
 }
 
+// ["a b", ...] (tokenizers < 0.20) or [["a", "b"], ...] (newer files, which allow spaces in
+// tokens).
 Status ScanMerges(std::string_view text,
                   const std::function<Status(std::string_view, std::string_view)>& fn) {
   Reader r(text, 0);

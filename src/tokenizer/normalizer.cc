@@ -1,3 +1,6 @@
+// Normalizers (normalizers/*.rs in `tokenizers`). Unicode work (normal forms, case mapping,
+// general categories) is done by utf8proc; note that utf8proc and Rust's unicode crates may
+// follow different Unicode versions, which only matters for characters assigned recently.
 #include "tokenizer/normalizer.h"
 
 #include <utf8proc.h>
@@ -82,9 +85,26 @@ void Lowercase(std::string_view in, std::string* out) {
 }  // namespace
 
 Status ReplaceAll(const Regex& pattern, std::string_view content, std::string_view in,
-                  std::string* out, RegexScratch& rs) {
+                  std::string* out, RegexScratch* rs) {
+  if (pattern.literal()) {
+    // Fast path for {"String": ...} patterns (e.g. " " -> "▁" in SentencePiece-style files).
+    const std::string& p = pattern.pattern();
+    if (p.empty()) {
+      out->append(in);
+      return OkStatus();
+    }
+    size_t prev = 0;
+    for (size_t pos = in.find(p); pos != std::string_view::npos; pos = in.find(p, prev)) {
+      out->append(in.substr(prev, pos - prev));
+      out->append(content);
+      prev = pos + p.size();
+    }
+    out->append(in.substr(prev));
+    return OkStatus();
+  }
+  PETREL_CHECK(rs != nullptr) << "regex replace needs a RegexScratch";
   std::vector<Span> matches;
-  PETREL_TRY(pattern.FindAll(in, rs, &matches));
+  PETREL_TRY(pattern.FindAll(in, *rs, &matches));
   size_t prev = 0;
   for (const Span& m : matches) {
     out->append(in.substr(prev, m.begin - prev));
@@ -101,6 +121,7 @@ Result<std::unique_ptr<Normalizer>> Normalizer::FromJson(const Json& j, const st
   return n;
 }
 
+// Parses one normalizer object; Sequence recurses and appends its children's steps in order.
 Status Normalizer::Parse(const Json& j, const std::string& path, std::vector<Step>* steps) {
   PETREL_TRY(std::string type, GetType(j, path));
   Step step;
@@ -146,6 +167,7 @@ Status Normalizer::Parse(const Json& j, const std::string& path, std::vector<Ste
   return OkStatus();
 }
 
+// Steps ping-pong between `out` and `tmp`; both keep their capacity across calls.
 Status Normalizer::Normalize(std::string_view in, std::string* out, std::string* tmp,
                              RegexScratch& rs) const {
   out->assign(in);
@@ -210,7 +232,7 @@ Status Normalizer::Apply(const Step& step, std::string_view in, std::string* out
       out->append(in);
       return OkStatus();
     case Kind::kReplace:
-      return ReplaceAll(*step.pattern, step.text, in, out, rs);
+      return ReplaceAll(*step.pattern, step.text, in, out, &rs);
   }
   return OkStatus();
 }

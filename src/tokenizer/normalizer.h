@@ -49,8 +49,8 @@ class Normalizer {
 };
 
 // Replaces every match of `pattern` in `in` by `content`, appending to `*out` (shared by the
-// Replace normalizer and the Replace decoder).
+// Replace normalizer and the Replace decoder). `rs` may be null for literal patterns.
 Status ReplaceAll(const Regex& pattern, std::string_view content, std::string_view in,
-                  std::string* out, RegexScratch& rs);
+                  std::string* out, RegexScratch* rs);
 
 }  // namespace petrel::tokenizer

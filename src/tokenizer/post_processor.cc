@@ -1,3 +1,8 @@
+// Post-processors, reduced to what single-sequence encoding needs: a flat template of special
+// ids around the sequence. The item list starts as [sequence]; each processor wraps it (Bert:
+// [CLS] ... [SEP]; TemplateProcessing: its "single" template with "$A" replaced by the current
+// list), so a Sequence of processors composes naturally. Type ids and offsets, which petrel does
+// not expose, are ignored.
 #include "tokenizer/post_processor.h"
 
 #include "tokenizer/json_get.h"
@@ -107,6 +112,7 @@ Status PostProcessor::Parse(const Json& j, const std::string& path, int32_t id_l
   return OkStatus();
 }
 
+// Expands the template around `ids` (one allocation for the new vector).
 void PostProcessor::Apply(std::vector<int32_t>* ids) const {
   if (!has_template_) return;
   std::vector<int32_t> out;

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -17,8 +16,8 @@ namespace petrel::tokenizer {
 
 class PostProcessor {
  public:
-  // `token_to_id` resolves token strings (Bert/Roberta store [token, id] pairs; the id given
-  // there is used). `id_limit` bounds every id (ids >= it are "out of range" errors).
+  // Builds from the "post_processor" member. Bert/Roberta store [token, id] pairs (the id is
+  // used). `id_limit` bounds every special id (ids >= it are kOutOfRange errors).
   static Result<std::unique_ptr<PostProcessor>> FromJson(const Json& j, const std::string& path,
                                                          int32_t id_limit);
 

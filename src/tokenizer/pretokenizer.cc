@@ -1,3 +1,8 @@
+// Pre-tokenizers. All steps work on Pieces: one text buffer plus (begin, end) ranges, so a
+// pure split (Split, Digits, Punctuation, Whitespace...) only rewrites the range list and keeps
+// the text, and only ByteLevel and Metaspace (which change characters) write a new buffer.
+// Character-predicate patterns (Digits, Punctuation, WhitespaceSplit) make one match per
+// character, like the `impl Pattern for Fn(char) -> bool` in `tokenizers`.
 #include "tokenizer/pretokenizer.h"
 
 #include <algorithm>
@@ -129,6 +134,8 @@ bool PreTokenizer::has_byte_level() const {
   return false;
 }
 
+// Parses one pre-tokenizer object (defaults as in `tokenizers`' serde definitions);
+// Sequence recurses.
 Status PreTokenizer::Parse(const Json& j, const std::string& path, std::vector<Step>* steps) {
   PETREL_TRY(std::string type, GetType(j, path));
   Step st;
@@ -199,6 +206,7 @@ Status PreTokenizer::Parse(const Json& j, const std::string& path, std::vector<S
   return OkStatus();
 }
 
+// Seeds s.a with the whole text as one piece, then applies the steps in order.
 Status PreTokenizer::Run(std::string_view text, bool origin, PreTokScratch& s,
                          RegexScratch& rs) const {
   s.a.text.assign(text);

@@ -1,3 +1,6 @@
+// PCRE2 wrapper. Patterns are compiled once at load (with JIT when the platform supports it)
+// and shared read-only between threads; all mutable matching state lives in RegexScratch.
+// Input is validated as UTF-8 once per Encode call, so matching passes PCRE2_NO_UTF_CHECK.
 #include "tokenizer/regex.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -31,8 +34,8 @@ RegexScratch::~RegexScratch() {
 void Regex::CodeDeleter::operator()(pcre2_real_code_8* code) const { pcre2_code_free(code); }
 
 Result<Regex> Regex::Compile(std::string_view pattern, bool literal) {
-  uint32_t options = PCRE2_UTF | PCRE2_UCP;
-  if (literal) options |= PCRE2_LITERAL;
+  // PCRE2_LITERAL does not combine with UCP (which only matters for classes anyway).
+  const uint32_t options = literal ? (PCRE2_UTF | PCRE2_LITERAL) : (PCRE2_UTF | PCRE2_UCP);
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
@@ -48,10 +51,21 @@ Result<Regex> Regex::Compile(std::string_view pattern, bool literal) {
   Regex re;
   re.code_ = std::shared_ptr<pcre2_real_code_8>(code, CodeDeleter());
   re.pattern_ = std::string(pattern);
+  re.literal_ = literal;
   return re;
 }
 
 Status Regex::FindAll(std::string_view text, RegexScratch& scratch, std::vector<Span>* out) const {
+  if (literal_) {
+    // Plain non-overlapping substring search; an empty literal never matches (as `tokenizers`).
+    if (pattern_.empty()) return OkStatus();
+    for (size_t pos = text.find(pattern_); pos != std::string_view::npos;
+         pos = text.find(pattern_, pos + pattern_.size())) {
+      out->push_back(
+          Span{static_cast<uint32_t>(pos), static_cast<uint32_t>(pos + pattern_.size())});
+    }
+    return OkStatus();
+  }
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   const size_t n = text.size();
   size_t start = 0;

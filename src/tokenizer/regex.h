@@ -55,6 +55,8 @@ class Regex {
   Status FindAll(std::string_view text, RegexScratch& scratch, std::vector<Span>* out) const;
 
   const std::string& pattern() const { return pattern_; }
+  // True for {"String": ...} patterns: matching is plain substring search (no PCRE2 call).
+  bool literal() const { return literal_; }
 
  private:
   struct CodeDeleter {
@@ -62,6 +64,7 @@ class Regex {
   };
   std::shared_ptr<pcre2_real_code_8> code_;
   std::string pattern_;
+  bool literal_ = false;
 };
 
 }  // namespace petrel::tokenizer

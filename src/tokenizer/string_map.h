@@ -36,6 +36,8 @@ inline uint64_t HashBytes(std::string_view s) {
 class StringIdMap {
  public:
   void Reserve(size_t n);
+  // Reserves room for `bytes` bytes of keys (avoids regrowing the arena while loading).
+  void ReserveArena(size_t bytes) { arena_.reserve(bytes); }
   // Inserts key -> id; returns false (and changes nothing) when the key is already present.
   bool Insert(std::string_view key, int32_t id);
   // Returns the id of `key`, or -1 when absent.

@@ -24,9 +24,12 @@ struct EncodeScratch {
   BpeScratch bpe;
 };
 
+// Out of line because of the unique_ptrs to types only declared in tokenizer.h.
 Tokenizer::Tokenizer() = default;
 Tokenizer::~Tokenizer() = default;
 
+// The pool grows to the peak number of concurrent Encode calls and never shrinks; a scratch's
+// BPE cache is bounded (BpeModel::kCacheCapacity), so memory stays bounded too.
 std::unique_ptr<EncodeScratch> Tokenizer::AcquireScratch() const {
   {
     std::lock_guard<std::mutex> lock(pool_mu_);
@@ -119,6 +122,9 @@ const std::string* Tokenizer::IdToTokenPtr(int32_t id) const {
   return model_->IdToToken(id);
 }
 
+// Tokenizer::decode in `tokenizers` (added-token content first, then the model vocabulary;
+// skip_special_tokens drops special ids), then transformers' clean-up when configured. Unlike
+// `tokenizers`, which silently skips unknown ids, an unknown id is an error here.
 Result<std::string> Tokenizer::Decode(std::span<const int32_t> ids,
                                       bool skip_special_tokens) const {
   std::vector<std::string> tokens;
@@ -154,6 +160,7 @@ std::vector<std::string> Tokenizer::IdsToTokens(std::span<const int32_t> ids) co
   return out;
 }
 
+// Linear over the added tokens (a few hundred at most; not on a hot path), then the vocab map.
 std::optional<int32_t> Tokenizer::TokenToId(std::string_view token) const {
   for (const AddedToken& a : added_) {
     if (a.content == token) return a.id;

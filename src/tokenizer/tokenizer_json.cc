@@ -94,6 +94,9 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view tokenize
   return tok;
 }
 
+// Order matters: the model first (it defines the vocabulary size), then added tokens (they
+// may extend it), then the components (the post-processor checks its ids against the final
+// size), then the matchers (normalized added tokens need the normalizer).
 Status Tokenizer::Load(std::string_view json, std::string_view config_json) {
   PETREL_TRY(BigMembers big, LocateBigMembers(json));
   PETREL_TRY(Json root, ParseJson(WithoutBigMembers(json, big), "tokenizer.json"));
@@ -196,6 +199,9 @@ Status Tokenizer::Load(std::string_view json, std::string_view config_json) {
   return OkStatus();
 }
 
+// tokenizer_config.json: only the fields the tokenizer itself needs. add_bos_token /
+// add_eos_token are not applied: `tokenizers` (and so the references) use the post-processor in
+// tokenizer.json, which for the supported families already encodes the same choice.
 Status Tokenizer::LoadConfig(std::string_view config_json) {
   PETREL_TRY(Json cfg, ParseJson(config_json, "tokenizer_config.json"));
   if (!cfg.is_object()) return InvalidFormat("tokenizer_config.json: top level must be an object");

@@ -1,3 +1,6 @@
+// UTF-8 rules follow Unicode 15 Table 3-7 (well-formed byte sequences); the lossy decoder
+// replaces each maximal subpart of an ill-formed sequence by one U+FFFD, which is what both
+// Rust's from_utf8_lossy and Python's decode(errors="replace") do.
 #include "tokenizer/utf8.h"
 
 #include <utf8proc.h>
