@@ -12,5 +12,7 @@ int RunTemplate(int argc, char** argv);
 int RunTokenize(int argc, char** argv);
 int RunDetokenize(int argc, char** argv);
 int RunServe(int argc, char** argv);
+int RunQuantize(int argc, char** argv);
+int RunPerplexity(int argc, char** argv);
 
 }  // namespace petrel::cli

@@ -30,6 +30,8 @@ constexpr Command kCommands[] = {
     {"template", "render a model's chat template for messages (byte-exact)", petrel::cli::RunTemplate},
     {"tokenize", "text -> token ids (and tokens) as JSON", petrel::cli::RunTokenize},
     {"detokenize", "token ids -> text as JSON", petrel::cli::RunDetokenize},
+    {"quantize", "write an int8/int4 (MLX affine layout) copy of a model", petrel::cli::RunQuantize},
+    {"perplexity", "perplexity over a text file; KL vs the unquantized model", petrel::cli::RunPerplexity},
     // PETREL_COMMANDS_END
     {"version", "print the version", RunVersion},
 };

@@ -12,13 +12,15 @@ struct ModelFlags {
   std::string load_format = "auto";
   int threads = 0;
   std::string device = "cpu";
+  std::string quant;
   void Register(Flags& f) {
     f.Add("load-format", &load_format, "auto (safetensors) or dummy (random weights from config.json)");
     f.Add("threads", &threads, "CPU threads (default: all)");
     f.Add("device", &device, "cpu (default), cuda or cuda:N (needs a -DPETREL_CUDA=ON build)");
+    f.Add("quant", &quant, "quantize weights at load: int8, int4[:32|64|128] (default group 64), q4_0");
   }
   model::LoadOptions ToLoadOptions() const {
-    return model::LoadOptions{.load_format = load_format, .n_threads = threads, .device = device};
+    return model::LoadOptions{.load_format = load_format, .n_threads = threads, .device = device, .quant = quant};
   }
 };
 

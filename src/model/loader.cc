@@ -1,10 +1,12 @@
 // LoadModel: config.json + generation_config.json + safetensors (or dummy weights) -> Model.
 #include <cstring>
 
+#include "core/json_util.h"
 #include "core/log.h"
 #include "formats/hf_config.h"
 #include "kernels/backend_factory.h"
 #include "model/model.h"
+#include "model/quantize.h"
 #include "model/rope.h"
 
 namespace petrel::model {
@@ -60,9 +62,36 @@ Result<std::unique_ptr<Model>> LoadModel(const std::string& dir, const LoadOptio
     });
   } else if (opts.load_format == "auto" || opts.load_format == "safetensors") {
     PETREL_TRY(m->store_, formats::TensorStore::OpenDirectory(dir));
+    // MLX quantized checkpoints: "quantization" in config.json (quantize.h converts them).
+    PETREL_TRY(Json cfg_json, ReadJsonFile(dir + "/config.json"));
+    const bool mlx_quant = cfg_json.is_object() && cfg_json.contains("quantization");
+    int64_t mlx_inexact = 0;
     Status first_error;
     ForEachTensor(c, m->w_, [&](const TensorSpec& spec, TensorView& slot) {
       if (!first_error.ok()) return;
+      if (mlx_quant && spec.shape.rank == 2 && spec.name.ends_with(".weight")) {
+        const std::string prefix = spec.name.substr(0, spec.name.size() - 7);
+        if (m->store_.Find(prefix + ".scales")) {
+          bool quantized = false;
+          int bits = 0;
+          int64_t group = 0;
+          if (auto st = MlxModuleQuantization(cfg_json["quantization"], prefix, &quantized, &bits, &group);
+              !st.ok()) {
+            first_error = st.error();
+            return;
+          }
+          if (quantized) {
+            auto t = ConvertMlxQuantized(m->store_, prefix, spec.shape, bits, group, &mlx_inexact);
+            if (!t.ok()) {
+              first_error = t.error().WithContext(dir);
+              return;
+            }
+            m->owned_.push_back(std::move(*t));
+            slot = m->owned_.back().view();
+            return;
+          }
+        }
+      }
       const formats::TensorInfo* t = m->store_.Find(spec.name);
       if (!t) {
         if (spec.required) first_error = NotFound(dir, ": missing tensor `", spec.name, "`");
@@ -81,10 +110,19 @@ Result<std::unique_ptr<Model>> LoadModel(const std::string& dir, const LoadOptio
       slot = t->view();
     });
     if (!first_error.ok()) return first_error.error();
+    if (mlx_inexact > 0)
+      LogWarn(dir, ": ", mlx_inexact, " MLX scales/biases are not exact in f16 (rounded to nearest)");
   } else {
     return InvalidArgument("unknown --load-format \"", opts.load_format, "\" (auto, safetensors, dummy)");
   }
   if (c.tie_embeddings) m->w_.lm_head = m->w_.embed;
+  // Quantization at load (--quant): Linear weights, embedding and lm_head into block types.
+  PETREL_TRY(QuantSpec qspec, ParseQuantSpec(opts.quant));
+  QuantizeWeights(c, qspec, m->w_, m->owned_, opts.n_threads);
+  bool any_quantized = false;
+  ForEachTensor(c, m->w_, [&](const TensorSpec&, TensorView& slot) { any_quantized |= IsBlockQuantized(slot.dtype); });
+  if (any_quantized && opts.device != "cpu")
+    return Unsupported("quantized weights run on the CPU backend only (--device ", opts.device, ")");
 
   int64_t bytes = 0;
   Weights& w = m->w_;

@@ -35,6 +35,7 @@ struct LoadOptions {
   int n_threads = 0;                 // CPU threads; 0 = all
   std::string device = "cpu";        // backend: "cpu", "cuda", "cuda:N" (kernels::CreateBackend)
   uint64_t dummy_seed = 0;
+  std::string quant;                 // quantize at load: "", int8, int4[:group], q4_0 (quantize.h)
 };
 
 class Model {
