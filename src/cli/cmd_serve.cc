@@ -62,7 +62,8 @@ int RunServe(int argc, char** argv) {
   int max_model_len = 0, max_num_seqs = 256, max_num_batched_tokens = 2048, max_waiting = 1024;
   int64_t kv_cache_memory = 0, max_body_bytes = int64_t(http.max_body_bytes);
   double request_timeout = http.request_timeout_s;
-  bool no_prefix_caching = false;
+  bool no_prefix_caching = false, enable_lora_loading = false;
+  std::vector<std::string> lora_modules;
   std::string log_level = "info";
   ModelFlags mf;
   Flags f(
@@ -84,6 +85,10 @@ int RunServe(int argc, char** argv) {
       .Add("request-timeout", &request_timeout, "seconds per request, 0 = none (default 600)")
       .Add("allowed-origins", &origins, "CORS origins, comma-separated, or * (default: no CORS)")
       .Add("log-level", &log_level, "debug, info, warn or error")
+      .Add("lora-modules", &lora_modules,
+           "NAME=PATH: serve a LoRA adapter as model NAME (repeatable)")
+      .AddSwitch("enable-lora-loading", &enable_lora_loading,
+                 "allow POST /v1/load_lora_adapter and /v1/unload_lora_adapter")
       .AddSwitch("no-prefix-caching", &no_prefix_caching, "turn automatic prefix caching off");
   mf.Register(f);
   if (auto st = f.Parse(argc, argv); !st.ok()) return ReportError(st.error());
@@ -119,7 +124,9 @@ int RunServe(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   server::Metrics metrics;
-  server::Api api(server::ApiOptions{.served_model_name = served_name, .model_root = dir},
+  server::Api api(server::ApiOptions{.served_model_name = served_name,
+                                     .model_root = dir,
+                                     .allow_runtime_lora = enable_lora_loading},
                   &metrics);
   http.on_status = [&metrics](int status) { metrics.CountHttp(status); };
   auto srv = server::HttpServer::Start(
@@ -149,6 +156,15 @@ int RunServe(int argc, char** argv) {
           info.kv_capacity_tokens,
           " tokens = ", info.max_model_len > 0 ? info.kv_capacity_tokens / info.max_model_len : 0,
           " sequences of max_model_len ", info.max_model_len, "; max_num_seqs ", eo.max_num_seqs);
+  for (const auto& spec : lora_modules) {
+    size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+      return ReportError(InvalidArgument("--lora-modules: expected NAME=PATH, got \"", spec, "\""));
+    }
+    auto st = (*engine)->LoadAdapter(spec.substr(0, eq), spec.substr(eq + 1));
+    if (!st.ok()) return ReportError(st.error().WithContext("--lora-modules " + spec));
+    LogInfo("LoRA adapter ", spec.substr(0, eq), " from ", spec.substr(eq + 1));
+  }
   api.SetBackend(engine->get(), codec->get());
   // One line on stdout for scripts (the e2e fixture reads the port from it).
   std::printf("petrel serve: ready on http://%s:%d model=%s\n", http.host.c_str(), (*srv)->port(),

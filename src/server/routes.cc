@@ -95,6 +95,7 @@ struct Api::Call : std::enable_shared_from_this<Api::Call> {
   bool parse_tools = false;
   // Seed API.
   std::string simple_prompt;
+  std::string adapter;  // LoRA adapter name, "" = base model
 
   runtime::Engine& engine() { return *api->engine_; }
   const TextCodec& codec() { return *api->codec_; }
@@ -103,7 +104,7 @@ struct Api::Call : std::enable_shared_from_this<Api::Call> {
     return Json{{"id", id},
                 {"object", kind == Kind::kChat ? "chat.completion.chunk" : "text_completion"},
                 {"created", api->created_},
-                {"model", api->opts_.served_model_name}};
+                {"model", adapter.empty() ? api->opts_.served_model_name : adapter}};
   }
 
   void SendChunk(Json choice) {
@@ -336,7 +337,7 @@ struct Api::Call : std::enable_shared_from_this<Api::Call> {
     Json body = {{"id", id},
                  {"object", kind == Kind::kChat ? "chat.completion" : "text_completion"},
                  {"created", api->created_},
-                 {"model", api->opts_.served_model_name},
+                 {"model", adapter.empty() ? api->opts_.served_model_name : adapter},
                  {"choices", out_choices},
                  {"usage", UsageJson(TotalUsage())}};
     ex->Respond(JsonResponse(200, body));
@@ -392,6 +393,8 @@ void Api::Handle(HttpRequest req, std::shared_ptr<Exchange> ex) {
       {"/v1/models", false},
       {"/health", false},
       {"/metrics", false},
+      {"/v1/load_lora_adapter", true},
+      {"/v1/unload_lora_adapter", true},
   };
   const Route* route = nullptr;
   for (const auto& r : kRoutes) {
@@ -412,6 +415,67 @@ void Api::Handle(HttpRequest req, std::shared_ptr<Exchange> ex) {
   if (p == "/generate") return Completion(req, ex, true);
   if (p == "/tokenize") return Tokenize(req, ex);
   if (p == "/detokenize") return Detokenize(req, ex);
+  if (p == "/v1/load_lora_adapter") return LoraAdmin(req, ex, true);
+  if (p == "/v1/unload_lora_adapter") return LoraAdmin(req, ex, false);
+}
+
+bool Api::ResolveModel(const std::string& model, std::string* adapter) const {
+  adapter->clear();
+  if (model.empty() || model == opts_.served_model_name) return true;
+  for (const auto& a : engine_->ListAdapters()) {
+    if (a.name == model) {
+      *adapter = model;
+      return true;
+    }
+  }
+  return false;
+}
+
+void Api::LoraAdmin(const HttpRequest& req, std::shared_ptr<Exchange> ex, bool load) {
+  if (!opts_.allow_runtime_lora) {
+    return SendError(*ex, ApiError{.status = 403,
+                                   .type = "invalid_request_error",
+                                   .message = "runtime LoRA loading is off (start the server "
+                                              "with --enable-lora-loading)",
+                                   .param = "",
+                                   .code = "forbidden"});
+  }
+  auto body = ParseBody(req.body);
+  if (!body.ok()) return SendError(*ex, BadRequest(body.error().message));
+  auto field = [&](const char* key) -> const Json* {
+    auto it = body->find(key);
+    return it != body->end() && it->is_string() && !it->get<std::string>().empty() ? &*it : nullptr;
+  };
+  const Json* name = field("lora_name");
+  if (!name)
+    return SendError(*ex, BadRequest("`lora_name` must be a non-empty string", "lora_name"));
+  if (name->get<std::string>() == opts_.served_model_name) {
+    return SendError(*ex,
+                     BadRequest("`lora_name` must differ from the served model name", "lora_name"));
+  }
+  Status st;
+  if (load) {
+    const Json* path = field("lora_path");
+    if (!path) {
+      return SendError(*ex, BadRequest("`lora_path` must be a non-empty string", "lora_path"));
+    }
+    bool replace = false;
+    if (auto it = body->find("load_inplace"); it != body->end() && !it->is_null()) {
+      if (!it->is_boolean()) {
+        return SendError(*ex, BadRequest("`load_inplace` must be a boolean", "load_inplace"));
+      }
+      replace = it->get<bool>();
+    }
+    st = engine_->LoadAdapter(*name, *path, replace);
+  } else {
+    st = engine_->UnloadAdapter(*name);
+  }
+  if (!st.ok()) return SendError(*ex, ToApiError(st.error(), "lora_name"));
+  HttpResponse r;
+  r.content_type = "text/plain; charset=utf-8";
+  r.body = std::string("Success: LoRA adapter '") + name->get<std::string>() +
+           (load ? "' added successfully." : "' removed successfully.");
+  ex->Respond(std::move(r));
 }
 
 void Api::Models(std::shared_ptr<Exchange> ex) {
@@ -422,7 +486,17 @@ void Api::Models(std::shared_ptr<Exchange> ex) {
             {"root", opts_.model_root},
             {"parent", nullptr},
             {"max_model_len", engine_->model_info().max_model_len}};
-  ex->Respond(JsonResponse(200, {{"object", "list"}, {"data", Json::array({m})}}));
+  Json data = Json::array({m});
+  for (const auto& a : engine_->ListAdapters()) {
+    data.push_back({{"id", a.name},
+                    {"object", "model"},
+                    {"created", created_},
+                    {"owned_by", "petrel"},
+                    {"root", a.path},
+                    {"parent", opts_.served_model_name},
+                    {"max_model_len", engine_->model_info().max_model_len}});
+  }
+  ex->Respond(JsonResponse(200, {{"object", "list"}, {"data", data}}));
 }
 
 void Api::MetricsText(std::shared_ptr<Exchange> ex) {
@@ -435,9 +509,9 @@ void Api::MetricsText(std::shared_ptr<Exchange> ex) {
 namespace {
 
 // Parses the body and checks `model`; on failure answers and returns nullopt.
-template <typename T, typename ParseFn>
+template <typename T, typename ParseFn, typename ResolveFn>
 std::optional<T> ParseRequest(const HttpRequest& req, Exchange& ex, ParseFn parse,
-                              const std::string& served) {
+                              ResolveFn resolve) {
   auto body = ParseBody(req.body);
   if (!body.ok()) {
     SendError(ex, BadRequest(body.error().message));
@@ -449,7 +523,7 @@ std::optional<T> ParseRequest(const HttpRequest& req, Exchange& ex, ParseFn pars
     SendError(ex, BadRequest(r.error().message, param));
     return std::nullopt;
   }
-  if (!r->model.empty() && r->model != served) {
+  if (!resolve(r->model)) {
     SendError(ex, ModelNotFound(r->model));
     return std::nullopt;
   }
@@ -482,8 +556,10 @@ static void SubmitCall(runtime::Engine& engine, std::shared_ptr<Api::Call> call,
                        const std::string& prompt_param);
 
 void Api::Chat(const HttpRequest& req, std::shared_ptr<Exchange> ex) {
-  auto r = ParseRequest<ChatCompletionRequest>(req, *ex, ParseChatCompletionRequest,
-                                               opts_.served_model_name);
+  std::string adapter;
+  auto r = ParseRequest<ChatCompletionRequest>(
+      req, *ex, ParseChatCompletionRequest,
+      [&](const std::string& m) { return ResolveModel(m, &adapter); });
   if (!r) return;
   if (auto e = CheckIds(r->gen, codec_->vocab_size())) return SendError(*ex, *e);
   // Validation used the sorted-key Json; the template gets the client's key order.
@@ -504,6 +580,7 @@ void Api::Chat(const HttpRequest& req, std::shared_ptr<Exchange> ex) {
   call->kind = Kind::kChat;
   call->ex = ex;
   call->id = NewId("chatcmpl-");
+  call->adapter = adapter;
   call->gen = std::move(r->gen);
   call->chat_prompt = *prompt;
   const bool tool_choice_none = r->tool_choice.is_string() && r->tool_choice == "none";
@@ -530,8 +607,9 @@ void Api::Completion(const HttpRequest& req, std::shared_ptr<Exchange> ex, bool 
     call->gen.max_tokens = r->max_tokens;
     prompts.push_back(std::move(ids).value());
   } else {
-    auto r =
-        ParseRequest<CompletionRequest>(req, *ex, ParseCompletionRequest, opts_.served_model_name);
+    auto r = ParseRequest<CompletionRequest>(
+        req, *ex, ParseCompletionRequest,
+        [&](const std::string& m) { return ResolveModel(m, &call->adapter); });
     if (!r) return;
     if (auto e = CheckIds(r->gen, codec_->vocab_size())) return SendError(*ex, *e);
     call->kind = Kind::kCompletion;
@@ -616,6 +694,7 @@ static void SubmitCall(runtime::Engine& engine, std::shared_ptr<Api::Call> call,
     req.eos_token_ids = info.eos_token_ids;
     req.ignore_eos = g.ignore_eos;
     req.top_logprobs = g.logprobs ? g.top_logprobs : -1;
+    req.adapter = call->adapter;
     auto id = engine.Submit(std::move(req), [call, i](runtime::RequestUpdate u) {
       // Engine thread: hand over to the request's HTTP thread and return at once.
       call->ex->Post([call, i, u = std::move(u)]() mutable { call->OnUpdate(i, std::move(u)); });
@@ -634,7 +713,10 @@ static void SubmitCall(runtime::Engine& engine, std::shared_ptr<Api::Call> call,
 }
 
 void Api::Tokenize(const HttpRequest& req, std::shared_ptr<Exchange> ex) {
-  auto r = ParseRequest<TokenizeRequest>(req, *ex, ParseTokenizeRequest, opts_.served_model_name);
+  std::string adapter;  // adapters share the base tokenizer
+  auto r = ParseRequest<TokenizeRequest>(req, *ex, ParseTokenizeRequest, [&](const std::string& m) {
+    return ResolveModel(m, &adapter);
+  });
   if (!r) return;
   std::string text;
   if (r->prompt) {
@@ -665,8 +747,10 @@ void Api::Tokenize(const HttpRequest& req, std::shared_ptr<Exchange> ex) {
 }
 
 void Api::Detokenize(const HttpRequest& req, std::shared_ptr<Exchange> ex) {
-  auto r =
-      ParseRequest<DetokenizeRequest>(req, *ex, ParseDetokenizeRequest, opts_.served_model_name);
+  std::string adapter;
+  auto r = ParseRequest<DetokenizeRequest>(
+      req, *ex, ParseDetokenizeRequest,
+      [&](const std::string& m) { return ResolveModel(m, &adapter); });
   if (!r) return;
   for (int32_t id : r->tokens) {
     if (id >= codec_->vocab_size()) {

@@ -4,7 +4,9 @@
 // logprobs) delivered as one JSON answer or as SSE chunks.
 //
 // Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health,
-// POST /tokenize, POST /detokenize, GET /metrics, POST /generate (seed API).
+// POST /tokenize, POST /detokenize, GET /metrics, POST /generate (seed API),
+// POST /v1/load_lora_adapter, POST /v1/unload_lora_adapter (with allow_runtime_lora).
+// A request's `model` selects the base model (served name) or a loaded LoRA adapter by name.
 //
 // Threading: Handle() runs on an HTTP thread; engine callbacks only Post() the update to the
 // request's own HTTP thread, where all per-request state lives. Engine and codec are shared and
@@ -25,6 +27,9 @@ namespace petrel::server {
 struct ApiOptions {
   std::string served_model_name;  // what clients send as `model`
   std::string model_root;         // reported by /v1/models
+  // POST /v1/load_lora_adapter and /v1/unload_lora_adapter (they read server-side paths, so off
+  // unless the operator asks for them, as in vLLM).
+  bool allow_runtime_lora = false;
 };
 
 class Api {
@@ -50,6 +55,10 @@ class Api {
   void Detokenize(const HttpRequest& req, std::shared_ptr<Exchange> ex);
   void Models(std::shared_ptr<Exchange> ex);
   void MetricsText(std::shared_ptr<Exchange> ex);
+  void LoraAdmin(const HttpRequest& req, std::shared_ptr<Exchange> ex, bool load);
+  // `model` from a request: "" or the served name = the base model; a registered LoRA adapter's
+  // name = that adapter (*adapter set). False: unknown model (answered 404).
+  bool ResolveModel(const std::string& model, std::string* adapter) const;
 
   ApiOptions opts_;
   Metrics* metrics_;

@@ -81,8 +81,9 @@ Reply Http(int port, const std::string& method, const std::string& path, const s
 class ApiTest : public ::testing::Test {
  protected:
   void StartServer(HttpServerOptions opts = {}) {
-    api_ = std::make_unique<Api>(ApiOptions{.served_model_name = "tiny", .model_root = "/m"},
-                                 &metrics_);
+    api_ = std::make_unique<Api>(
+        ApiOptions{.served_model_name = "tiny", .model_root = "/m", .allow_runtime_lora = true},
+        &metrics_);
     api_->SetBackend(&engine_, &codec_);
     opts.port = 0;
     auto s = HttpServer::Start(opts, [this](HttpRequest r, std::shared_ptr<Exchange> ex) {
@@ -346,6 +347,71 @@ TEST_F(ApiTest, KeepAliveServesSeveralRequests) {
     EXPECT_EQ(std::string(buf, 12), "HTTP/1.1 200");
   }
   close(fd);
+}
+
+TEST_F(ApiTest, QueueFullIs429) {
+  engine_.max_waiting = 1;
+  engine_.step = std::chrono::milliseconds(20);
+  engine_.script = std::string(100, 'q');
+  // Occupy the only slot with a streamed request whose client reads nothing yet.
+  int fd = Connect(port_);
+  std::string body = kChat + R"(,"stream":true})";
+  std::string req = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body;
+  send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  for (int i = 0; i < 100 && engine_.Stats().running == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  auto r = Post("/v1/chat/completions", kChat + "}");
+  EXPECT_EQ(r.status, 429) << r.body;
+  EXPECT_EQ(r.json()["error"]["type"], "rate_limit_error");
+  close(fd);
+}
+
+class ApiTimeoutTest : public ApiTest {
+ protected:
+  void SetUp() override {
+    HttpServerOptions o;
+    o.request_timeout_s = 0.3;
+    StartServer(o);
+  }
+};
+
+TEST_F(ApiTimeoutTest, TimeoutAnswers504AndAborts) {
+  engine_.step = std::chrono::milliseconds(20);
+  engine_.script = std::string(200, 't');
+  auto r = Post("/v1/chat/completions", kChat + R"(,"max_tokens":200})");
+  EXPECT_EQ(r.status, 504) << r.body;
+  EXPECT_EQ(r.json()["error"]["code"], "timeout");
+  for (int i = 0; i < 100 && engine_.Stats().running != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(engine_.Stats().running, 0);
+  // A streamed request that times out ends with an error event and [DONE].
+  auto s = Post("/v1/completions", R"({"prompt":"x","max_tokens":200,"stream":true})");
+  EXPECT_EQ(s.status, 200);
+  EXPECT_NE(s.body.find("\"timeout\""), std::string::npos);
+  EXPECT_NE(s.body.find("data: [DONE]"), std::string::npos);
+}
+
+TEST_F(ApiTest, LoraAdaptersByModelName) {
+  auto bad = Post("/v1/load_lora_adapter", R"({"lora_name":"sql","lora_path":"/missing"})");
+  EXPECT_EQ(bad.status, 404) << bad.body;
+  EXPECT_EQ(Post("/v1/load_lora_adapter", R"({"lora_path":"/a"})").status, 400);
+  auto ok = Post("/v1/load_lora_adapter", R"({"lora_name":"sql","lora_path":"/adapters/sql"})");
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  auto models = Http(port_, "GET", "/v1/models", "").json();
+  ASSERT_EQ(models["data"].size(), 2u);
+  EXPECT_EQ(models["data"][1]["id"], "sql");
+  EXPECT_EQ(models["data"][1]["parent"], "tiny");
+  auto r = Post("/v1/completions", R"({"model":"sql","prompt":"x","max_tokens":2})");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(engine_.last_adapter, "sql");
+  Post("/v1/completions", R"({"model":"tiny","prompt":"x","max_tokens":2})");
+  EXPECT_EQ(engine_.last_adapter, "");
+  EXPECT_EQ(Post("/v1/unload_lora_adapter", R"({"lora_name":"sql"})").status, 200);
+  EXPECT_EQ(Post("/v1/completions", R"({"model":"sql","prompt":"x"})").status, 404);
+  EXPECT_EQ(Post("/v1/unload_lora_adapter", R"({"lora_name":"sql"})").status, 404);
 }
 
 class ApiOptionsTest : public ApiTest {

@@ -112,7 +112,7 @@ class FakeEngine : public runtime::Engine {
                         info_.max_model_len);
     }
     std::lock_guard<std::mutex> lock(mu_);
-    if (int(seqs_.size()) >= opts_.max_waiting) {
+    if (int(seqs_.size()) >= max_waiting.load()) {
       return MakeError(ErrorCode::kResourceExhausted, "queue full");
     }
     uint64_t id = ++next_id_;
@@ -123,6 +123,7 @@ class FakeEngine : public runtime::Engine {
     s.out = prompt.rfind("SCRIPT:", 0) == 0 ? prompt.substr(7) : script;
     seqs_[id] = std::move(s);
     last_sampling = seqs_[id].req.sampling;
+    last_adapter = seqs_[id].req.adapter;
     cv_.notify_all();
     return id;
   }
@@ -150,7 +151,42 @@ class FakeEngine : public runtime::Engine {
     }
     thread_.join();
   }
+  // A one-level adapter registry: enough to test routing by `model` and the load/unload routes.
+  Status LoadAdapter(const std::string& name, const std::string& path, bool replace) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (name.empty()) return InvalidArgument("empty adapter name");
+    if (path.find("missing") != std::string::npos) return NotFound("no adapter at ", path);
+    for (auto& a : adapters_) {
+      if (a.name == name && !replace) return InvalidArgument("adapter ", name, " exists");
+    }
+    adapters_.push_back({.name = name,
+                         .path = path,
+                         .format = "peft",
+                         .max_rank = 8,
+                         .bytes = 0,
+                         .resident = true,
+                         .in_flight = 0,
+                         .generation = 1});
+    return OkStatus();
+  }
+  Status UnloadAdapter(const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < adapters_.size(); ++i) {
+      if (adapters_[i].name == name) {
+        adapters_.erase(adapters_.begin() + i);
+        return OkStatus();
+      }
+    }
+    return NotFound("no adapter ", name);
+  }
+  std::vector<runtime::AdapterInfo> ListAdapters() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return adapters_;
+  }
+  std::string last_adapter;
+
   runtime::SamplingParams last_sampling;
+  std::atomic<int> max_waiting{64};  // Submit refuses (kResourceExhausted) beyond this
 
  private:
   struct Seq {
@@ -222,6 +258,7 @@ class FakeEngine : public runtime::Engine {
   std::condition_variable cv_;
   std::map<uint64_t, Seq> seqs_;
   std::vector<uint64_t> aborted_;
+  std::vector<runtime::AdapterInfo> adapters_;
   uint64_t next_id_ = 0;
   bool stop_ = false;
   runtime::EngineOptions opts_;
