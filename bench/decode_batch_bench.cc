@@ -1,7 +1,8 @@
 // Batched decode throughput of the Model on any backend: B sequences with random prompts are
 // prefilled (in forwards of up to --prefill-chunk tokens), then decode --gen-tokens steps
 // together, every step a forward of B rows with greedy choices on the host (logits come back to
-// the host, as in the engine; there is no GPU sampling yet). Reports the new tokens per second of
+// the host, as in the engine) or, with --argmax device, on the backend (only ids come back; the
+// engine does not use that yet). Reports the new tokens per second of
 // the decode phase and how much of it went to the forward (which includes the logits copy) and to
 // the host argmax.
 //
@@ -31,7 +32,8 @@ struct Result1 {
   double decode_tok_s, forward_ms, argmax_ms, prefill_tok_s;
 };
 
-Result1 RunBatch(model::Model& m, int B, int prompt, int gen, int chunk, DType kv, ThreadPool& pool) {
+Result1 RunBatch(model::Model& m, int B, int prompt, int gen, int chunk, DType kv, ThreadPool& pool,
+                 bool device_argmax) {
   const int bs = 16;
   const int per_seq = (prompt + gen + bs - 1) / bs;
   auto cache = m.CreateKvCache((int64_t)B * per_seq, bs, kv);
@@ -81,16 +83,21 @@ Result1 RunBatch(model::Model& m, int B, int prompt, int gen, int chunk, DType k
       b.seqs.push_back({s, 1, pos + 1, tables[s]});
       b.logit_rows.push_back(s);
     }
-    logits.resize((size_t)B * vocab);
     const double f0 = Now();
-    m.Forward(b, *cache, logits.data());
+    if (device_argmax) {  // greedy on the backend: only the ids come back
+      m.ForwardArgMax(b, *cache, next.data());
+    } else {
+      logits.resize((size_t)B * vocab);
+      m.Forward(b, *cache, logits.data());
+    }
     const double f1 = Now();
-    pool.ParallelFor(B, 1, [&](int64_t lo, int64_t hi, int) {
-      for (int64_t s = lo; s < hi; ++s) {
-        const float* r = logits.data() + (size_t)s * vocab;
-        next[s] = (int32_t)(std::max_element(r, r + vocab) - r);
-      }
-    });
+    if (!device_argmax)
+      pool.ParallelFor(B, 1, [&](int64_t lo, int64_t hi, int) {
+        for (int64_t s = lo; s < hi; ++s) {
+          const float* r = logits.data() + (size_t)s * vocab;
+          next[s] = (int32_t)(std::max_element(r, r + vocab) - r);
+        }
+      });
     fwd += f1 - f0;
     amax += Now() - f1;
   }
@@ -103,6 +110,7 @@ Result1 RunBatch(model::Model& m, int B, int prompt, int gen, int chunk, DType k
 
 int main(int argc, char** argv) {
   std::string batches = "1,32,64,256", load_format = "auto", device = "cpu", kv = "bf16";
+  std::string sampling = "host";
   int prompt = 128, gen = 256, chunk = 8192, threads = 8;
   cli::Flags f("decode_batch_bench MODEL_DIR [--device cuda] [--load-format dummy] [--batch 1,32,256]");
   f.Add("batch", &batches, "comma-separated batch sizes (default 1,32,64,256)")
@@ -112,7 +120,10 @@ int main(int argc, char** argv) {
       .Add("kv-cache-dtype", &kv, "bf16 (default) or f32")
       .Add("threads", &threads, "CPU threads: the CPU backend's, and the host argmax's (default 8)")
       .Add("device", &device, "cpu, cuda, cuda:N")
-      .Add("load-format", &load_format, "auto or dummy");
+      .Add("load-format", &load_format, "auto or dummy")
+      .Add("argmax", &sampling,
+           "host (default: logits copied back, argmax on --threads host threads) or device "
+           "(Backend::ArgMax, only ids come back)");
   if (auto st = f.Parse(argc, argv, 1); !st.ok() || f.positional().size() != 1) {
     std::fprintf(stderr, "%s", f.Usage().c_str());
     return 2;
@@ -127,15 +138,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   ThreadPool pool(threads);
-  std::printf("device %s, %s, prompt %d, %d new tokens, kv %s\n", (*m)->backend().name(),
-              f.positional()[0].c_str(), prompt, gen, kv.c_str());
+  std::printf("device %s, %s, prompt %d, %d new tokens, kv %s, argmax on %s\n",
+              (*m)->backend().name(), f.positional()[0].c_str(), prompt, gen, kv.c_str(),
+              sampling.c_str());
   std::printf("%6s %14s %12s %12s %14s\n", "batch", "decode tok/s", "forward ms", "argmax ms",
               "prefill tok/s");
   std::stringstream ss(batches);
   for (std::string item; std::getline(ss, item, ',');) {
     const int B = std::stoi(item);
-    RunBatch(**m, B, prompt, std::min(gen, 4), chunk, *kv_dtype, pool);  // warm-up (graphs)
-    const Result1 r = RunBatch(**m, B, prompt, gen, chunk, *kv_dtype, pool);
+    RunBatch(**m, B, prompt, std::min(gen, 4), chunk, *kv_dtype, pool, sampling == "device");  // warm-up (graphs)
+    const Result1 r = RunBatch(**m, B, prompt, gen, chunk, *kv_dtype, pool, sampling == "device");
     std::printf("%6d %14.1f %12.3f %12.3f %14.1f\n", r.batch, r.decode_tok_s, r.forward_ms,
                 r.argmax_ms, r.prefill_tok_s);
     std::fflush(stdout);

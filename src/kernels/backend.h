@@ -129,6 +129,21 @@ class Backend {
   // Copies a backend buffer (f32) to host memory; returns when `dst` holds the data. On a device
   // backend this is the step's synchronisation point.
   virtual void ToHost(TensorView src, float* dst) = 0;
+  // Greedy choice per row: ids[r] = the first j with logits[r, j] maximal, for logits [R, V] f32
+  // in this backend's memory; returns when the host array ids[R] holds them. On a device backend
+  // this replaces ToHost() of the logits as the step's synchronisation point, and only the ids
+  // cross to the host. The default (host-memory backends, e.g. the CPU) scans the rows in place.
+  virtual void ArgMax(TensorView logits, int32_t* ids) {
+    const int64_t V = logits.dim(logits.shape.rank - 1);
+    const int64_t R = logits.NumElements() / V;
+    const float* l = logits.As<float>();
+    for (int64_t r = 0; r < R; ++r) {
+      int64_t best = 0;
+      for (int64_t j = 1; j < V; ++j)
+        if (l[r * V + j] > l[r * V + best]) best = j;
+      ids[r] = (int32_t)best;
+    }
+  }
 };
 
 // The CPU backend with `n_threads` worker threads (0 = all hardware threads). It picks the widest

@@ -111,7 +111,8 @@ void Model::Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* l
   be.RmsNorm(sel, sel, w_.final_norm, (float)c.rms_eps);
   Tensor lg = be.Allocate(DType::kF32, {R, c.vocab_size});
   be.MatMul(lg, sel, w_.lm_head, TensorView{});
-  be.ToHost(lg, logits);
+  if (greedy_ids_) be.ArgMax(lg, greedy_ids_);
+  else be.ToHost(lg, logits);
 }
 
 }  // namespace petrel::model

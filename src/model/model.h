@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "formats/model_config.h"
+#include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "kernels/backend.h"
 #include "model/lora/lora_batch.h"
@@ -53,6 +54,13 @@ class Model {
   // Runs the batch; writes logits [batch.logit_rows.size(), vocab] (f32) to `logits`.
   // Stores every token's K/V in `cache` at batch.slots.
   void Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* logits);
+  // Forward with greedy choices: ids[r] = argmax of logit row r, computed by the backend
+  // (Backend::ArgMax; on a device backend only the ids come back, not the logits).
+  void ForwardArgMax(const ForwardBatch& batch, kernels::KvCache& cache, int32_t* ids) {
+    greedy_ids_ = ids;
+    Forward(batch, cache, nullptr);
+    greedy_ids_ = nullptr;
+  }
 
   friend Result<std::unique_ptr<Model>> LoadModel(const std::string& dir, const LoadOptions& opts);
 
@@ -69,11 +77,13 @@ class Model {
   formats::GenerationConfig generation_config_;
   std::unique_ptr<kernels::Backend> backend_;
   formats::TensorStore store_;            // owns the mmapped files (empty for dummy weights)
+  std::unique_ptr<formats::GgufFile> gguf_;  // the mmapped .gguf file, when loaded from one
   std::vector<Tensor> owned_;             // generated or converted weights
   Weights w_;
   kernels::RopeTable rope_;
   int64_t weight_bytes_ = 0;
   Activations act_;
+  int32_t* greedy_ids_ = nullptr;  // set by ForwardArgMax for the duration of one Forward
   lora::LoraBatch lora_;  // this step's adapter runs and their scratch
 };
 

@@ -36,6 +36,7 @@
 #include "core/log.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/add.cuh"
+#include "kernels/cuda/argmax.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/elem.h"
 #include "kernels/cuda/embedding.cuh"
@@ -232,8 +233,15 @@ OpKey MakeKey(Args... args) {
 }
 
 enum class OpCode : int {
-  kEmbedding, kRmsNorm, kMatMul, kRope, kAdd, kSiluMul, kStoreKv, kAttention, kGatherRows
+  kEmbedding, kRmsNorm, kMatMul, kRope, kAdd, kSiluMul, kStoreKv, kAttention, kGatherRows,
+  kGemvGroup, kAddRmsNorm, kArgMax
 };
+
+bool Overlaps(const void* a, size_t an, const void* b, size_t bn) {
+  const char* x = static_cast<const char*>(a);
+  const char* y = static_cast<const char*>(b);
+  return x < y + bn && y < x + an;
+}
 
 class CudaBackend : public Backend {
  public:
@@ -301,6 +309,7 @@ class CudaBackend : public Backend {
   }
 
   void BeginBatch(const BatchMetadata& meta) override {
+    FlushPending();
     FinishStep();
     Upload(meta, batch_);
     // Decode-shaped steps (one new token per sequence) are recorded or replayed as a graph.
@@ -344,6 +353,17 @@ class CudaBackend : public Backend {
     const float* xp = x.As<float>();
     const void* wp = w.data;
     const Elem we = ElemOf(w.dtype);
+    if (pending_ == Pending::kAdd && xp == pend_add_x_ && rows * d == pend_add_n_ &&
+        !Overlaps(o, rows * d * 4, pend_add_x_, rows * d * 4) &&
+        !Overlaps(o, rows * d * 4, pend_add_y_, rows * d * 4)) {
+      // Residual add + RMSNorm of the sum, one kernel (see LaunchAddRmsNorm).
+      pending_ = Pending::kNone;
+      float* xs = pend_add_x_;
+      const float* ys = pend_add_y_;
+      Submit(MakeKey(OpCode::kAddRmsNorm, o, xs, ys, wp, (int)we, rows, d, eps),
+             [=](cudaStream_t s) { cuda::LaunchAddRmsNorm(o, xs, ys, wp, we, rows, d, eps, s); });
+      return;
+    }
     Submit(MakeKey(OpCode::kRmsNorm, o, xp, wp, (int)we, rows, d, eps), [=](cudaStream_t s) {
       cuda::LaunchRmsNorm(o, xp, wp, we, rows, d, eps, s);
     });
@@ -365,6 +385,29 @@ class CudaBackend : public Backend {
     if (scratch > 0) {
       x16_.Reserve(scratch);
       a.x16 = x16_.get();
+    }
+    {
+      if (cuda::GemvGroupable(a.x, a.w, a.T, a.K) &&
+          !Overlaps(a.out, a.T * a.N * 4, a.x, a.T * a.K * 4)) {
+        bool join = pending_ == Pending::kGemv && pend_x_ == a.x && pend_T_ == a.T &&
+                          pend_K_ == a.K && pend_elem_ == a.w_elem &&
+                          pend_g_.n_segs < cuda::kMaxGemvSegs;
+        for (int i = 0; join && i < pend_g_.n_segs; ++i)
+          join = !Overlaps(a.out, a.T * a.N * 4, pend_g_.seg[i].out, a.T * pend_g_.seg[i].n * 4);
+        if (!join) {
+          FlushPending();
+          pending_ = Pending::kGemv;
+          pend_g_ = cuda::GemvGroup{};
+          pend_x_ = a.x, pend_T_ = a.T, pend_K_ = a.K, pend_elem_ = a.w_elem;
+        }
+        cuda::GemvSeg& sg = pend_g_.seg[pend_g_.n_segs];
+        const int64_t begin = pend_g_.n_segs ? pend_g_.seg[pend_g_.n_segs - 1].begin +
+                                                   pend_g_.seg[pend_g_.n_segs - 1].n
+                                             : 0;
+        sg = cuda::GemvSeg{a.out, a.w, a.bias, begin, a.N};
+        ++pend_g_.n_segs;
+        return;
+      }
     }
     cublasHandle_t h = cublas_;
     Submit(MakeKey(OpCode::kMatMul, a.out, a.x, a.w, (int)a.w_elem, a.bias, a.T, a.K, a.N, a.x16),
@@ -390,7 +433,10 @@ class CudaBackend : public Backend {
     float* xp = x.As<float>();
     const float* yp = y.As<float>();
     const int64_t n = x.NumElements();
-    Submit(MakeKey(OpCode::kAdd, xp, yp, n), [=](cudaStream_t s) { cuda::LaunchAdd(xp, yp, n, s); });
+    // Deferred: a following RmsNorm of x fuses with it (see RmsNorm), anything else flushes it.
+    FlushPending();
+    pending_ = Pending::kAdd;
+    pend_add_x_ = xp, pend_add_y_ = yp, pend_add_n_ = n;
   }
 
   void SiluMul(TensorView out, TensorView gate, TensorView up) override {
@@ -467,6 +513,7 @@ class CudaBackend : public Backend {
   }
 
   void ToHost(TensorView src, float* dst) override {
+    FlushPending();
     FinishStep();
     batch_.host = BatchMetadata{};  // the step's host arrays may die now: forget their addresses
     const size_t bytes = src.NumElements() * sizeof(float);
@@ -481,6 +528,25 @@ class CudaBackend : public Backend {
     }
   }
 
+  void ArgMax(TensorView logits, int32_t* ids) override {
+    const int64_t V = logits.dim(logits.shape.rank - 1);
+    const int64_t R = logits.NumElements() / V;
+    ids_dev_.Reserve(std::max<int64_t>(R, 4096) * sizeof(int32_t));
+    int32_t* d_ids = static_cast<int32_t*>(ids_dev_.get());
+    const float* lp = logits.As<float>();
+    // Part of the step (and its graph): the ids buffer and the logits stay put across steps.
+    Submit(MakeKey(OpCode::kArgMax, d_ids, lp, R, V),
+           [=](cudaStream_t s) { cuda::LaunchArgMax(d_ids, lp, R, V, s); });
+    FlushPending();
+    FinishStep();
+    batch_.host = BatchMetadata{};
+    const size_t bytes = R * sizeof(int32_t);
+    to_host_.Reserve(bytes);
+    CUDA_CHECK(cudaMemcpyAsync(to_host_.get(), d_ids, bytes, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::memcpy(ids, to_host_.get(), bytes);
+  }
+
  private:
   enum class Mode { kEager, kRecord, kReplay };
   static constexpr size_t kCublasWorkspace = 32u << 20;
@@ -488,9 +554,36 @@ class CudaBackend : public Backend {
   static constexpr int64_t kMaxGraphRows = 512;
   static constexpr size_t kMaxGraphs = 64;
 
+  // Enqueues the deferred op, if any: a group of GEMVs on one input (consecutive MatMuls with
+  // T <= 8 on the same x, e.g. q/k/v or gate/up, one launch) or a residual Add that no RmsNorm
+  // followed. Every op that is not deferred runs this first (Submit), as do BeginBatch and ToHost,
+  // so the stream order is the order the ops were called in.
+  void FlushPending() {
+    const Pending p = pending_;
+    pending_ = Pending::kNone;
+    if (p == Pending::kGemv) {
+      const cuda::GemvGroup g = pend_g_;
+      const float* x = pend_x_;
+      const int64_t T = pend_T_, K = pend_K_;
+      const Elem e = pend_elem_;
+      const cuda::GemvSeg* sg = g.seg;
+      Submit(MakeKey(OpCode::kGemvGroup, x, T << 40 | (int64_t)e << 36 | (int64_t)g.n_segs << 32 | K,
+                     sg[0].out, sg[0].w, sg[0].bias, sg[0].n, sg[1].out, sg[1].w, sg[1].bias,
+                     sg[1].n, sg[2].out, sg[2].w, sg[2].bias, sg[2].n),
+             [=](cudaStream_t s) { cuda::LaunchGemvGroup(g, e, x, T, K, s); });
+    } else if (p == Pending::kAdd) {
+      float* xp = pend_add_x_;
+      const float* yp = pend_add_y_;
+      const int64_t n = pend_add_n_;
+      Submit(MakeKey(OpCode::kAdd, xp, yp, n),
+             [=](cudaStream_t s) { cuda::LaunchAdd(xp, yp, n, s); });
+    }
+  }
+
   // Runs, records or checks one op (see the file comment).
   template <typename F>
   void Submit(const OpKey& key, F&& launch) {
+    if (pending_ != Pending::kNone) FlushPending();
     switch (mode_) {
       case Mode::kEager:
         launch(stream_);
@@ -681,10 +774,20 @@ class CudaBackend : public Backend {
   std::unordered_map<const float*, DeviceBuffer> inv_freq_;
   DeviceBuffer x16_;         // activations rounded to 16 bits for cuBLAS
   DeviceBuffer attn_parts_;  // split-K partials
+  DeviceBuffer ids_dev_;     // ArgMax results
   PinnedBuffer to_host_;
   DeviceBatch batch_, adhoc_;
 
   Mode mode_ = Mode::kEager;
+  enum class Pending { kNone, kGemv, kAdd };
+  Pending pending_ = Pending::kNone;
+  cuda::GemvGroup pend_g_;
+  const float* pend_x_ = nullptr;
+  int64_t pend_T_ = 0, pend_K_ = 0;
+  Elem pend_elem_ = Elem::kF32;
+  float* pend_add_x_ = nullptr;
+  const float* pend_add_y_ = nullptr;
+  int64_t pend_add_n_ = 0;
   bool graphs_enabled_ = true;
   bool capturable_ = false;
   int64_t step_rows_ = 0;

@@ -70,12 +70,170 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   }
 }
 
+// Bandwidth-bound GEMV for T <= 8 rows over up to kMaxGemvSegs weight matrices that share x
+// (q/k/v, gate/up: the backend groups consecutive MatMuls on the same activations). A warp owns
+// kRowsPerWarp output columns (rows of W) and one of KS slices of K; each lane streams 8-element
+// (16-byte for 16-bit weights) pieces, and all kUnroll x kRowsPerWarp pieces of one pass are
+// loaded into registers before any is used, so a lane has 8 independent 16-byte loads in flight
+// (Little's law: ~20 KB in flight per SM is needed to approach HBM bandwidth). x is read through
+// L1 (it is reused by every warp of the SM). Warp shuffles, then a shared-memory sum over the KS
+// slices. Needs K % 8 == 0 and 16-byte aligned x and w rows; the old one-warp-per-row kernel
+// covers the rest.
+constexpr int kRowsPerWarp = 2;
+constexpr int kUnroll = 4;
+
+template <typename W>
+struct Piece;  // 8 raw weight elements
+template <>
+struct Piece<float> {
+  float4 a, b;
+};
+template <typename W>
+struct Piece {
+  uint4 a;
+};
+
+template <typename W>
+__device__ __forceinline__ Piece<W> LoadPiece(const W* p) {
+  Piece<W> r;
+  if constexpr (sizeof(W) == 4) {
+    r.a = __ldg(reinterpret_cast<const float4*>(p));
+    r.b = __ldg(reinterpret_cast<const float4*>(p) + 1);
+  } else {
+    r.a = __ldg(reinterpret_cast<const uint4*>(p));
+  }
+  return r;
+}
+template <typename W>
+__device__ __forceinline__ void Unpack(const Piece<W>& r, float (&v)[8]) {
+  if constexpr (sizeof(W) == 4) {
+    v[0] = r.a.x, v[1] = r.a.y, v[2] = r.a.z, v[3] = r.a.w;
+    v[4] = r.b.x, v[5] = r.b.y, v[6] = r.b.z, v[7] = r.b.w;
+  } else {
+    const W* e = reinterpret_cast<const W*>(&r.a);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] = ToF32(e[i]);
+  }
+}
+
+template <typename W, int TMAX, int KS>
+__global__ void __launch_bounds__(256)
+    GemvStreamKernel(GemvGroup g, const float* __restrict__ x, int T, int64_t K) {
+  constexpr int kWarps = 8, kGroups = kWarps / KS;  // row groups per block
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int grp = warp / KS, ks = warp % KS;
+  const int64_t row0 = ((int64_t)blockIdx.x * kGroups + grp) * kRowsPerWarp;
+  // Each of this warp's rows: its segment's weight row (nullptr past the end).
+  const W* wr[kRowsPerWarp];
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    const int64_t n = row0 + r;
+    wr[r] = nullptr;
+#pragma unroll
+    for (int sg = 0; sg < kMaxGemvSegs; ++sg)
+      if (sg < g.n_segs && n >= g.seg[sg].begin && n < g.seg[sg].begin + g.seg[sg].n)
+        wr[r] = static_cast<const W*>(g.seg[sg].w) + (n - g.seg[sg].begin) * K;
+  }
+  float acc[kRowsPerWarp][TMAX];
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r)
+#pragma unroll
+    for (int t = 0; t < TMAX; ++t) acc[r][t] = 0.0f;
+
+  constexpr int kStep = 256 * KS;  // elements of K one pass of the KS warps covers per piece
+  for (int64_t base = (int64_t)ks * 256 + lane * 8; base < K; base += (int64_t)kUnroll * kStep) {
+    Piece<W> p[kRowsPerWarp][kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+#pragma unroll
+      for (int r = 0; r < kRowsPerWarp; ++r)
+        if (wr[r] && base + u * kStep < K) p[r][u] = LoadPiece(wr[r] + base + u * kStep);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t k = base + u * kStep;
+      if (k < K) {
+#pragma unroll
+        for (int t = 0; t < TMAX; ++t) {
+          if (t < T) {
+            const float4 a = __ldg(reinterpret_cast<const float4*>(x + t * K + k));
+            const float4 b = __ldg(reinterpret_cast<const float4*>(x + t * K + k + 4));
+#pragma unroll
+            for (int r = 0; r < kRowsPerWarp; ++r) {
+              if (wr[r]) {
+                float wv[8];
+                Unpack(p[r][u], wv);
+                acc[r][t] += a.x * wv[0] + a.y * wv[1] + a.z * wv[2] + a.w * wv[3] +
+                             b.x * wv[4] + b.y * wv[5] + b.z * wv[6] + b.w * wv[7];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  __shared__ float red[kWarps][kRowsPerWarp][TMAX];
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r)
+#pragma unroll
+    for (int t = 0; t < TMAX; ++t) {
+      const float s = WarpSum(acc[r][t]);
+      if (lane == 0) red[warp][r][t] = s;
+    }
+  __syncthreads();
+  const int n_out = kGroups * kRowsPerWarp * TMAX;
+  for (int i = threadIdx.x; i < n_out; i += blockDim.x) {
+    const int t = i % TMAX, r = (i / TMAX) % kRowsPerWarp, gi = i / (TMAX * kRowsPerWarp);
+    const int64_t n = ((int64_t)blockIdx.x * kGroups + gi) * kRowsPerWarp + r;
+    if (t >= T) continue;
+#pragma unroll
+    for (int sg = 0; sg < kMaxGemvSegs; ++sg) {
+      if (sg < g.n_segs && n >= g.seg[sg].begin && n < g.seg[sg].begin + g.seg[sg].n) {
+        float s = 0.0f;
+        for (int j = 0; j < KS; ++j) s += red[gi * KS + j][r][t];
+        const int64_t c = n - g.seg[sg].begin;
+        const float* bias = g.seg[sg].bias;
+        g.seg[sg].out[t * g.seg[sg].n + c] = s + (bias ? bias[c] : 0.0f);
+      }
+    }
+  }
+}
+
+template <typename W, int TMAX>
+void LaunchStream(const GemvGroup& g, const float* x, int T, int64_t K, cudaStream_t stream) {
+  int64_t rows = 0;
+  for (int i = 0; i < g.n_segs; ++i) rows += g.seg[i].n;
+  // K slices per row: the fewest that give ~16 warps per SM (132 SMs), while every slice keeps at
+  // least one 256-element piece per lane pass.
+  const int64_t pairs = (rows + kRowsPerWarp - 1) / kRowsPerWarp;
+  int ks = 1;
+  while (ks < 8 && pairs * ks < 132 * 16 && K >= 256LL * ks * 2) ks *= 2;
+  const int64_t per_block = 8 / ks * kRowsPerWarp;
+  const unsigned blocks = (unsigned)((rows + per_block - 1) / per_block);
+  switch (ks) {
+    case 1: GemvStreamKernel<W, TMAX, 1><<<blocks, 256, 0, stream>>>(g, x, T, K); break;
+    case 2: GemvStreamKernel<W, TMAX, 2><<<blocks, 256, 0, stream>>>(g, x, T, K); break;
+    case 4: GemvStreamKernel<W, TMAX, 4><<<blocks, 256, 0, stream>>>(g, x, T, K); break;
+    default: GemvStreamKernel<W, TMAX, 8><<<blocks, 256, 0, stream>>>(g, x, T, K); break;
+  }
+  CUDA_CHECK(cudaGetLastError());
+}
+
 template <typename W>
 void LaunchGemv(const MatMulArgs& a, cudaStream_t stream) {
   const bool vec = a.K % 8 == 0 && (uintptr_t)a.x % 16 == 0 && (uintptr_t)a.w % 16 == 0;
-  const unsigned blocks = (unsigned)((a.N + kGemvWarps - 1) / kGemvWarps);
   const W* w = static_cast<const W*>(a.w);
   const int T = (int)a.T;
+  if (vec) {
+    GemvGroup g;
+    g.n_segs = 1;
+    g.seg[0] = {a.out, a.w, a.bias, 0, a.N};
+    if (T <= 1) LaunchStream<W, 1>(g, a.x, T, a.K, stream);
+    else if (T <= 2) LaunchStream<W, 2>(g, a.x, T, a.K, stream);
+    else if (T <= 4) LaunchStream<W, 4>(g, a.x, T, a.K, stream);
+    else LaunchStream<W, 8>(g, a.x, T, a.K, stream);
+    return;
+  }
+  const unsigned blocks = (unsigned)((a.N + kGemvWarps - 1) / kGemvWarps);
   // TMAX is the next power of two >= T, so the unrolled row loops stay short.
   if (T <= 1) GemvKernel<W, 1><<<blocks, kGemvWarps * 32, 0, stream>>>(a.out, a.x, w, a.bias, T, a.K, a.N, vec);
   else if (T <= 2) GemvKernel<W, 2><<<blocks, kGemvWarps * 32, 0, stream>>>(a.out, a.x, w, a.bias, T, a.K, a.N, vec);
@@ -107,6 +265,22 @@ void CublasMatMul(const MatMulArgs& a, const void* x, cudaDataType_t ab_type,
 }
 
 }  // namespace
+
+bool GemvGroupable(const float* x, const void* w, int64_t T, int64_t K) {
+  return T >= 1 && T <= kGemvMaxRows && K % 8 == 0 && (uintptr_t)x % 16 == 0 &&
+         (uintptr_t)w % 16 == 0;
+}
+
+void LaunchGemvGroup(const GemvGroup& g, Elem w_elem, const float* x, int64_t T, int64_t K,
+                     cudaStream_t stream) {
+  DispatchElem(w_elem, [&](auto tag_) {
+    using W = ElemType<decltype(tag_)>;
+    if (T <= 1) LaunchStream<W, 1>(g, x, (int)T, K, stream);
+    else if (T <= 2) LaunchStream<W, 2>(g, x, (int)T, K, stream);
+    else if (T <= 4) LaunchStream<W, 4>(g, x, (int)T, K, stream);
+    else LaunchStream<W, 8>(g, x, (int)T, K, stream);
+  });
+}
 
 size_t MatMulScratchBytes(int64_t T, int64_t K, Elem w_elem) {
   if (T <= kGemvMaxRows || w_elem == Elem::kF32) return 0;

@@ -30,6 +30,26 @@ struct MatMulArgs {
   void* x16 = nullptr;
 };
 
+// Several GEMVs (T <= kGemvMaxRows) over the same activations x [T, K], one launch: segment i
+// computes out_i[T, n_i] = x . w_i^T (+ bias_i); its rows are numbered begin_i .. begin_i + n_i - 1
+// in the launch (begin_0 = 0, begin_{i+1} = begin_i + n_i). The backend uses it for q/k/v and
+// gate/up (consecutive MatMuls on one input); no weights are copied or concatenated.
+constexpr int kMaxGemvSegs = 3;
+struct GemvSeg {
+  float* out = nullptr;
+  const void* w = nullptr;
+  const float* bias = nullptr;
+  int64_t begin = 0, n = 0;
+};
+struct GemvGroup {
+  GemvSeg seg[kMaxGemvSegs];
+  int n_segs = 0;
+};
+// Whether a MatMul of these arguments may join a group (16-byte aligned, K % 8 == 0, T small).
+bool GemvGroupable(const float* x, const void* w, int64_t T, int64_t K);
+void LaunchGemvGroup(const GemvGroup& g, Elem w_elem, const float* x, int64_t T, int64_t K,
+                     cudaStream_t stream);
+
 // Bytes of scratch MatMul() needs for these sizes (0 when it needs none).
 size_t MatMulScratchBytes(int64_t T, int64_t K, Elem w_elem);
 void MatMul(const MatMulArgs& a, cublasHandle_t cublas, cudaStream_t stream);

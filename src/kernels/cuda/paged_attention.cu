@@ -11,6 +11,7 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kMaxGroup = 8;  // query heads per block; larger GQA groups take several blocks
 constexpr int kMaxSmem = 96 * 1024;
+constexpr int kMaxPieces = 16;  // 16-byte K pieces a thread preloads (head_dim <= 128 at 16 bits)
 
 // Loads VEC consecutive elements as f32 (16-byte loads when VEC == 8 and the row is aligned).
 template <typename KvT, int VEC>
@@ -94,6 +95,33 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(PagedAttentionA
     float acc[kMaxGroup];
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) acc[g] = 0.0f;
+    if constexpr (VEC == 8 && sizeof(KvT) == 2) {
+      // 16-bit K, head_dim <= 128: the whole row's 16-byte pieces are loaded before any is used
+      // (up to 16 loads in flight per thread instead of one at a time).
+      if (hd <= 8 * kMaxPieces) {
+        uint4 raw[kMaxPieces];
+#pragma unroll
+        for (int i = 0; i < kMaxPieces; ++i)
+          if (i * 8 < hd) raw[i] = *reinterpret_cast<const uint4*>(kr + i * 8);
+#pragma unroll
+        for (int i = 0; i < kMaxPieces; ++i) {
+          if (i * 8 < hd) {
+            const KvT* e = reinterpret_cast<const KvT*>(&raw[i]);
+#pragma unroll
+            for (int g = 0; g < kMaxGroup; ++g) {
+              if (g < ng) {
+#pragma unroll
+                for (int x = 0; x < 8; ++x) acc[g] += qs[g * hd + i * 8 + x] * ToF32(e[x]);
+              }
+            }
+          }
+        }
+#pragma unroll
+        for (int g = 0; g < kMaxGroup; ++g)
+          if (g < ng) sc[g * kPartition + j] = acc[g];
+        continue;
+      }
+    }
     for (int d = 0; d < hd; d += VEC) {
       float kv[VEC];
       LoadVec<KvT, VEC>(kr + d, kv);
@@ -134,17 +162,32 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(PagedAttentionA
     for (int g = 0; g < kMaxGroup; ++g)
 #pragma unroll
       for (int e = 0; e < VEC; ++e) acc[g][e] = 0.0f;
-    for (int j = slot_id; j < n; j += n_slots) {
-      const int tok = lo + j;
-      const int64_t slot = (int64_t)table[tok / a.block_size] * a.block_size + tok % a.block_size;
-      float vv[VEC];
-      LoadVec<KvT, VEC>(vp + slot * token_stride + vi * VEC, vv);
+    // Four V rows per thread per pass, loaded before any is used (loads in flight).
+    constexpr int kV = 4;
+    for (int j0 = slot_id; j0 < n; j0 += kV * n_slots) {
+      float vv[kV][VEC];
 #pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
-        if (g < ng) {
-          const float p = sc[g * kPartition + j];
+      for (int u = 0; u < kV; ++u) {
+        const int j = j0 + u * n_slots;
+        if (j < n) {
+          const int tok = lo + j;
+          const int64_t slot =
+              (int64_t)table[tok / a.block_size] * a.block_size + tok % a.block_size;
+          LoadVec<KvT, VEC>(vp + slot * token_stride + vi * VEC, vv[u]);
+        }
+      }
 #pragma unroll
-          for (int e = 0; e < VEC; ++e) acc[g][e] += p * vv[e];
+      for (int u = 0; u < kV; ++u) {
+        const int j = j0 + u * n_slots;
+        if (j < n) {
+#pragma unroll
+          for (int g = 0; g < kMaxGroup; ++g) {
+            if (g < ng) {
+              const float p = sc[g * kPartition + j];
+#pragma unroll
+              for (int e = 0; e < VEC; ++e) acc[g][e] += p * vv[u][e];
+            }
+          }
         }
       }
     }
@@ -162,7 +205,8 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(PagedAttentionA
     for (int sl = 0; sl < n_slots; ++sl) o += red[(sl * ng + g) * hd + d];
     o /= l_s[g];
     const int h = g0 + g;
-    if (a.n_parts == 1) {
+    // The row's window inside one partition (short contexts): final result, no merge needed.
+    if (a.n_parts == 1 || rr.start / kPartition == rr.pos / kPartition) {
       a.out[q_row + (int64_t)h * hd + d] = o;
     } else {
       const int64_t pi = ((int64_t)t * a.n_heads + h) * a.n_parts + part;
@@ -177,6 +221,7 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(PagedAttentionA
 __global__ void MergePartitionsKernel(PagedAttentionArgs a) {
   const int t = blockIdx.x, h = blockIdx.y, hd = a.head_dim;
   const RowRange rr = RowOf(a, t);
+  if (rr.start / kPartition == rr.pos / kPartition) return;  // written by its only partition
   const int64_t base = ((int64_t)t * a.n_heads + h) * a.n_parts;
   auto valid = [&](int p) {
     return max(rr.start, p * kPartition) < min(rr.pos + 1, (p + 1) * kPartition);

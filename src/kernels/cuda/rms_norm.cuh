@@ -12,5 +12,9 @@ namespace petrel::kernels::cuda {
 
 void LaunchRmsNorm(float* out, const float* x, const void* w, Elem w_elem, int64_t rows,
                    int64_t d, float eps, cudaStream_t stream);
+// Fused residual add + RMSNorm: x += y, then out = RmsNorm(x) * w (rows of length d). out must not
+// alias x or y.
+void LaunchAddRmsNorm(float* out, float* x, const float* y, const void* w, Elem w_elem,
+                      int64_t rows, int64_t d, float eps, cudaStream_t stream);
 
 }  // namespace petrel::kernels::cuda

@@ -172,6 +172,71 @@ TEST_F(CudaKernels, ElementwiseOpsMatchReference) {
   }
 }
 
+// The decode fusions of the backend: consecutive GEMVs on one input run as one grouped launch
+// (q/k/v, gate/up), Add followed by RmsNorm of the sum runs as one kernel. Odd N, K a multiple of 8
+// (the streaming kernel) at d_model-like sizes, T from 1 to 8, f32 and bf16 weights, with and
+// without bias; also long-row RmsNorm alone (block per row, vector and scalar) and ArgMax.
+TEST_F(CudaKernels, DecodeFusionsMatchReference) {
+  for (DType dt : {DType::kBF16, DType::kF32}) {
+    for (int64_t T : {1, 3, 8}) {
+      for (int64_t K : {1024, 776, 3072}) {
+        const std::vector<int64_t> Ns = {1003, 129, 37};
+        const auto x = Random(T * K, 50 + T);
+        TensorView xd = Upload(x, {T, K});
+        std::vector<Tensor> outs;
+        std::vector<std::vector<float>> wants;
+        for (size_t i = 0; i < Ns.size(); ++i) {
+          const int64_t N = Ns[i];
+          const auto w = RoundTo(Random(N * K, 60 + i, 0.05f), dt);
+          const auto bias = Random(N, 70 + i);
+          TensorView wd = Upload(w, {N, K}, dt);
+          TensorView bd = i == 1 ? TensorView{} : Upload(bias, {N});
+          std::vector<float> want(T * N);
+          reference::MatMul(x.data(), w.data(), DType::kF32, i == 1 ? nullptr : bias.data(),
+                            want.data(), T, K, N);
+          wants.push_back(want);
+          outs.push_back(Poisoned({T, N}));
+          backend_->MatMul(outs.back(), xd, wd, bd);  // grouped with the previous ones
+        }
+        for (size_t i = 0; i < Ns.size(); ++i)
+          EXPECT_LT(MaxRelErr(wants[i], Download(outs[i])), 2e-5f)
+              << DTypeName(dt) << " T=" << T << " K=" << K << " N=" << Ns[i];
+      }
+    }
+  }
+  for (int64_t d : {1024, 1036, 1030, 2048}) {
+    const int64_t rows = 3;
+    const auto x = Random(rows * d, 80), y = Random(rows * d, 81);
+    const auto w = RoundTo(Random(d, 82), DType::kBF16);
+    std::vector<float> sum(rows * d), want(rows * d);
+    for (size_t i = 0; i < sum.size(); ++i) sum[i] = x[i] + y[i];
+    reference::RmsNorm(sum.data(), w.data(), want.data(), rows, d, 1e-6f);
+    TensorView xd = Upload(x, {rows, d}), yd = Upload(y, {rows, d});
+    TensorView wd = Upload(w, {d}, DType::kBF16);
+    Tensor out = Poisoned({rows, d});
+    backend_->Add(xd, yd);
+    backend_->RmsNorm(out, xd, wd, 1e-6f);  // fused with the Add
+    EXPECT_LT(MaxRelErr(want, Download(out)), 2e-5f) << "add+norm d=" << d;
+    EXPECT_LT(MaxRelErr(sum, Download(xd)), 1e-7f) << "add+norm residual d=" << d;
+    backend_->RmsNorm(xd, xd, wd, 1e-6f);  // long row alone, in place
+    EXPECT_LT(MaxRelErr(want, Download(xd)), 2e-5f) << "norm d=" << d;
+  }
+  for (int64_t V : {1003, 151936}) {
+    const int64_t R = 5;
+    auto l = Random(R * V, 90);
+    l[1 * V + 7] = l[1 * V + V - 1] = 100.0f;  // a tie: the first one wins
+    l[2 * V + V - 1] = 100.0f;                 // the last element
+    for (int64_t j = 0; j < V; ++j) l[3 * V + j] = -1.0f;  // all equal: index 0
+    TensorView ld = Upload(l, {R, V});
+    std::vector<int32_t> got(R, -1), want(R);
+    for (int64_t r = 0; r < R; ++r)
+      want[r] = (int32_t)(std::max_element(l.begin() + r * V, l.begin() + (r + 1) * V) -
+                          (l.begin() + r * V));
+    backend_->ArgMax(ld, got.data());
+    EXPECT_EQ(want, got) << "V=" << V;
+  }
+}
+
 TEST_F(CudaKernels, EmbeddingAndGatherRows) {
   const int64_t vocab = 53, d = 37;
   const auto table = Random(vocab * d, 17);
