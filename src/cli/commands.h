@@ -14,5 +14,6 @@ int RunDetokenize(int argc, char** argv);
 int RunServe(int argc, char** argv);
 int RunQuantize(int argc, char** argv);
 int RunPerplexity(int argc, char** argv);
+int RunConvert(int argc, char** argv);
 
 }  // namespace petrel::cli

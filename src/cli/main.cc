@@ -32,6 +32,7 @@ constexpr Command kCommands[] = {
     {"detokenize", "token ids -> text as JSON", petrel::cli::RunDetokenize},
     {"quantize", "write an int8/int4 (MLX affine layout) copy of a model", petrel::cli::RunQuantize},
     {"perplexity", "perplexity over a text file; KL vs the unquantized model", petrel::cli::RunPerplexity},
+    {"convert", "a Hugging Face model as a GGUF file (F16, BF16, Q8_0)", petrel::cli::RunConvert},
     // PETREL_COMMANDS_END
     {"version", "print the version", RunVersion},
 };

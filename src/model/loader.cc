@@ -3,6 +3,7 @@
 
 #include "core/json_util.h"
 #include "core/log.h"
+#include "formats/gguf_model.h"
 #include "formats/hf_config.h"
 #include "kernels/backend_factory.h"
 #include "model/model.h"
@@ -37,16 +38,70 @@ bool IsNormWeight(const std::string& name) {
   return name.find("norm.weight") != std::string::npos;
 }
 
+// Binds every tensor of a GGUF file: F32/F16/BF16/Q8_0/Q4_0/Q4_1 as zero-copy views (the block
+// layouts are the same), other types dequantized to bf16; llama q/k rows un-permuted (copies).
+Status BindGgufTensors(const formats::GgufFile& f, const formats::ModelConfig& c, Weights& w,
+                       std::vector<Tensor>& owned) {
+  Status first_error;
+  ForEachTensor(c, w, [&](const TensorSpec& spec, TensorView& slot) {
+    if (!first_error.ok()) return;
+    const std::string gname = formats::HfToGgufName(spec.name);
+    const formats::GgufTensor* t = gname.empty() ? nullptr : f.Find(gname);
+    if (!t) {
+      if (spec.required) first_error = NotFound(f.name(), ": missing tensor `", gname, "` (", spec.name, ")");
+      return;
+    }
+    if (!(t->shape == spec.shape)) {
+      first_error = InvalidFormat(f.name(), ": tensor `", gname, "`: expected shape ", spec.shape.ToString(),
+                                  ", got ", t->shape.ToString());
+      return;
+    }
+    const bool permuted = c.architecture == "llama" && (gname.ends_with("attn_q.weight") || gname.ends_with("attn_k.weight"));
+    if (t->direct && !permuted) {
+      slot = t->view();
+      return;
+    }
+    Tensor copy(t->direct ? t->dtype : DType::kBF16, spec.shape);
+    if (t->direct) {
+      std::memcpy(copy.data(), t->data, t->nbytes);
+    } else {
+      std::vector<float> tmp(spec.shape.NumElements());
+      if (auto st = formats::DequantizeGguf(t->data, t->type, (int64_t)tmp.size(), tmp.data()); !st.ok()) {
+        first_error = st;
+        return;
+      }
+      ConvertFromF32(tmp.data(), DType::kBF16, copy.data(), (int64_t)tmp.size());
+    }
+    if (permuted) {
+      const int64_t heads = gname.ends_with("attn_q.weight") ? c.n_heads : c.n_kv_heads;
+      formats::UnpermuteQkRows(copy.data(), heads, c.head_dim, copy.NumBytes() / (size_t)spec.shape[0]);
+    }
+    owned.push_back(std::move(copy));
+    slot = owned.back().view();
+  });
+  return first_error;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Model>> LoadModel(const std::string& dir, const LoadOptions& opts) {
   auto m = std::unique_ptr<Model>(new Model());
   m->dir_ = dir;
-  PETREL_TRY(m->config_, formats::LoadHfConfig(dir));
-  PETREL_TRY(m->generation_config_, formats::LoadGenerationConfig(dir));
+  // A .gguf file (llama.cpp) instead of a directory: config from its metadata (gguf_model.h).
+  const bool gguf = dir.ends_with(".gguf");
+  if (gguf) {
+    PETREL_TRY(formats::GgufFile gf, formats::GgufFile::Open(dir));
+    m->gguf_ = std::make_unique<formats::GgufFile>(std::move(gf));
+    PETREL_TRY(m->config_, formats::ModelConfigFromGguf(*m->gguf_));
+  } else {
+    PETREL_TRY(m->config_, formats::LoadHfConfig(dir));
+    PETREL_TRY(m->generation_config_, formats::LoadGenerationConfig(dir));
+  }
   const formats::ModelConfig& c = m->config_;
 
-  if (opts.load_format == "dummy") {
+  if (gguf) {
+    PETREL_TRY(BindGgufTensors(*m->gguf_, c, m->w_, m->owned_));
+  } else if (opts.load_format == "dummy") {
     uint64_t seed = opts.dummy_seed;
     Status st;
     ForEachTensor(c, m->w_, [&](const TensorSpec& spec, TensorView& slot) {
