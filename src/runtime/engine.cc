@@ -596,10 +596,10 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<model::Model> mod
     if (n_blocks < 1)
       return InvalidArgument("--kv-cache-memory ", o.kv_cache_bytes, " bytes holds no block of ", per_block, " bytes");
   } else {
-    // Default: every sequence slot at up to a 4k context, capped at 4 GiB, but at least one
+    // Default: every sequence slot at up to a 4k context, capped at 1 GiB, but at least one
     // sequence of the full context.
     const int64_t want = o.max_num_seqs * blocks_for(std::min(info.max_model_len, 4096));
-    n_blocks = std::max<int64_t>(std::min<int64_t>(want, (4LL << 30) / per_block), blocks_for(info.max_model_len));
+    n_blocks = std::max<int64_t>(std::min<int64_t>(want, (1LL << 30) / per_block), blocks_for(info.max_model_len));
   }
   info.kv_capacity_tokens = n_blocks * o.block_size;
   LogInfo("model ", model->dir(), ": ", c.architecture, ", weights ", info.weight_bytes / 1e6,
