@@ -67,6 +67,17 @@ std::string Interpreter::Run(const Program& prog, const Value& globals) {
       if (k.is_string()) root->Set(k.str(), v);
     }
   }
+  // Break reference cycles (macro <-> defining scope, self-referencing namespaces) however the
+  // render ends, so nothing outlives it.
+  struct Cleanup {
+    Interpreter* in;
+    ~Cleanup() {
+      for (auto& s : in->macro_scopes_) s->vars.clear();
+      for (auto& ns : in->namespaces_) ns.mutable_dict().entries.clear();
+      in->macro_scopes_.clear();
+      in->namespaces_.clear();
+    }
+  } cleanup{this};
   std::string out;
   ExecBody(prog.body, root, out);
   return out;
@@ -112,6 +123,7 @@ Interpreter::Flow Interpreter::Exec(const Stmt& s, const std::shared_ptr<Scope>&
         return Flow::kNormal;
       case StmtKind::kMacro:
         scope->Set(s.text, MakeMacro(s, scope, s.text));
+        macro_scopes_.push_back(scope);
         return Flow::kNormal;
       case StmtKind::kCallBlock: {
         // The body becomes `caller`, passed to the called macro as a keyword argument.

@@ -40,6 +40,9 @@ class Interpreter {
   // Throws if a string/list about to be built would exceed the output limit.
   void CheckSize(size_t n) const;
   const RenderOptions& options() const { return opts_; }
+  // Remembers a mutable namespace so Run() can clear it at the end: `{% set ns.me = ns %}`
+  // would otherwise be a shared_ptr cycle that outlives the render.
+  void TrackNamespace(const Value& ns) { namespaces_.push_back(ns); }
 
   Value Call(const Value& fn, CallArgs& args);
   Value ApplyFilter(const std::string& name, const Value& input, CallArgs& args);
@@ -68,6 +71,10 @@ class Interpreter {
   [[noreturn]] void StepLimitExceeded() const;
 
   const RenderOptions& opts_;
+  // Scopes that hold macros (a macro keeps its defining scope alive: a cycle) and namespaces;
+  // both are cleared when Run() returns or throws.
+  std::vector<std::shared_ptr<Scope>> macro_scopes_;
+  std::vector<Value> namespaces_;
   int64_t steps_ = 0;
   int call_depth_ = 0;
   Value globals_;  // builtin functions (range, namespace, raise_exception, ...)

@@ -562,8 +562,10 @@ Value MakeBuiltinGlobals() {
   Value g = Value::MakeDict();
   Dict& d = g.mutable_dict();
   d.Set(Value("range"), Value::MakeCallable("range", GRange));
-  d.Set(Value("namespace"), Value::MakeCallable("namespace", [](Interpreter&, CallArgs& a) {
-          return MakeMapping(a, Dict::Kind::kNamespace);
+  d.Set(Value("namespace"), Value::MakeCallable("namespace", [](Interpreter& in, CallArgs& a) {
+          Value ns = MakeMapping(a, Dict::Kind::kNamespace);
+          in.TrackNamespace(ns);
+          return ns;
         }));
   d.Set(Value("dict"), Value::MakeCallable("dict", [](Interpreter&, CallArgs& a) {
           return MakeMapping(a, Dict::Kind::kDict);

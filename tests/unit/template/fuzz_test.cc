@@ -171,7 +171,7 @@ TEST(TemplateFuzzTest, HostileTemplatesAreBounded) {
       "{% for x in range(100000) %}{% endfor %}{{ range(100000) | sort | length }}",
   };
   RenderOptions opts;
-  opts.limits.max_steps = 2'000'000;
+  opts.limits.max_steps = 500'000;
   opts.limits.max_output_bytes = 1 << 20;
   for (const char* src : hostile) {
     SCOPED_TRACE(src);
@@ -179,7 +179,7 @@ TEST(TemplateFuzzTest, HostileTemplatesAreBounded) {
     auto t = Template::Parse(src);
     if (t.ok()) (void)t->Render(petrel::OrderedJson::object(), opts);
     EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
-              10.0);
+              30.0);  // generous: sanitizer builds on a loaded machine are ~20x slower
   }
 }
 
