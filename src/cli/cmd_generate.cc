@@ -19,6 +19,7 @@ int ReportError(const Error& e) {
 
 int RunGenerate(int argc, char** argv) {
   std::string prompt, ids_arg;
+  std::vector<std::string> loras;
   int max_tokens = 128;
   float temperature = -1, top_p = -1, min_p = -1, repetition_penalty = -1;
   int top_k = -2;
@@ -36,7 +37,8 @@ int RunGenerate(int argc, char** argv) {
       .Add("repetition-penalty", &repetition_penalty, "HF repetition penalty (1 = off)")
       .Add("seed", &seed, "RNG seed (same seed, same output)")
       .AddSwitch("ignore-eos", &ignore_eos, "keep generating past EOS")
-      .AddSwitch("json", &json, "print {\"ids\": [...], \"text\": \"...\"} as the last line");
+      .AddSwitch("json", &json, "print {\"ids\": [...], \"text\": \"...\"} as the last line")
+      .Add("lora", &loras, "LoRA adapter directory (PEFT or MLX-LM) applied at run time");
   mf.Register(f);
   if (auto st = f.Parse(argc, argv); !st.ok()) return ReportError(st.error());
   if (f.help() || f.positional().size() != 1 || (prompt.empty() == ids_arg.empty())) {
@@ -67,6 +69,11 @@ int RunGenerate(int argc, char** argv) {
   auto engine = runtime::Engine::Create(std::move(model).value(), eo);
   if (!engine.ok()) return ReportError(engine.error());
   const auto& info = (*engine)->model_info();
+  if (loras.size() > 1)
+    return ReportError(InvalidArgument("generate takes one --lora (petrel merge can fold several into a model)"));
+  if (!loras.empty()) {
+    if (auto st = (*engine)->LoadAdapter("lora", loras[0]); !st.ok()) return ReportError(st.error());
+  }
 
   runtime::GenerateRequest req;
   req.prompt = ids;
@@ -80,6 +87,7 @@ int RunGenerate(int argc, char** argv) {
   if (seed >= 0) req.sampling.seed = (uint64_t)seed;
   req.eos_token_ids = info.eos_token_ids;
   req.ignore_eos = ignore_eos;
+  if (!loras.empty()) req.adapter = "lora";
 
   std::unique_ptr<tokenizer::IncrementalDetokenizer> detok;
   if (tok.ok()) detok = std::make_unique<tokenizer::IncrementalDetokenizer>(**tok, false);

@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "core/json_util.h"
+#include "model/lora/adapter.h"
 #include "model/sequence_runner.h"
 #include "tokenizer/tokenizer.h"
 
@@ -14,13 +15,15 @@ namespace petrel::cli {
 
 int RunLogits(int argc, char** argv) {
   std::string prompt, ids_arg, probe_arg;
+  std::vector<std::string> loras;
   int top_k = 5;
   ModelFlags mf;
-  Flags f("petrel logits MODEL_DIR (--prompt TEXT | --ids 1,2,3) [--top-k K] [--probe-ids 7,8,9]");
+  Flags f("petrel logits MODEL_DIR (--prompt TEXT | --ids 1,2,3) [--top-k K] [--probe-ids 7,8,9] [--lora PATH]...");
   f.Add("prompt", &prompt, "prompt text (tokenized as HF tokenizer(text) does)")
       .Add("ids", &ids_arg, "prompt token ids, comma-separated")
       .Add("top-k", &top_k, "top logits per position (default 5)")
-      .Add("probe-ids", &probe_arg, "token ids whose logits are printed at every position");
+      .Add("probe-ids", &probe_arg, "token ids whose logits are printed at every position")
+      .Add("lora", &loras, "LoRA adapter directory (PEFT or MLX-LM); repeat to apply several at once");
   mf.Register(f);
   if (auto st = f.Parse(argc, argv); !st.ok()) return ReportError(st.error());
   if (f.help() || f.positional().size() != 1 || (prompt.empty() == ids_arg.empty())) {
@@ -55,7 +58,20 @@ int RunLogits(int argc, char** argv) {
     if (id >= vocab) return ReportError(InvalidArgument("probe id ", id, " >= vocab size ", vocab));
   if ((int64_t)ids.size() > (*model)->config().max_position_embeddings)
     return ReportError(OutOfRange("prompt of ", ids.size(), " tokens exceeds max_position_embeddings"));
+  std::vector<std::shared_ptr<const model::lora::LoraAdapter>> adapters;
+  for (const auto& path : loras) {
+    auto a = model::lora::LoadAdapter(path, (*model)->config());
+    if (!a.ok()) return ReportError(a.error());
+    adapters.push_back(*a);
+  }
+  std::shared_ptr<const model::lora::LoraAdapter> adapter;
+  if (!adapters.empty()) {
+    auto c = model::lora::CombineAdapters(adapters);
+    if (!c.ok()) return ReportError(c.error());
+    adapter = *c;
+  }
   model::SequenceRunner runner(**model, (int64_t)ids.size());
+  runner.set_adapter(adapter.get());
   std::vector<float> logits = runner.Append(ids, /*all_logits=*/true);
 
   Json out;

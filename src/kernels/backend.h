@@ -110,6 +110,14 @@ class Backend {
   virtual void RmsNorm(TensorView out, TensorView x, TensorView w, float eps) = 0;
   // out[T, N] = x[T, K] . w[N, K]^T (+ bias[N]).  Accumulates in f32.
   virtual void MatMul(TensorView out, TensorView x, TensorView w, TensorView bias) = 0;
+  // out[T, N] += x[T, K] . w[N, K]^T, f32. For low-rank deltas (LoRA: K = rank, often 8-64), where
+  // a GEMM tuned for large K wastes most of its time. The default is MatMul into a scratch buffer
+  // plus Add (correct on any backend); backends override it with a small-K kernel.
+  virtual void MatMulAdd(TensorView out, TensorView x, TensorView w) {
+    Tensor tmp = Allocate(DType::kF32, out.shape);
+    MatMul(tmp, x, w, TensorView{});
+    Add(out, tmp);
+  }
   // Rotates x [T, n_heads * head_dim] in place at positions[T].
   virtual void Rope(TensorView x, int n_heads, int head_dim, std::span<const int32_t> positions,
                     const RopeTable& rope) = 0;

@@ -24,6 +24,7 @@ std::vector<float> SequenceRunner::Append(std::span<const int32_t> ids, bool all
     if (all_logits || i == n - 1) b.logit_rows.push_back(i);
   }
   b.seqs.push_back(kernels::AttentionSeq{0, n, (int32_t)(n_ + n), table_});
+  if (adapter_) b.seq_adapters.push_back(adapter_);
   std::vector<float> logits(b.logit_rows.size() * model_.config().vocab_size);
   model_.Forward(b, *cache_, logits.data());
   n_ += n;

@@ -18,6 +18,9 @@ class SequenceRunner {
   // logits [ids.size(), vocab] when all_logits, else only the last row's [vocab].
   std::vector<float> Append(std::span<const int32_t> ids, bool all_logits);
   void Reset() { n_ = 0; }
+  // Applies a LoRA adapter (loaded for this model; nullptr = base) to the following Appends. The
+  // adapter must outlive them.
+  void set_adapter(const lora::LoraAdapter* adapter) { adapter_ = adapter; }
   int64_t size() const { return n_; }
 
  private:
@@ -27,6 +30,7 @@ class SequenceRunner {
   std::vector<int32_t> table_;
   int64_t capacity_;
   int64_t n_ = 0;
+  const lora::LoraAdapter* adapter_ = nullptr;
 };
 
 }  // namespace petrel::model

@@ -313,6 +313,8 @@ class EngineImpl : public Engine {
   void Finish(Sequence& s, FinishReason reason, std::vector<TokenOutput> last,
               std::string error = {}) {
     FreeBlocks(s);
+    // Let go of the adapter before the final update: whoever waits for it may unload / evict next.
+    s.adapter.reset();
     RequestUpdate u;
     u.request_id = s.id;
     u.tokens = std::move(last);

@@ -103,6 +103,35 @@ class CpuBackend : public Backend {
     pool_.ParallelFor(N, 16, [&](int64_t b, int64_t e, int) { fn(a, b, e); });
   }
 
+  // Small K (a LoRA rank) with f32 weights: each output is a dot product of K contiguous floats,
+  // summed in 16 lanes so the compiler vectorises it; rows of w split across threads. Other cases
+  // take the generic path (MatMul into scratch + Add).
+  void MatMulAdd(TensorView out, TensorView x, TensorView w) override {
+    const int64_t K = w.dim(1), N = w.dim(0), T = x.NumElements() / K;
+    PETREL_CHECK(out.NumElements() == T * N) << "MatMulAdd out " << out.shape.ToString();
+    if (w.dtype != DType::kF32 || K > 256) return Backend::MatMulAdd(out, x, w);
+    const float* xs = x.As<float>();
+    const float* ws = w.As<float>();
+    float* os = out.As<float>();
+    pool_.ParallelFor(N, 64, [&](int64_t b, int64_t e, int) {
+      for (int64_t t = 0; t < T; ++t) {
+        const float* xr = xs + t * K;
+        float* orow = os + t * N;
+        for (int64_t n = b; n < e; ++n) {
+          const float* wr = ws + n * K;
+          float acc[16] = {};
+          int64_t k = 0;
+          for (; k + 16 <= K; k += 16)
+            for (int j = 0; j < 16; ++j) acc[j] += xr[k + j] * wr[k + j];
+          float s = 0;
+          for (; k < K; ++k) s += xr[k] * wr[k];
+          for (int j = 0; j < 16; ++j) s += acc[j];
+          orow[n] += s;
+        }
+      }
+    });
+  }
+
   void Rope(TensorView x, int n_heads, int head_dim, std::span<const int32_t> positions,
             const RopeTable& rope) override {
     const int half = head_dim / 2;

@@ -35,19 +35,15 @@ void LoraBatch::Apply(kernels::Backend& be, TensorView y, TensorView x, int64_t 
     PETREL_DCHECK(l->in_features() == in && l->out_features() == out);
     const int64_t rank = l->rank();
     PETREL_DCHECK(l->scale == 1.0f) << "runtime adapters carry the scale in B (LoadAdapter)";
-    // Scratch grows to the largest run, rank and width seen; buffers come from the backend.
-    if (r.n > max_rows_ || rank > max_rank_ || out > max_out_) {
+    // Scratch for A x grows to the largest run and rank seen; it comes from the backend.
+    if (r.n > max_rows_ || rank > max_rank_) {
       max_rows_ = std::max(max_rows_, r.n);
       max_rank_ = std::max(max_rank_, rank);
-      max_out_ = std::max(max_out_, out);
       tmp_ = be.Allocate(DType::kF32, {max_rows_, max_rank_});
-      delta_ = be.Allocate(DType::kF32, {max_rows_, max_out_});
     }
-    TensorView tmp = RowsOf(tmp_, 0, r.n, rank);       // [n, rank]
-    TensorView delta = RowsOf(delta_, 0, r.n, out);    // [n, out]
-    be.MatMul(tmp, RowsOf(x, r.row0, r.n, in), l->a, TensorView{});
-    be.MatMul(delta, tmp, l->b, TensorView{});
-    be.Add(RowsOf(y, r.row0, r.n, out), delta);
+    TensorView tmp = RowsOf(tmp_, 0, r.n, rank);  // [n, rank]
+    be.MatMul(tmp, RowsOf(x, r.row0, r.n, in), l->a, TensorView{});  // [n, rank]: large K, small N
+    be.MatMulAdd(RowsOf(y, r.row0, r.n, out), tmp, l->b);             // y += tmp . B^T: K = rank
   }
 }
 

@@ -2,8 +2,9 @@
 //   y[rows of a sequence] += B (A x[rows])      (scale already folded into B by LoadAdapter)
 // for every group of rows that shares an adapter. Rows of a sequence are contiguous in the flattened
 // batch, and neighbouring sequences with the same adapter form one run, so a batch whose sequences
-// are ordered by adapter (the engine does this) costs two small matmuls and one add per adapter per
-// projection. All work goes through the Backend interface, so a device backend runs it unchanged.
+// are ordered by adapter (the engine does this) costs two small matmuls per adapter per projection
+// (MatMul for A x, MatMulAdd for y += B (A x), whose K is the rank). All work goes through the
+// Backend interface, so a device backend runs it unchanged.
 #pragma once
 
 #include <span>
@@ -30,9 +31,8 @@ class LoraBatch {
     const LoraAdapter* adapter = nullptr;
   };
   std::vector<Run> runs_;
-  int64_t max_rows_ = 0, max_rank_ = 0, max_out_ = 0;
-  Tensor tmp_;    // [rows, rank]  A x
-  Tensor delta_;  // [rows, out]   B (A x)
+  int64_t max_rows_ = 0, max_rank_ = 0;
+  Tensor tmp_;  // [rows, rank]  A x
 };
 
 }  // namespace petrel::model::lora

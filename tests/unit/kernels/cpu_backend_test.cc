@@ -85,6 +85,27 @@ TEST_P(CpuKernels, MatMulMatchesReference) {
   }
 }
 
+// out += x . w^T: the small-K f32 path (LoRA ranks) and the generic path (other dtypes, large K).
+TEST_P(CpuKernels, MatMulAddMatchesReference) {
+  const DType dt = GetParam().w_dtype;
+  for (int64_t T : {1, 3, 17}) {
+    for (auto [K, N] : {std::pair<int64_t, int64_t>{1, 7}, {4, 64}, {16, 300}, {33, 129}, {300, 40}}) {
+      auto x = Random(T * K, 5 + T);
+      std::vector<float> w_exact;
+      Tensor w = MakeWeights(Random(N * K, 6 + K, 0.1f), dt, {N, K}, &w_exact);
+      auto init = Random(T * N, 7);
+      std::vector<float> want(T * N);
+      reference::MatMul(x.data(), w_exact.data(), DType::kF32, nullptr, want.data(), T, K, N);
+      for (int64_t i = 0; i < T * N; ++i) want[i] += init[i];
+      Tensor xt(DType::kF32, {T, K}), out(DType::kF32, {T, N});
+      std::copy(x.begin(), x.end(), xt.As<float>());
+      std::copy(init.begin(), init.end(), out.As<float>());
+      backend_->MatMulAdd(out, xt, w);
+      EXPECT_LT(MaxRelErr(want, out.As<float>()), 2e-5f) << "T=" << T << " K=" << K << " N=" << N;
+    }
+  }
+}
+
 TEST_P(CpuKernels, RmsNormRopeSiluMatchReference) {
   const int64_t T = 7, H = 3, hd = 34;
   auto x = Random(T * H * hd, 11);
