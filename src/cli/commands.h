@@ -14,6 +14,7 @@ int RunDetokenize(int argc, char** argv);
 int RunServe(int argc, char** argv);
 int RunQuantize(int argc, char** argv);
 int RunPerplexity(int argc, char** argv);
+int RunConvert(int argc, char** argv);
 int RunMerge(int argc, char** argv);
 int RunConvertAdapter(int argc, char** argv);
 int RunCompare(int argc, char** argv);

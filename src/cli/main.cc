@@ -32,6 +32,7 @@ constexpr Command kCommands[] = {
     {"detokenize", "token ids -> text as JSON", petrel::cli::RunDetokenize},
     {"quantize", "write an int8/int4 (MLX affine layout) copy of a model", petrel::cli::RunQuantize},
     {"perplexity", "perplexity over a text file; KL vs the unquantized model", petrel::cli::RunPerplexity},
+    {"convert", "a Hugging Face model as a GGUF file (F16, BF16, Q8_0)", petrel::cli::RunConvert},
     {"merge", "fold a LoRA adapter into a model: standalone HF directory", petrel::cli::RunMerge},
     {"convert-adapter", "LoRA adapter PEFT <-> MLX-LM (lossless)", petrel::cli::RunConvertAdapter},
     {"compare", "two models' (or base vs LoRA) greedy answers side by side", petrel::cli::RunCompare},
