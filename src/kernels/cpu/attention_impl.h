@@ -3,6 +3,9 @@
 #pragma once
 
 #include <algorithm>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <cmath>
 #include <vector>
 
@@ -17,22 +20,52 @@ inline float ToF(KvT v) {
   else return BF16ToF32(v);
 }
 
-// 16 independent partial sums: vectorises without -ffast-math (no reassociation needed).
+// Dot and axpy over one head vector. The AVX-512 build (attention_avx512.cc defines __AVX512F__)
+// uses explicit 16-lane code; elsewhere 16 independent partial sums let the compiler vectorise
+// without -ffast-math.
+#if defined(__AVX512F__)
+template <typename KvT>
+inline __m512 LoadKv16(const KvT* p) {
+  if constexpr (sizeof(KvT) == 4) {
+    return _mm512_loadu_ps(p);
+  } else {
+    __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+}
+#endif
+
 template <typename KvT>
 inline float Dot(const float* __restrict q, const KvT* __restrict k, int n) {
-  float acc[16] = {};
   int i = 0;
+  float s = 0;
+#if defined(__AVX512F__)
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+  for (; i + 32 <= n; i += 32) {
+    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), LoadKv16(k + i), a0);
+    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), LoadKv16(k + i + 16), a1);
+  }
+  for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), LoadKv16(k + i), a0);
+  s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+#else
+  float acc[16] = {};
   for (; i + 16 <= n; i += 16)
     for (int j = 0; j < 16; ++j) acc[j] += q[i + j] * ToF(k[i + j]);
-  float s = 0;
-  for (; i < n; ++i) s += q[i] * ToF(k[i]);
   for (int j = 0; j < 16; ++j) s += acc[j];
+#endif
+  for (; i < n; ++i) s += q[i] * ToF(k[i]);
   return s;
 }
 
 template <typename KvT>
 inline void Axpy(float* __restrict out, float w, const KvT* __restrict v, int n) {
-  for (int i = 0; i < n; ++i) out[i] += w * ToF(v[i]);
+  int i = 0;
+#if defined(__AVX512F__)
+  const __m512 wv = _mm512_set1_ps(w);
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(out + i, _mm512_fmadd_ps(wv, LoadKv16(v + i), _mm512_loadu_ps(out + i)));
+#endif
+  for (; i < n; ++i) out[i] += w * ToF(v[i]);
 }
 
 template <typename KvT>
@@ -51,9 +84,12 @@ void Run(const AttentionArgs& a, ThreadPool& pool) {
     for (int i = 0; i < a.seqs[s].q_len; ++i) items.push_back({s, i});
   // Work unit: (item, head) so single-token decode still spreads over threads.
   const int64_t n_units = (int64_t)items.size() * p.n_heads;
-  pool.ParallelFor(n_units, 1, [&](int64_t b, int64_t e, int) {
+  // Units are dealt round-robin: causal rows grow in cost, so contiguous chunks would leave the
+  // thread with the last rows doing most of a prefill's work.
+  const int n_threads = pool.size();
+  pool.RunOnAll([&](int thread) {
     std::vector<float> scores;
-    for (int64_t u = b; u < e; ++u) {
+    for (int64_t u = thread; u < n_units; u += n_threads) {
       const auto [s, i] = items[u / p.n_heads];
       const int h = (int)(u % p.n_heads);
       const AttentionSeq& seq = a.seqs[s];
@@ -66,11 +102,16 @@ void Run(const AttentionArgs& a, ThreadPool& pool) {
       const int kvh = h / group;
       scores.resize(n);
       float mx = -INFINITY;
-      for (int j = 0; j < n; ++j) {
+      // Walk the block table one block at a time (no division per position).
+      for (int j = 0; j < n;) {
         const int t = start + j;
-        const int64_t slot = (int64_t)seq.block_table[t / a.block_size] * a.block_size + t % a.block_size;
-        scores[j] = p.scale * Dot(q, kp + slot * token_stride + kvh * hd, hd);
-        mx = std::max(mx, scores[j]);
+        const int off = t % a.block_size;
+        const int run = std::min(a.block_size - off, n - j);
+        const KvT* kb = kp + ((int64_t)seq.block_table[t / a.block_size] * a.block_size + off) * token_stride + kvh * hd;
+        for (int r = 0; r < run; ++r, ++j) {
+          scores[j] = p.scale * Dot(q, kb + r * token_stride, hd);
+          mx = std::max(mx, scores[j]);
+        }
       }
       float sum = 0;
       for (int j = 0; j < n; ++j) {
@@ -79,10 +120,12 @@ void Run(const AttentionArgs& a, ThreadPool& pool) {
       }
       const float inv = 1.0f / sum;
       std::fill(out, out + hd, 0.0f);
-      for (int j = 0; j < n; ++j) {
+      for (int j = 0; j < n;) {
         const int t = start + j;
-        const int64_t slot = (int64_t)seq.block_table[t / a.block_size] * a.block_size + t % a.block_size;
-        Axpy(out, scores[j] * inv, vp + slot * token_stride + kvh * hd, hd);
+        const int off = t % a.block_size;
+        const int run = std::min(a.block_size - off, n - j);
+        const KvT* vb = vp + ((int64_t)seq.block_table[t / a.block_size] * a.block_size + off) * token_stride + kvh * hd;
+        for (int r = 0; r < run; ++r, ++j) Axpy(out, scores[j] * inv, vb + r * token_stride, hd);
       }
     }
   });
