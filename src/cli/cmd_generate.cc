@@ -4,6 +4,7 @@
 #include <future>
 #include <string>
 
+#include "cli/chat_prompt.h"
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "core/json_util.h"
@@ -24,7 +25,7 @@ int RunGenerate(int argc, char** argv) {
   float temperature = -1, top_p = -1, min_p = -1, repetition_penalty = -1;
   int top_k = -2;
   int64_t seed = -1;
-  bool ignore_eos = false, json = false;
+  bool ignore_eos = false, json = false, chat = false;
   ModelFlags mf;
   Flags f("petrel generate MODEL_DIR (--prompt TEXT | --ids 1,2,3) [flags]");
   f.Add("prompt", &prompt, "prompt text (tokenized with the model's tokenizer)")
@@ -37,6 +38,7 @@ int RunGenerate(int argc, char** argv) {
       .Add("repetition-penalty", &repetition_penalty, "HF repetition penalty (1 = off)")
       .Add("seed", &seed, "RNG seed (same seed, same output)")
       .AddSwitch("ignore-eos", &ignore_eos, "keep generating past EOS")
+      .AddSwitch("chat", &chat, "send --prompt as a user message through the model's chat template")
       .AddSwitch("json", &json, "print {\"ids\": [...], \"text\": \"...\"} as the last line")
       .Add("lora", &loras, "LoRA adapter directory (PEFT or MLX-LM) applied at run time");
   mf.Register(f);
@@ -55,7 +57,15 @@ int RunGenerate(int argc, char** argv) {
     ids = *r;
   } else {
     if (!tok.ok()) return ReportError(tok.error());
-    auto r = (*tok)->Encode(prompt);
+    Result<std::vector<int32_t>> r = std::vector<int32_t>{};
+    if (chat) {
+      auto tpl = jinja::ChatTemplate::FromModelDir(dir);
+      if (!tpl.ok()) return ReportError(tpl.error());
+      Json messages = Json::array({Json{{"role", "user"}, {"content", prompt}}});
+      r = ChatPromptIds(**tok, *tpl, messages, Json::object());
+    } else {
+      r = (*tok)->Encode(prompt);
+    }
     if (!r.ok()) return ReportError(r.error());
     ids = *r;
   }

@@ -24,19 +24,20 @@ constexpr Command kCommands[] = {
     // PETREL_COMMANDS_BEGIN (one line per command; helpers add theirs here)
     {"serve", "OpenAI-compatible HTTP server (continuous batching)", petrel::cli::RunServe},
     {"generate", "generate text from a prompt, streamed", petrel::cli::RunGenerate},
+    {"chat", "interactive multi-turn chat with the model's chat template", petrel::cli::RunChat},
     {"logits", "per-position logits as JSON (for comparisons)", petrel::cli::RunLogits},
     {"inspect", "architecture, parameters, dtypes and tensors of a model", petrel::cli::RunInspect},
     {"bench", "prefill / decode speed and the memory-bandwidth bound", petrel::cli::RunBench},
     {"template", "render a model's chat template for messages (byte-exact)", petrel::cli::RunTemplate},
     {"tokenize", "text -> token ids (and tokens) as JSON", petrel::cli::RunTokenize},
     {"detokenize", "token ids -> text as JSON", petrel::cli::RunDetokenize},
-    {"quantize", "write an int8/int4 (MLX affine layout) copy of a model", petrel::cli::RunQuantize},
-    {"perplexity", "perplexity over a text file; KL vs the unquantized model", petrel::cli::RunPerplexity},
-    {"convert", "a Hugging Face model as a GGUF file (F16, BF16, Q8_0)", petrel::cli::RunConvert},
     {"merge", "fold a LoRA adapter into a model: standalone HF directory", petrel::cli::RunMerge},
     {"convert-adapter", "LoRA adapter PEFT <-> MLX-LM (lossless)", petrel::cli::RunConvertAdapter},
     {"compare", "two models' (or base vs LoRA) greedy answers side by side", petrel::cli::RunCompare},
     {"bench-lora", "decode speed: base vs 1 vs N LoRA adapters in a batch", petrel::cli::RunBenchLora},
+    {"quantize", "write an int8/int4 (MLX affine layout) copy of a model", petrel::cli::RunQuantize},
+    {"perplexity", "perplexity over a text file; KL vs the unquantized model", petrel::cli::RunPerplexity},
+    {"convert", "a Hugging Face model as a GGUF file (F16, BF16, Q8_0)", petrel::cli::RunConvert},
     // PETREL_COMMANDS_END
     {"version", "print the version", RunVersion},
 };

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# generate (--ids --json, --chat), chat (commands and history), logits, inspect and error exits.
+# Expected ids come from tests/fixtures/refs.json (transformers greedy on qwen3-tiny).
+set -u
+PETREL=$1
+FX=$2
+MODEL=$FX/qwen3-tiny
+fail=0
+check() {  # check NAME CONDITION-EXIT-CODE
+  if [ "$2" -eq 0 ]; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi
+}
+
+# 1. Greedy ids from --ids equal the reference's first 8 greedy tokens for "plain".
+want=$(python3 -c "import json;r=json.load(open('$FX/refs.json'));b=r['base'][0];print(','.join(str(i) for i in b['ids']));print(json.dumps([g['token'] for g in b['greedy'][:8]]))")
+ids=$(echo "$want" | head -1)
+exp=$(echo "$want" | tail -1 | tr -d ' ')
+got=$("$PETREL" generate "$MODEL" --ids "$ids" --max-tokens 8 --temperature 0 --ignore-eos --json 2>/dev/null | tail -1 |
+      python3 -c "import json,sys;print(json.dumps(json.load(sys.stdin)['ids']).replace(' ',''))")
+[ "$got" = "$exp" ]; check "generate --ids --json matches transformers greedy" $?
+
+# 2. generate --prompt tokenizes like --ids with the same ids.
+got2=$("$PETREL" generate "$MODEL" --prompt "What is machine learning?" --max-tokens 8 --temperature 0 --ignore-eos --json 2>/dev/null | tail -1 |
+       python3 -c "import json,sys;print(json.dumps(json.load(sys.stdin)['ids']).replace(' ',''))")
+[ "$got2" = "$exp" ]; check "generate --prompt == --ids" $?
+
+# 3. generate --chat runs through the chat template (same prompt ids as refs chat_cases single_user).
+"$PETREL" generate "$MODEL" --chat --prompt "What is diabetes?" --max-tokens 3 --temperature 0 --json >/dev/null 2>&1
+check "generate --chat" $?
+
+# 4. chat: commands, two turns, clean exit on /quit.
+out=$(printf 'Hello\n/system Be brief.\nHi again\n/reset\n/quit\n' | "$PETREL" chat "$MODEL" --max-tokens 4 --temperature 0 2>&1)
+echo "$out" | grep -q "system prompt set" && echo "$out" | grep -q "history cleared"; check "chat /system and /reset" $?
+
+# 5. logits JSON has one entry per prompt position.
+n=$("$PETREL" logits "$MODEL" --ids 3838,374,5662 --top-k 3 --probe-ids 1,2 2>/dev/null |
+    python3 -c "import json,sys;j=json.load(sys.stdin);print(len(j['positions']), len(j['positions'][0]['top_ids']), len(j['positions'][0]['probe_logits']))")
+[ "$n" = "3 3 2" ]; check "logits shape" $?
+
+# 6. Errors: bad ids, missing model dir, unknown flag -> non-zero exit and a message.
+"$PETREL" generate "$MODEL" --ids 1,x,3 >/dev/null 2>&1; [ $? -ne 0 ]; check "bad --ids is refused" $?
+msg=$("$PETREL" inspect /nonexistent-model-dir 2>&1); [ $? -ne 0 ] && echo "$msg" | grep -q "config.json"; check "missing model dir names config.json" $?
+"$PETREL" generate "$MODEL" --bogus 1 >/dev/null 2>&1; [ $? -eq 2 ]; check "unknown flag exits 2" $?
+"$PETREL" inspect "$MODEL" | grep -q "qwen3"; check "inspect" $?
+
+exit $fail
