@@ -64,7 +64,8 @@ int RunServe(int argc, char** argv) {
   double request_timeout = http.request_timeout_s;
   bool no_prefix_caching = false, enable_lora_loading = false;
   std::vector<std::string> lora_modules;
-  std::string log_level = "info";
+  int max_loras = 8;
+  std::string log_level = "info", kv_cache_dtype = "auto";
   ModelFlags mf;
   Flags f(
       "petrel serve [MODEL_DIR] [flags]   (no MODEL_DIR: the bundled tests/fixtures/qwen3-tiny)");
@@ -87,6 +88,9 @@ int RunServe(int argc, char** argv) {
       .Add("log-level", &log_level, "debug, info, warn or error")
       .Add("lora-modules", &lora_modules,
            "NAME=PATH: serve a LoRA adapter as model NAME (repeatable)")
+      .Add("lora", &lora_modules, "same as --lora-modules")
+      .Add("max-loras", &max_loras, "LoRA adapters kept resident (LRU of idle ones; default 8)")
+      .Add("kv-cache-dtype", &kv_cache_dtype, "auto (f32 on the CPU), f32 or bf16")
       .AddSwitch("enable-lora-loading", &enable_lora_loading,
                  "allow POST /v1/load_lora_adapter and /v1/unload_lora_adapter")
       .AddSwitch("no-prefix-caching", &no_prefix_caching, "turn automatic prefix caching off");
@@ -148,6 +152,8 @@ int RunServe(int argc, char** argv) {
   eo.max_waiting = max_waiting;
   eo.enable_prefix_caching = !no_prefix_caching;
   eo.n_threads = mf.threads;
+  eo.max_loras = max_loras;
+  eo.kv_cache_dtype = kv_cache_dtype;
   auto engine = runtime::Engine::Create(std::move(model).value(), eo);
   if (!engine.ok()) return ReportError(engine.error());
   const auto& info = (*engine)->model_info();

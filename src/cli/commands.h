@@ -6,6 +6,7 @@ namespace petrel::cli {
 
 int RunGenerate(int argc, char** argv);
 int RunChat(int argc, char** argv);
+int RunKv(int argc, char** argv);
 int RunLogits(int argc, char** argv);
 int RunInspect(int argc, char** argv);
 int RunBench(int argc, char** argv);

@@ -26,6 +26,7 @@ constexpr Command kCommands[] = {
     {"generate", "generate text from a prompt, streamed", petrel::cli::RunGenerate},
     {"chat", "interactive multi-turn chat with the model's chat template", petrel::cli::RunChat},
     {"logits", "per-position logits as JSON (for comparisons)", petrel::cli::RunLogits},
+    {"kv", "KV-cache memory per context and batch, from config.json alone", petrel::cli::RunKv},
     {"inspect", "architecture, parameters, dtypes and tensors of a model", petrel::cli::RunInspect},
     {"bench", "prefill / decode speed and the memory-bandwidth bound", petrel::cli::RunBench},
     {"template", "render a model's chat template for messages (byte-exact)", petrel::cli::RunTemplate},

@@ -42,4 +42,8 @@ msg=$("$PETREL" inspect /nonexistent-model-dir 2>&1); [ $? -ne 0 ] && echo "$msg
 "$PETREL" generate "$MODEL" --bogus 1 >/dev/null 2>&1; [ $? -eq 2 ]; check "unknown flag exits 2" $?
 "$PETREL" inspect "$MODEL" | grep -q "qwen3"; check "inspect" $?
 
+# 7. kv: Qwen3-0.6B bf16 KV is 2 x 28 x 8 x 128 x 2 = 114688 bytes per token; 4096 tokens = 448 MiB.
+kv=$("$PETREL" kv "$FX/../../bench/models/qwen3-0.6b" --context 4096 --batch 1)
+echo "$kv" | grep -q "= 114688 bytes" && echo "$kv" | grep -q "448.00 MiB"; check "kv table" $?
+
 exit $fail
