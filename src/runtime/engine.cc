@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "core/log.h"
+#include "core/thread_pool.h"
 #include "model/lora/adapter.h"
 #include "model/model.h"
 #include "runtime/block_manager.h"
@@ -468,6 +469,21 @@ class EngineImpl : public Engine {
     logits_.resize(batch.logit_rows.size() * vocab);
     model_->Forward(batch, *cache_, logits_.data());
 
+    // Sample every sequence that produced logits, in parallel: each has its own RNG and history,
+    // so the result does not depend on the thread that samples it.
+    std::vector<size_t> to_sample;
+    for (size_t i = 0; i < sched.size(); ++i)
+      if (logit_index[i] >= 0) to_sample.push_back(i);
+    std::vector<TokenOutput> sampled(sched.size());
+    sample_pool_.ParallelFor((int64_t)to_sample.size(), 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t j = b; j < e; ++j) {
+        const size_t i = to_sample[j];
+        Sequence& s = *sched[i].seq;
+        Sample(std::span(logits_.data() + (size_t)logit_index[i] * vocab, vocab), s.req.sampling,
+               s.sampler, s.req.top_logprobs, sampled[i]);
+      }
+    });
+
     std::vector<Sequence*> done;
     std::vector<FinishReason> reasons;
     for (size_t i = 0; i < sched.size(); ++i) {
@@ -478,9 +494,7 @@ class EngineImpl : public Engine {
                                          std::max(s.num_computed - sched[i].n, 0);
       PublishFullBlocks(s);
       if (logit_index[i] < 0) continue;  // mid-prefill chunk
-      TokenOutput out;
-      Sample(std::span(logits_.data() + (size_t)logit_index[i] * vocab, vocab), s.req.sampling,
-             s.sampler, s.req.top_logprobs, out);
+      TokenOutput out = std::move(sampled[i]);
       s.tokens.push_back(out.token);
       s.generated++;
       generation_tokens_++;
@@ -554,6 +568,8 @@ class EngineImpl : public Engine {
   std::vector<float> logits_;
   std::vector<std::vector<TokenOutput>> pending_last_;
   int64_t prompt_tokens_ = 0, generation_tokens_ = 0, preemptions_ = 0, finished_ = 0;
+  // Samples the batch's sequences in parallel (engine thread only); sized like the backend.
+  ThreadPool sample_pool_{opts_.n_threads > 0 ? opts_.n_threads : ThreadPool::HardwareThreads()};
   std::jthread thread_;  // last: started after everything above exists
 };
 
