@@ -10,7 +10,7 @@
 #include <filesystem>
 
 #include "formats/safetensors.h"
-#include "golden_check.h"
+#include "../golden_check.h"
 #include "model/lora/merge.h"
 
 namespace petrel::model {

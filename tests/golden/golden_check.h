@@ -1,5 +1,5 @@
 // Checks of petrel's logits against the transformers / PEFT references in tests/fixtures/refs.json
-// (same tolerances and procedure as tests/golden/model/model_golden_test.cc): top-k logits,
+// (base model, LoRA adapters, merged models; used by tests/golden/model and tests/golden/lora): top-k logits,
 // logsumexp and probe logits at every prompt position, then greedy steps whose reference margin
 // exceeds kMarginTol must pick the reference token.
 #pragma once
