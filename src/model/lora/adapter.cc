@@ -2,6 +2,7 @@
 // combining several adapters into one.
 #include "model/lora/adapter.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -129,6 +130,22 @@ Status CheckLinearShapes(const LoraLinear& l, int64_t layer, LoraTarget t,
                          "): this adapter was trained for another base model");
   }
   return OkStatus();
+}
+
+bool ParseModule(const std::string& module, int64_t* layer, LoraTarget* target) {
+  static constexpr std::string_view kLayers = "model.layers.";
+  if (module.rfind(kLayers, 0) != 0) return false;
+  size_t p = kLayers.size(), q = p;
+  while (q < module.size() && std::isdigit((unsigned char)module[q])) ++q;
+  if (q == p || q - p > 6 || q >= module.size() || module[q] != '.') return false;
+  const std::string rest = module.substr(q + 1);
+  for (LoraTarget t : kAllLoraTargets)
+    if (rest == LoraTargetPath(t)) {
+      *layer = std::stoll(module.substr(p, q - p));
+      *target = t;
+      return true;
+    }
+  return false;
 }
 
 }  // namespace internal

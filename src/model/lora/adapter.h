@@ -115,6 +115,9 @@ Tensor ToF32(const void* data, DType dtype, int64_t rows, int64_t cols, bool tra
 // Typed config fields that never throw: the default when absent, null or of another type.
 std::string JsonString(const Json& j, const char* key, const std::string& dflt);
 bool JsonBool(const Json& j, const char* key, bool dflt);
+// Parses "model.layers.{i}.{self_attn|mlp}.{x}_proj" (the module part of PEFT and MLX-LM tensor
+// names) into (layer, target); false for anything else.
+bool ParseModule(const std::string& module, int64_t* layer, LoraTarget* target);
 // Checks the shapes of one linear against the base (when given) and that A and B agree.
 Status CheckLinearShapes(const LoraLinear& l, int64_t layer, LoraTarget t,
                          const formats::ModelConfig* base, const std::string& what);

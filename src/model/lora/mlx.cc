@@ -19,26 +19,6 @@
 
 namespace petrel::model::lora::internal {
 
-namespace {
-
-bool ParseMlxModule(const std::string& module, int64_t* layer, LoraTarget* target) {
-  static constexpr std::string_view kLayers = "model.layers.";
-  if (module.rfind(kLayers, 0) != 0) return false;
-  size_t p = kLayers.size(), q = p;
-  while (q < module.size() && std::isdigit((unsigned char)module[q])) ++q;
-  if (q == p || q - p > 6 || q >= module.size() || module[q] != '.') return false;
-  const std::string rest = module.substr(q + 1);
-  for (LoraTarget t : kAllLoraTargets)
-    if (rest == LoraTargetPath(t)) {
-      *layer = std::stoll(module.substr(p, q - p));
-      *target = t;
-      return true;
-    }
-  return false;
-}
-
-}  // namespace
-
 Result<LoraAdapter> ReadMlx(const std::string& dir, const formats::ModelConfig* base) {
   namespace fs = std::filesystem;
   const std::string cfg_path = (fs::path(dir) / "adapter_config.json").string();
@@ -106,7 +86,7 @@ Result<LoraAdapter> ReadMlx(const std::string& dir, const formats::ModelConfig* 
       return InvalidFormat(what(), ": not a LoRA tensor (expected *.lora_a / *.lora_b)");
     int64_t layer;
     LoraTarget t;
-    if (!ParseMlxModule(module, &layer, &t)) {
+    if (!ParseModule(module, &layer, &t)) {
       if (module.find("embed_tokens") != std::string::npos || module.find("lm_head") != std::string::npos)
         return Unsupported(what(), ": embedding / lm_head adapters are not supported");
       return Unsupported(what(), ": unknown target module `", module, "`");

@@ -186,23 +186,6 @@ struct PendingLinear {
   const formats::TensorInfo* b = nullptr;
 };
 
-// Parses "model.layers.{i}.{self_attn|mlp}.{x}_proj" into (layer, target).
-bool ParseModule(const std::string& module, int64_t* layer, LoraTarget* target) {
-  static constexpr std::string_view kLayers = "model.layers.";
-  if (module.rfind(kLayers, 0) != 0) return false;
-  size_t p = kLayers.size(), q = p;
-  while (q < module.size() && std::isdigit((unsigned char)module[q])) ++q;
-  if (q == p || q - p > 6 || q >= module.size() || module[q] != '.') return false;
-  const std::string rest = module.substr(q + 1);
-  for (LoraTarget t : kAllLoraTargets)
-    if (rest == LoraTargetPath(t)) {
-      *layer = std::stoll(module.substr(p, q - p));
-      *target = t;
-      return true;
-    }
-  return false;
-}
-
 }  // namespace
 
 Result<LoraAdapter> ReadPeft(const std::string& dir, const formats::ModelConfig* base) {

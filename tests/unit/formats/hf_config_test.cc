@@ -16,20 +16,7 @@ namespace {
 using petrel::testing::TempDir;
 using petrel::testing::WriteBytes;
 
-template <typename T>
-::testing::AssertionResult FailsWith(const Result<T>& r, ErrorCode code,
-                                     std::initializer_list<std::string> parts) {
-  if (r.ok()) return ::testing::AssertionFailure() << "expected an error, got success";
-  const Error& e = r.error();
-  if (e.code != code)
-    return ::testing::AssertionFailure() << "code " << ErrorCodeName(e.code) << ", want "
-                                         << ErrorCodeName(code) << " (" << e.message << ")";
-  for (const auto& p : parts)
-    if (e.message.find(p) == std::string::npos)
-      return ::testing::AssertionFailure()
-             << "message \"" << e.message << "\" lacks \"" << p << "\"";
-  return ::testing::AssertionSuccess() << e.ToString();
-}
+using petrel::testing::FailsWith;
 
 Json Fixture(const std::string& rel) {
   auto j = ReadJsonFile(std::string(PETREL_SOURCE_DIR) + "/" + rel);

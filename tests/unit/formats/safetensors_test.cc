@@ -18,20 +18,7 @@ using petrel::testing::TempDir;
 using petrel::testing::WriteBytes;
 
 // Checks that `r` failed with `code` and that its message contains every one of `parts`.
-template <typename T>
-::testing::AssertionResult FailsWith(const Result<T>& r, ErrorCode code,
-                                     std::initializer_list<std::string> parts) {
-  if (r.ok()) return ::testing::AssertionFailure() << "expected an error, got success";
-  const Error& e = r.error();
-  if (e.code != code)
-    return ::testing::AssertionFailure() << "code " << ErrorCodeName(e.code) << ", want "
-                                         << ErrorCodeName(code) << " (" << e.message << ")";
-  for (const auto& p : parts)
-    if (e.message.find(p) == std::string::npos)
-      return ::testing::AssertionFailure()
-             << "message \"" << e.message << "\" lacks \"" << p << "\"";
-  return ::testing::AssertionSuccess() << e.ToString();
-}
+using petrel::testing::FailsWith;
 
 // The base file's tensors (sorted by name, as written): a F32 [2, 3] at [0, 24), b BF16 [4] at
 // [24, 32), c F16 [2, 2] at [32, 40). 40 data bytes.

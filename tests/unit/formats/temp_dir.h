@@ -1,5 +1,5 @@
-// A per-test temporary directory (removed on destruction) and whole-file byte helpers, for tests
-// that build malformed model files by byte surgery.
+// A per-test temporary directory (removed on destruction), whole-file byte helpers and an
+// error-matching assertion, for tests that build malformed model files by byte surgery.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -8,7 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <initializer_list>
 #include <string>
+
+#include "core/error.h"
 
 namespace petrel::testing {
 
@@ -45,6 +48,22 @@ inline std::string ReadBytes(const std::string& path) {
 inline void WriteBytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), (std::streamsize)bytes.size());
+}
+
+// Passes when `r` failed with `code` and a message containing every one of `parts`.
+template <typename T>
+::testing::AssertionResult FailsWith(const Result<T>& r, ErrorCode code,
+                                     std::initializer_list<std::string> parts) {
+  if (r.ok()) return ::testing::AssertionFailure() << "expected an error, got success";
+  const Error& e = r.error();
+  if (e.code != code)
+    return ::testing::AssertionFailure() << "code " << ErrorCodeName(e.code) << ", want "
+                                         << ErrorCodeName(code) << " (" << e.message << ")";
+  for (const auto& p : parts)
+    if (e.message.find(p) == std::string::npos)
+      return ::testing::AssertionFailure()
+             << "message \"" << e.message << "\" lacks \"" << p << "\"";
+  return ::testing::AssertionSuccess() << e.ToString();
 }
 
 }  // namespace petrel::testing

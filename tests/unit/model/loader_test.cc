@@ -20,20 +20,7 @@ using formats::TensorToWrite;
 using petrel::testing::TempDir;
 using petrel::testing::WriteBytes;
 
-template <typename T>
-::testing::AssertionResult FailsWith(const Result<T>& r, ErrorCode code,
-                                     std::initializer_list<std::string> parts) {
-  if (r.ok()) return ::testing::AssertionFailure() << "expected an error, got success";
-  const Error& e = r.error();
-  if (e.code != code)
-    return ::testing::AssertionFailure() << "code " << ErrorCodeName(e.code) << ", want "
-                                         << ErrorCodeName(code) << " (" << e.message << ")";
-  for (const auto& p : parts)
-    if (e.message.find(p) == std::string::npos)
-      return ::testing::AssertionFailure()
-             << "message \"" << e.message << "\" lacks \"" << p << "\"";
-  return ::testing::AssertionSuccess() << e.ToString();
-}
+using petrel::testing::FailsWith;
 
 const std::string kFixture = std::string(PETREL_FIXTURES) + "/qwen3-tiny";
 
