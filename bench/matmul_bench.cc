@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
     for (const auto& s : shapes) {
       Tensor w(dt, {s.N, s.K});
       std::memset(w.data(), 0x3c, w.NumBytes());
+      be->UploadWeight(w);  // as the loader does (the CPU packs Q8_0 / Q4_0 for its kernel)
       for (int64_t T : Ts) {
         if (s.N > 100000 && T > 16) continue;
         Tensor x(DType::kF32, {T, s.K}), out(DType::kF32, {T, s.N});

@@ -9,6 +9,7 @@
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/quant_matmul.h"
+#include "kernels/cpu/quant_matmul_packed.h"
 
 namespace petrel::kernels {
 
@@ -50,6 +51,13 @@ class CpuBackend : public Backend {
   }
 
   const char* name() const override { return "cpu"; }
+
+  // Q8_0 / Q4_0 weights also get a row-interleaved copy for the AVX-512 VNNI kernel
+  // (quant_matmul_packed.h); the plain view is returned (the embedding lookup reads it).
+  TensorView UploadWeight(TensorView host) override {
+    if (isa_ == Isa::kAvx512) packed_.Add(host, pool_);
+    return host;
+  }
 
   Tensor Allocate(DType dtype, Shape shape) override { return Tensor(dtype, shape); }
 
@@ -98,7 +106,11 @@ class CpuBackend : public Backend {
     }
     cpu::MatMulArgs a{x.As<float>(), w.data, w.dtype, bias.empty() ? nullptr : bf.data(),
                       out.As<float>(), T, K, N};
-    if (IsBlockQuantized(w.dtype)) return cpu::QuantMatMul(a, pool_, isa_);  // quant_matmul.h
+    if (IsBlockQuantized(w.dtype)) {
+      if (const cpu::PackedQuant* p = packed_.Find(w.data, w.dtype, N, K))
+        return cpu::PackedQuantMatMul(a, *p, pool_, isa_);
+      return cpu::QuantMatMul(a, pool_, isa_);  // quant_matmul.h
+    }
     auto fn = matmul_;
     pool_.ParallelFor(N, 16, [&](int64_t b, int64_t e, int) { fn(a, b, e); });
   }
@@ -213,6 +225,7 @@ class CpuBackend : public Backend {
  private:
   ThreadPool pool_;
   Isa isa_;
+  cpu::PackedWeights packed_;  // packed Q8_0 / Q4_0 copies of uploaded weights
   cpu::MatMulFn matmul_ = nullptr;
   cpu::AttentionFn attention_ = nullptr;
 };

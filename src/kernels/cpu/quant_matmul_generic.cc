@@ -17,11 +17,13 @@ void QuantizeActs(const float* x, QuantActs& a, int64_t t_begin, int64_t t_end) 
     int8_t* q = a.q + t * a.nb * quant::kBlock;
     float* dexp = a.dexp + t * a.nb * 8;
     float* ds = a.ds + t * a.nb;
+    int32_t* qsum = a.qsum ? a.qsum + t * a.nb : nullptr;
     for (int64_t b = 0; b < a.nb; ++b) {
       if (b >= nb_real) {  // padding block
         std::fill(q + b * 32, q + b * 32 + 32, 0);
         std::fill(dexp + b * 8, dexp + b * 8 + 8, 0.0f);
         ds[b] = 0;
+        if (qsum) qsum[b] = 0;
         continue;
       }
       const float* v = xr + b * 32;
@@ -37,6 +39,7 @@ void QuantizeActs(const float* x, QuantActs& a, int64_t t_begin, int64_t t_end) 
       }
       std::fill(dexp + b * 8, dexp + b * 8 + 8, d);
       ds[b] = d * (float)sum;
+      if (qsum) qsum[b] = sum;
     }
   }
 }
@@ -107,11 +110,11 @@ void QuantMatMulGeneric(const MatMulArgs& m, const QuantActs& acts, int64_t n_be
   }
 }
 
-void QuantMatMul(const MatMulArgs& m, ThreadPool& pool, Isa isa) {
-  PETREL_CHECK(m.K % quant::kBlock == 0) << "quantized matmul: K=" << m.K << " not a multiple of 32";
+QuantActs PrepareQuantActs(const MatMulArgs& m, ThreadPool& pool) {
   // Scratch for the quantized activations, reused across calls on this thread.
   thread_local std::vector<int8_t> q_buf;
   thread_local std::vector<float> dexp_buf, ds_buf;
+  thread_local std::vector<int32_t> qsum_buf;
   QuantActs acts;
   acts.T = m.T;
   acts.K = m.K;
@@ -119,14 +122,22 @@ void QuantMatMul(const MatMulArgs& m, ThreadPool& pool, Isa isa) {
   q_buf.resize((size_t)(m.T * acts.nb * 32) + 64);
   dexp_buf.resize((size_t)(m.T * acts.nb * 8) + 16);
   ds_buf.resize((size_t)(m.T * acts.nb));
+  qsum_buf.resize((size_t)(m.T * acts.nb));
   acts.q = q_buf.data();
   acts.dexp = dexp_buf.data();
   acts.ds = ds_buf.data();
+  acts.qsum = qsum_buf.data();
   if (m.T >= 8) {
     pool.ParallelFor(m.T, 1, [&](int64_t b, int64_t e, int) { QuantizeActs(m.x, acts, b, e); });
   } else {
     QuantizeActs(m.x, acts, 0, m.T);
   }
+  return acts;
+}
+
+void QuantMatMul(const MatMulArgs& m, ThreadPool& pool, Isa isa) {
+  PETREL_CHECK(m.K % quant::kBlock == 0) << "quantized matmul: K=" << m.K << " not a multiple of 32";
+  const QuantActs acts = PrepareQuantActs(m, pool);
   QuantMatMulFn fn = QuantMatMulGeneric;
   switch (isa) {
     case Isa::kAvx512: fn = QuantMatMulAvx512; break;

@@ -10,7 +10,9 @@
 
 #include "core/quant_blocks.h"
 #include "kernels/backend.h"
+#include "core/thread_pool.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/quant_matmul_packed.h"
 #include "kernels/reference/quant_reference.h"
 #include "kernels/reference/reference.h"
 
@@ -105,7 +107,7 @@ TEST_P(QuantKernels, MatMulMatchesReference) {
   const DType dt = GetParam().dtype;
   for (int64_t T : {1, 2, 3, 4, 5, 7, 13, 70}) {
     for (auto [K, N] : {std::pair<int64_t, int64_t>{32, 1}, {96, 5}, {64, 64}, {160, 37},
-                        {1056, 9}, {2080, 21}}) {
+                        {1056, 9}, {2080, 21}, {160, 48}, {1056, 32}}) {
       auto x = Random(T * K, 1 + T + K);
       auto wf = Random(N * K, 2 + K + N, 0.05f);
       Tensor w(dt, {N, K});
@@ -117,8 +119,15 @@ TEST_P(QuantKernels, MatMulMatchesReference) {
       std::copy(bias.begin(), bias.end(), bias_t.As<float>());
       Tensor xt(DType::kF32, {T, K});
       std::copy(x.begin(), x.end(), xt.As<float>());
-      Tensor out(DType::kF32, {T, N});
+      Tensor out(DType::kF32, {T, N}), out_up(DType::kF32, {T, N});
       backend_->MatMul(out, xt, w, bias_t);
+      {  // as the loader does: uploaded first (the CPU packs Q8_0 / Q4_0 with N % 16 == 0)
+        setenv("PETREL_ISA", cpu::IsaName(GetParam().isa), 1);
+        auto be = CreateCpuBackend(3);
+        unsetenv("PETREL_ISA");
+        TensorView wv = be->UploadWeight(w.view());
+        be->MatMul(out_up, xt, wv, bias_t);
+      }
 
       // 1. Exactly the reference's integer computation, up to f32 rounding.
       std::vector<float> want(T * N);
@@ -127,6 +136,10 @@ TEST_P(QuantKernels, MatMulMatchesReference) {
       for (int64_t i = 0; i < T * N; ++i)
         max_err = std::max(max_err, std::abs(want[i] - out.As<float>()[i]) / (1.0f + std::abs(want[i])));
       EXPECT_LT(max_err, 2e-5f) << "T=" << T << " K=" << K << " N=" << N;
+      max_err = 0;
+      for (int64_t i = 0; i < T * N; ++i)
+        max_err = std::max(max_err, std::abs(want[i] - out_up.As<float>()[i]) / (1.0f + std::abs(want[i])));
+      EXPECT_LT(max_err, 2e-5f) << "uploaded: T=" << T << " K=" << K << " N=" << N;
 
       // 2. Close to the f32 product with the dequantized weights (activation rounding only).
       std::vector<float> wd(N * K), exact(T * N);
@@ -161,6 +174,67 @@ std::vector<KernelCase> AllKernelCases() {
     for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ8_A}) v.push_back({isa, dt});
   return v;
 }
+
+// The packed (16-row interleaved) Q8_0 / Q4_0 kernels called directly on a packed copy: every
+// ISA level's kernel against the double-precision reference on the plain blocks.
+class PackedKernels : public testing::TestWithParam<KernelCase> {};
+
+TEST_P(PackedKernels, MatchesReference) {
+  const auto [isa, dt] = GetParam();
+  if (isa > cpu::DetectIsa()) GTEST_SKIP() << "ISA not available on this CPU";
+  const cpu::PackedMatMulFn fn = isa == Isa::kAvx512 ? cpu::PackedMatMulAvx512 : cpu::PackedMatMulGeneric;
+  ThreadPool pool(2);
+  for (int64_t T : {1, 2, 3, 5, 6, 9, 131}) {
+    for (auto [K, N] : {std::pair<int64_t, int64_t>{32, 16}, {96, 48}, {160, 32}, {1056, 16}, {2080, 80}}) {
+      if (T > 9 && K > 160) continue;  // keeps the scalar case fast
+      auto x = Random(T * K, 11 + T + K);
+      auto wf = Random(N * K, 12 + K + N, 0.05f);
+      Tensor w(dt, {N, K});
+      for (int64_t n = 0; n < N; ++n)
+        quant::QuantizeRow(wf.data() + n * K, K, dt, static_cast<char*>(w.data()) + n * DTypeBytes(dt, K));
+      cpu::PackedWeights packed;
+      ASSERT_TRUE(packed.Add(w.view(), pool));
+      const cpu::PackedQuant* p = packed.Find(w.data(), dt, N, K);
+      ASSERT_NE(p, nullptr);
+      EXPECT_EQ(packed.Find(w.data(), dt, N, K + 32), nullptr);
+      auto bias = Random(N, 13);
+      std::vector<float> out(T * N, -1.0f), want(T * N);
+      cpu::MatMulArgs m{x.data(), nullptr, dt, bias.data(), out.data(), T, K, N};
+      const cpu::QuantActs acts = cpu::PrepareQuantActs(m, pool);
+      fn(m, *p, acts, 0, N / cpu::kPackRows);
+      reference::QuantMatMul(x.data(), w.data(), dt, bias.data(), want.data(), T, K, N);
+      float max_err = 0;
+      for (int64_t i = 0; i < T * N; ++i)
+        max_err = std::max(max_err, std::abs(want[i] - out[i]) / (1.0f + std::abs(want[i])));
+      EXPECT_LT(max_err, 2e-5f) << "T=" << T << " K=" << K << " N=" << N;
+    }
+  }
+}
+
+TEST(PackedWeights, OnlyQ8_0AndQ4_0WithRowsInSixteens) {
+  EXPECT_TRUE(cpu::CanPack(DType::kQ8_0, 32, 64));
+  EXPECT_TRUE(cpu::CanPack(DType::kQ4_0, 16, 32));
+  EXPECT_FALSE(cpu::CanPack(DType::kQ8_0, 37, 64));  // rows not a multiple of 16: plain kernel
+  EXPECT_FALSE(cpu::CanPack(DType::kQ4_1, 32, 64));
+  EXPECT_FALSE(cpu::CanPack(DType::kBF16, 32, 64));
+  ThreadPool pool(1);
+  Tensor w(DType::kQ8_0, {37, 64});
+  cpu::PackedWeights packed;
+  EXPECT_FALSE(packed.Add(w.view(), pool));
+  EXPECT_EQ(packed.Find(w.data(), DType::kQ8_0, 37, 64), nullptr);
+}
+
+std::vector<KernelCase> PackedKernelCases() {
+  std::vector<KernelCase> v;
+  for (Isa isa : {Isa::kScalar, Isa::kAvx512})
+    for (DType dt : {DType::kQ8_0, DType::kQ4_0}) v.push_back({isa, dt});
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(All, PackedKernels, testing::ValuesIn(PackedKernelCases()),
+                         [](const testing::TestParamInfo<KernelCase>& i) {
+                           return std::string(cpu::IsaName(i.param.isa)) + "_" + DTypeName(i.param.dtype);
+                         });
 
 INSTANTIATE_TEST_SUITE_P(All, QuantKernels, testing::ValuesIn(AllKernelCases()),
                          [](const testing::TestParamInfo<KernelCase>& i) {

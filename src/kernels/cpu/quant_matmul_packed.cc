@@ -1,0 +1,129 @@
+// Packed Q8_0 / Q4_0 weights (layout in quant_matmul_packed.h): packing, the registry a backend
+// keeps them in, the portable kernel on the packed layout (the scalar reference of the AVX-512
+// one, same integer arithmetic) and the dispatcher over threads.
+#include "kernels/cpu/quant_matmul_packed.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/quant_blocks.h"
+#include "core/thread_pool.h"
+
+namespace petrel::kernels::cpu {
+
+bool CanPack(DType t, int64_t N, int64_t K) {
+  return (t == DType::kQ8_0 || t == DType::kQ4_0) && N > 0 && N % kPackRows == 0 && K > 0 &&
+         K % quant::kBlock == 0;
+}
+
+void PackGroups(const void* w, const PackedQuant& p, int64_t g_begin, int64_t g_end) {
+  const int64_t nb = p.nb, cb = PackedChunkBytes(p.type);
+  const size_t row_bytes = DTypeBytes(p.type, p.K);
+  uint8_t* codes = const_cast<uint8_t*>(p.codes);
+  uint16_t* scales = const_cast<uint16_t*>(p.scales);
+  for (int64_t g = g_begin; g < g_end; ++g) {
+    for (int r = 0; r < kPackRows; ++r) {
+      const char* row = static_cast<const char*>(w) + (size_t)(g * kPackRows + r) * row_bytes;
+      for (int64_t b = 0; b < nb; ++b) {
+        uint8_t* chunk = codes + (g * nb + b) * cb;
+        uint16_t* sc = scales + (g * nb + b) * kPackRows;
+        if (p.type == DType::kQ8_0) {
+          const auto& blk = reinterpret_cast<const quant::BlockQ8_0*>(row)[b];
+          sc[r] = blk.d;
+          for (int j = 0; j < 8; ++j)
+            for (int c = 0; c < 4; ++c) chunk[j * 64 + 4 * r + c] = (uint8_t)(blk.q[4 * j + c] + 128);
+        } else {
+          const auto& blk = reinterpret_cast<const quant::BlockQ4_0*>(row)[b];
+          sc[r] = blk.d;
+          for (int j = 0; j < 4; ++j)
+            for (int c = 0; c < 4; ++c)
+              chunk[j * 64 + 4 * r + c] = (uint8_t)(quant::Nibble(blk.q, 4 * j + c) |
+                                                    (quant::Nibble(blk.q, 16 + 4 * j + c) << 4));
+        }
+      }
+    }
+  }
+}
+
+bool PackedWeights::Add(const TensorView& w, ThreadPool& pool) {
+  if (w.empty() || w.shape.rank != 2 || !CanPack(w.dtype, w.dim(0), w.dim(1))) return false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (map_.count(w.data)) return true;
+  }
+  Entry e;
+  e.p.type = w.dtype;
+  e.p.N = w.dim(0);
+  e.p.K = w.dim(1);
+  e.p.nb = e.p.K / quant::kBlock;
+  const int64_t groups = e.p.N / kPackRows;
+  const size_t code_bytes = (size_t)(groups * e.p.nb * PackedChunkBytes(w.dtype));
+  const size_t scale_bytes = (size_t)(groups * e.p.nb * kPackRows) * sizeof(uint16_t);
+  e.bytes = (code_bytes + scale_bytes + 63) / 64 * 64;
+  e.buf = std::unique_ptr<uint8_t, void (*)(void*)>(
+      static_cast<uint8_t*>(std::aligned_alloc(64, e.bytes)), std::free);
+  PETREL_CHECK(e.buf != nullptr) << "out of memory packing a " << w.shape.ToString() << " weight";
+  e.p.codes = e.buf.get();
+  e.p.scales = reinterpret_cast<const uint16_t*>(e.buf.get() + code_bytes);
+  pool.ParallelFor(groups, 1, [&](int64_t b, int64_t en, int) { PackGroups(w.data, e.p, b, en); });
+  std::lock_guard<std::mutex> lock(mu_);
+  map_.emplace(w.data, std::move(e));
+  return true;
+}
+
+const PackedQuant* PackedWeights::Find(const void* data, DType t, int64_t N, int64_t K) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = map_.find(data);
+  if (it == map_.end()) return nullptr;
+  const PackedQuant& p = it->second.p;
+  return p.type == t && p.N == N && p.K == K ? &p : nullptr;
+}
+
+size_t PackedWeights::bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t n = 0;
+  for (const auto& [k, e] : map_) n += e.bytes;
+  return n;
+}
+
+void PackedMatMulGeneric(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a,
+                         int64_t g_begin, int64_t g_end) {
+  const int64_t nb = p.nb, cb = PackedChunkBytes(p.type);
+  const int32_t off = p.type == DType::kQ8_0 ? 128 : 8;
+  for (int64_t g = g_begin; g < g_end; ++g) {
+    for (int r = 0; r < kPackRows; ++r) {
+      const int64_t n = g * kPackRows + r;
+      for (int64_t t = 0; t < m.T; ++t) {
+        const int8_t* xq = a.q + t * a.nb * 32;
+        float acc = 0;
+        for (int64_t b = 0; b < nb; ++b) {
+          const uint8_t* chunk = p.codes + (g * nb + b) * cb;
+          int32_t dot = -off * a.qsum[t * a.nb + b];
+          for (int i = 0; i < 32; ++i) {
+            int u;
+            if (p.type == DType::kQ8_0) {
+              u = chunk[(i / 4) * 64 + 4 * r + i % 4];
+            } else {
+              const int j = (i % 16) / 4;
+              const uint8_t byte = chunk[j * 64 + 4 * r + i % 4];
+              u = i < 16 ? (byte & 0xF) : (byte >> 4);
+            }
+            dot += u * (int32_t)xq[b * 32 + i];
+          }
+          const float dw = F16ToF32(p.scales[(g * nb + b) * kPackRows + r]);
+          acc += dw * a.dexp[t * a.nb * 8 + b * 8] * (float)dot;
+        }
+        m.out[t * m.N + n] = acc + (m.bias ? m.bias[n] : 0.0f);
+      }
+    }
+  }
+}
+
+void PackedQuantMatMul(const MatMulArgs& m, const PackedQuant& p, ThreadPool& pool, Isa isa) {
+  PETREL_CHECK(m.K == p.K && m.N == p.N) << "packed matmul: shape mismatch";
+  const QuantActs acts = PrepareQuantActs(m, pool);
+  const PackedMatMulFn fn = isa == Isa::kAvx512 ? PackedMatMulAvx512 : PackedMatMulGeneric;
+  pool.ParallelFor(p.N / kPackRows, 2, [&](int64_t b, int64_t e, int) { fn(m, p, acts, b, e); });
+}
+
+}  // namespace petrel::kernels::cpu

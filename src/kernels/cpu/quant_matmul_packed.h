@@ -1,0 +1,98 @@
+// Row-interleaved ("packed") copies of Q8_0 / Q4_0 weights for the AVX-512 VNNI matmul.
+//
+// Why: in the plain GGUF layout each 32-block of one row gives one short integer dot product that
+// must then be converted to f32 and scaled by its own dw * dx — on this CPU the conversion and the
+// scaling cost as much as the dot product itself. Interleaving 16 rows makes one 512-bit register
+// hold 4 consecutive weights of each of 16 rows (lane r = row r), so one vpdpbusd against 4
+// activation bytes broadcast to all lanes advances 16 rows at once; a 32-block takes 8 of them
+// (Q4_0: 4 loads, each giving the low and the high nibbles) and then ONE conversion and one fma
+// with a vector of 16 row scales. Decode reads every weight byte once; prefill reuses each loaded
+// weight register across several tokens and each activation broadcast across 16-32 rows.
+//
+// The arithmetic is the usual one for GGML's block types (ggml-common.h block_q8_0 / block_q4_0,
+// llama.cpp's vec_dot_q8_0_q8_0 / q4_0_q8_0: integer dot products of the weight codes with int8
+// activations quantized per 32-block, scaled by d_w * d_x); only the memory layout is petrel's.
+// vpdpbusd multiplies unsigned by signed bytes, so the weight codes are stored unsigned and the
+// offset folded into the integer accumulator's start value:
+//   Q8_0: u = q + 128      w = d (u - 128)   sum_i w_i x_i = d dx (u . qx - 128 sum(qx))
+//   Q4_0: u = q (0..15)    w = d (u - 8)     sum_i w_i x_i = d dx (u . qx - 8 sum(qx))
+//
+// Layout of N rows (N a multiple of 16), nb = K / 32 blocks per row, groups g = 0 .. N/16 - 1:
+//   codes  [N/16][nb][CB] bytes, CB = 512 (Q8_0) or 256 (Q4_0); inside one (g, b) chunk, 64-byte
+//          vector j holds at byte 4 r + c:
+//            Q8_0 (j = 0..7): u of element 4 j + c of row 16 g + r;
+//            Q4_0 (j = 0..3): element 4 j + c in the low nibble, element 16 + 4 j + c in the high.
+//   scales [N/16][nb][16] f16: d of block b of row 16 g + r.
+// Same bytes as the plain tensor (34 / 18 per block). The packed copy is made once per weight at
+// load (CpuBackend::UploadWeight) and kept beside the plain one, which the embedding lookup reads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include "core/dtype.h"
+#include "core/tensor.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/quant_matmul.h"
+
+namespace petrel {
+class ThreadPool;
+}
+
+namespace petrel::kernels::cpu {
+
+constexpr int kPackRows = 16;
+
+// Bytes of one (group, block) chunk of codes.
+constexpr int64_t PackedChunkBytes(DType t) { return t == DType::kQ8_0 ? 512 : 256; }
+
+struct PackedQuant {
+  DType type = DType::kQ8_0;  // kQ8_0 or kQ4_0
+  int64_t N = 0, K = 0, nb = 0;
+  const uint8_t* codes = nullptr;
+  const uint16_t* scales = nullptr;
+};
+
+// Whether a weight [N, K] of type t has a packed form: Q8_0 / Q4_0, N % 16 == 0, K % 32 == 0.
+bool CanPack(DType t, int64_t N, int64_t K);
+
+// Packs groups [g_begin, g_end) of the plain weight w ([N, K] of p.type) into p's buffers.
+void PackGroups(const void* w, const PackedQuant& p, int64_t g_begin, int64_t g_end);
+
+// Packed copies owned by a backend, looked up by the plain tensor's data pointer (a view of the
+// same weight, e.g. the tied lm_head, finds the same copy). Add() and Find() may run concurrently.
+class PackedWeights {
+ public:
+  // Packs w (on `pool`) unless it cannot be packed or is already known. Returns whether a packed
+  // copy exists afterwards.
+  bool Add(const TensorView& w, ThreadPool& pool);
+  // The packed copy of the weight at `data` with this type and shape, or nullptr.
+  const PackedQuant* Find(const void* data, DType t, int64_t N, int64_t K) const;
+  size_t bytes() const;
+
+ private:
+  struct Entry {
+    PackedQuant p;
+    std::unique_ptr<uint8_t, void (*)(void*)> buf{nullptr, nullptr};
+    size_t bytes = 0;
+  };
+  mutable std::mutex mu_;
+  std::unordered_map<const void*, Entry> map_;
+};
+
+// The per-ISA kernels over groups [g_begin, g_end) (16 output columns each) for all a.T rows;
+// a.qsum must be filled. m.w / m.w_dtype are unused (p holds the weights).
+using PackedMatMulFn = void (*)(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a,
+                                int64_t g_begin, int64_t g_end);
+void PackedMatMulGeneric(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a,
+                         int64_t g_begin, int64_t g_end);
+void PackedMatMulAvx512(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a,
+                        int64_t g_begin, int64_t g_end);
+
+// The whole product on `pool`: the AVX-512 kernel when isa is kAvx512, else the generic one.
+void PackedQuantMatMul(const MatMulArgs& m, const PackedQuant& p, ThreadPool& pool, Isa isa);
+
+}  // namespace petrel::kernels::cpu

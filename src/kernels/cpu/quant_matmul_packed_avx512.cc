@@ -1,0 +1,132 @@
+// AVX-512 VNNI matmul over packed Q8_0 / Q4_0 weights (layout and arithmetic in
+// quant_matmul_packed.h). A register tile is G groups of 16 rows x TT tokens: per 32-block, each
+// 64-byte weight vector (Q4_0: its low or high nibbles) meets TT activation broadcasts (4 int8 each,
+// vpdpbusd's memory-broadcast operand), the integer accumulators start at -offset * sum(qx), and
+// the block ends with one int -> f32 conversion and one fma by (16 row scales) x dx per (group,
+// token). Decode (T = 1..3) streams the weights once; prefill takes kTokenChunk tokens at a time
+// (their int8 rows stay in L2) and walks them in tiles of 4 over each pair of groups.
+// Compiled with -mavx512f/bw/vl/dq/vnni + F16C; chosen at run time.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu/quant_matmul_packed.h"
+
+namespace petrel::kernels::cpu {
+
+namespace {
+
+constexpr int64_t kTokenChunk = 128;
+
+inline __m512i Bcast(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+template <DType D, int G, int TT>
+void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g0, int64_t t0) {
+  constexpr int64_t CB = PackedChunkBytes(D);
+  constexpr int32_t kOff = D == DType::kQ8_0 ? 128 : 8;
+  const int64_t nb = p.nb;
+  __m512 facc[G][TT];
+  for (int g = 0; g < G; ++g)
+    for (int t = 0; t < TT; ++t) facc[g][t] = _mm512_setzero_ps();
+  const int8_t* xq[TT];
+  const float* dx[TT];
+  const int32_t* qs[TT];
+  for (int t = 0; t < TT; ++t) {
+    xq[t] = a.q + (t0 + t) * a.nb * 32;
+    dx[t] = a.dexp + (t0 + t) * a.nb * 8;
+    qs[t] = a.qsum + (t0 + t) * a.nb;
+  }
+  const uint8_t* wc[G];
+  const uint16_t* ws[G];
+  for (int g = 0; g < G; ++g) {
+    wc[g] = p.codes + (g0 + g) * nb * CB;
+    ws[g] = p.scales + (g0 + g) * nb * kPackRows;
+  }
+  const __m512i k0f = _mm512_set1_epi8(0x0F);
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i acc[G][TT];
+    for (int t = 0; t < TT; ++t) {
+      const __m512i init = _mm512_set1_epi32(-kOff * qs[t][b]);
+      for (int g = 0; g < G; ++g) acc[g][t] = init;
+    }
+    if constexpr (D == DType::kQ8_0) {
+      for (int j = 0; j < 8; ++j) {
+        __m512i w[G];
+        for (int g = 0; g < G; ++g) w[g] = _mm512_load_si512(wc[g] + b * CB + j * 64);
+        for (int t = 0; t < TT; ++t) {
+          const __m512i xv = Bcast(xq[t] + b * 32 + 4 * j);
+          for (int g = 0; g < G; ++g) acc[g][t] = _mm512_dpbusd_epi32(acc[g][t], w[g], xv);
+        }
+      }
+    } else {
+      for (int j = 0; j < 4; ++j) {
+        __m512i lo[G], hi[G];
+        for (int g = 0; g < G; ++g) {
+          const __m512i raw = _mm512_load_si512(wc[g] + b * CB + j * 64);
+          lo[g] = _mm512_and_si512(raw, k0f);
+          hi[g] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), k0f);
+        }
+        for (int t = 0; t < TT; ++t) {
+          const __m512i xl = Bcast(xq[t] + b * 32 + 4 * j);
+          const __m512i xh = Bcast(xq[t] + b * 32 + 16 + 4 * j);
+          for (int g = 0; g < G; ++g) {
+            acc[g][t] = _mm512_dpbusd_epi32(acc[g][t], lo[g], xl);
+            acc[g][t] = _mm512_dpbusd_epi32(acc[g][t], hi[g], xh);
+          }
+        }
+      }
+    }
+    for (int g = 0; g < G; ++g) {
+      const __m512 dw = _mm512_cvtph_ps(
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(ws[g] + b * kPackRows)));
+      for (int t = 0; t < TT; ++t)
+        facc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[g][t]),
+                                     _mm512_mul_ps(dw, _mm512_set1_ps(dx[t][b * 8])), facc[g][t]);
+    }
+  }
+  for (int g = 0; g < G; ++g) {
+    const int64_t n = (g0 + g) * kPackRows;
+    const __m512 bias = m.bias ? _mm512_loadu_ps(m.bias + n) : _mm512_setzero_ps();
+    for (int t = 0; t < TT; ++t)
+      _mm512_storeu_ps(m.out + (t0 + t) * m.N + n, _mm512_add_ps(facc[g][t], bias));
+  }
+}
+
+template <DType D, int G>
+void Tokens(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g0,
+            int64_t t_begin, int64_t t_end) {
+  int64_t t = t_begin;
+  for (; t + 4 <= t_end; t += 4) Tile<D, G, 4>(m, p, a, g0, t);
+  switch (t_end - t) {
+    case 3: Tile<D, G, 3>(m, p, a, g0, t); break;
+    case 2: Tile<D, G, 2>(m, p, a, g0, t); break;
+    case 1: Tile<D, G, 1>(m, p, a, g0, t); break;
+    default: break;
+  }
+}
+
+template <DType D>
+void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g_begin,
+         int64_t g_end) {
+  for (int64_t t0 = 0; t0 < m.T; t0 += kTokenChunk) {
+    const int64_t t1 = std::min(m.T, t0 + kTokenChunk);
+    int64_t g = g_begin;
+    for (; g + 2 <= g_end; g += 2) Tokens<D, 2>(m, p, a, g, t0, t1);
+    if (g < g_end) Tokens<D, 1>(m, p, a, g, t0, t1);
+  }
+}
+
+}  // namespace
+
+void PackedMatMulAvx512(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a,
+                        int64_t g_begin, int64_t g_end) {
+  if (p.type == DType::kQ8_0) Run<DType::kQ8_0>(m, p, a, g_begin, g_end);
+  else Run<DType::kQ4_0>(m, p, a, g_begin, g_end);
+}
+
+}  // namespace petrel::kernels::cpu
