@@ -1,6 +1,7 @@
 // matmul_bench: out[T, N] = x[T, K] . W[N, K]^T on the CPU backend for the Qwen3-0.6B shapes.
 // Prints GFLOP/s (prefill shapes) and weight GB/s (decode shapes) per case.
 //   matmul_bench [--threads N] [--T 1,4,64,512] [--dtypes bf16,f16,f32,q8_0,q4_0,q4_1,q8_a]
+//                [--precision auto|f32|bf16]   (kernels::MatMulPrecision)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -14,10 +15,19 @@ using namespace petrel;
 
 int main(int argc, char** argv) {
   int threads = 2;
+  kernels::MatMulPrecision precision = kernels::MatMulPrecision::kAuto;
   std::vector<int64_t> Ts = {1, 4, 16, 128, 512};
   std::vector<DType> dtypes = {DType::kBF16, DType::kF16, DType::kF32};
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--precision")) {
+      auto p = kernels::ParseMatMulPrecision(argv[i + 1]);
+      if (!p.ok()) {
+        std::fprintf(stderr, "%s\n", p.error().ToString().c_str());
+        return 2;
+      }
+      precision = *p;
+    }
     if (!std::strcmp(argv[i], "--dtypes")) {
       dtypes.clear();
       const std::string list = argv[i + 1];
@@ -41,7 +51,7 @@ int main(int argc, char** argv) {
       }
     }
   }
-  auto be = kernels::CreateCpuBackend(threads);
+  auto be = kernels::CreateCpuBackend(threads, precision);
   std::printf("ISA %s, %d threads\n", kernels::CpuIsaName(), threads);
   struct Shape { const char* name; int64_t K, N; };
   const Shape shapes[] = {{"q_proj 1024->2048", 1024, 2048}, {"gate 1024->3072", 1024, 3072},

@@ -13,14 +13,19 @@ struct ModelFlags {
   int threads = 0;
   std::string device = "cpu";
   std::string quant;
+  std::string matmul_precision = "auto";
   void Register(Flags& f) {
     f.Add("load-format", &load_format, "auto (safetensors) or dummy (random weights from config.json)");
     f.Add("threads", &threads, "CPU threads (default: all)");
     f.Add("device", &device, "cpu (default), cuda or cuda:N (needs a -DPETREL_CUDA=ON build)");
     f.Add("quant", &quant, "quantize weights at load: int8, int4[:32|64|128] (default group 64), q4_0");
+    f.Add("matmul-precision", &matmul_precision,
+          "CPU matmul over bf16 weights: auto (default: bf16 activations for prefill batches where "
+          "the CPU has AVX512_BF16, f32 for decode), f32 (always f32 activations), bf16");
   }
   model::LoadOptions ToLoadOptions() const {
-    return model::LoadOptions{.load_format = load_format, .n_threads = threads, .device = device, .quant = quant};
+    return model::LoadOptions{.load_format = load_format, .n_threads = threads, .device = device, .quant = quant,
+                              .matmul_precision = matmul_precision};
   }
 };
 

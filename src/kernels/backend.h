@@ -154,9 +154,23 @@ class Backend {
   }
 };
 
+// Arithmetic of the CPU matmul over bf16 weights.
+//  kF32:  activations stay f32 (every dtype, every ISA): the exact path the golden tests pin.
+//  kBF16: activations rounded to bf16 (round to nearest even) and multiplied with vdpbf16ps,
+//         f32 accumulation, ~2x the f32 FMA rate; only for bf16 weights on CPUs with AVX512_BF16
+//         (f32 elsewhere). Rounding as transformers computing a bf16 model and as llama.cpp rounding
+//         activations to f16 for its F16 matmul.
+//  kAuto: kBF16 for prefill-sized batches (at least kBf16MinRows rows) where it applies, kF32
+//         otherwise — decode keeps f32 activations.
+enum class MatMulPrecision { kAuto, kF32, kBF16 };
+constexpr int64_t kBf16MinRows = 32;
+// Parses "auto" | "f32" | "bf16"; kInvalidArgument otherwise.
+Result<MatMulPrecision> ParseMatMulPrecision(const std::string& s);
+
 // The CPU backend with `n_threads` worker threads (0 = all hardware threads). It picks the widest
 // ISA the machine supports (AVX-512, AVX2, else scalar) once, at construction.
-std::unique_ptr<Backend> CreateCpuBackend(int n_threads);
+std::unique_ptr<Backend> CreateCpuBackend(int n_threads,
+                                          MatMulPrecision precision = MatMulPrecision::kAuto);
 
 // Name of the ISA level the CPU kernels use on this machine ("avx512", "avx2", "scalar").
 const char* CpuIsaName();

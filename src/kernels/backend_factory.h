@@ -11,7 +11,9 @@ namespace petrel::kernels {
 
 // device: "cpu", "cuda" (GPU 0) or "cuda:N". n_threads: CPU worker threads (0 = all; the CUDA
 // backend ignores it). Errors: kInvalidArgument for an unknown name, and whatever
-// CreateCudaBackend() reports (built without CUDA, no such GPU).
-Result<std::unique_ptr<Backend>> CreateBackend(const std::string& device, int n_threads);
+// CreateCudaBackend() reports (built without CUDA, no such GPU). precision: the CPU matmul's
+// (MatMulPrecision); the CUDA backend ignores it.
+Result<std::unique_ptr<Backend>> CreateBackend(const std::string& device, int n_threads,
+                                               MatMulPrecision precision = MatMulPrecision::kAuto);
 
 }  // namespace petrel::kernels

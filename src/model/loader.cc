@@ -85,6 +85,7 @@ Status BindGgufTensors(const formats::GgufFile& f, const formats::ModelConfig& c
 }  // namespace
 
 Result<std::unique_ptr<Model>> LoadModel(const std::string& dir, const LoadOptions& opts) {
+  PETREL_TRY(const kernels::MatMulPrecision precision, kernels::ParseMatMulPrecision(opts.matmul_precision));
   auto m = std::unique_ptr<Model>(new Model());
   m->dir_ = dir;
   // A .gguf file (llama.cpp) instead of a directory: config from its metadata (gguf_model.h).
@@ -184,7 +185,7 @@ Result<std::unique_ptr<Model>> LoadModel(const std::string& dir, const LoadOptio
   ForEachTensor(c, w, [&](const TensorSpec&, TensorView& slot) { bytes += (int64_t)slot.NumBytes(); });
   m->weight_bytes_ = bytes;
   m->rope_ = BuildRopeTable(c);
-  PETREL_TRY(m->backend_, kernels::CreateBackend(opts.device, opts.n_threads));
+  PETREL_TRY(m->backend_, kernels::CreateBackend(opts.device, opts.n_threads, precision));
   // Each weight goes to the backend's memory once (device memory for CUDA; the CPU keeps views).
   ForEachTensor(c, w, [&](const TensorSpec&, TensorView& slot) { slot = m->backend_->UploadWeight(slot); });
   if (c.tie_embeddings) w.lm_head = w.embed;

@@ -37,6 +37,8 @@ struct LoadOptions {
   std::string device = "cpu";        // backend: "cpu", "cuda", "cuda:N" (kernels::CreateBackend)
   uint64_t dummy_seed = 0;
   std::string quant;                 // quantize at load: "", int8, int4[:group], q4_0 (quantize.h)
+  std::string matmul_precision = "auto";  // CPU matmul over bf16 weights: auto, f32, bf16
+                                          // (kernels::MatMulPrecision)
 };
 
 class Model {

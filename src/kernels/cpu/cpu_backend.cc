@@ -8,6 +8,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/matmul_bf16.h"
 #include "kernels/cpu/quant_matmul.h"
 #include "kernels/cpu/quant_matmul_packed.h"
 
@@ -32,8 +33,10 @@ class CpuKvCache : public KvCache {
 
 class CpuBackend : public Backend {
  public:
-  explicit CpuBackend(int n_threads)
-      : pool_(n_threads > 0 ? n_threads : ThreadPool::HardwareThreads()), isa_(cpu::SelectedIsa()) {
+  CpuBackend(int n_threads, MatMulPrecision precision)
+      : pool_(n_threads > 0 ? n_threads : ThreadPool::HardwareThreads()),
+        isa_(cpu::SelectedIsa()),
+        precision_(precision) {
     switch (isa_) {
       case Isa::kAvx512:
         matmul_ = cpu::MatMulAvx512;
@@ -111,6 +114,7 @@ class CpuBackend : public Backend {
         return cpu::PackedQuantMatMul(a, *p, pool_, isa_);
       return cpu::QuantMatMul(a, pool_, isa_);  // quant_matmul.h
     }
+    if (UseBf16Activations(w.dtype, T)) return MatMulBf16(a);
     auto fn = matmul_;
     pool_.ParallelFor(N, 16, [&](int64_t b, int64_t e, int) { fn(a, b, e); });
   }
@@ -223,8 +227,31 @@ class CpuBackend : public Backend {
   }
 
  private:
+  // MatMulPrecision (backend.h): bf16 activations only over bf16 weights, only with AVX512_BF16.
+  bool UseBf16Activations(DType w_dtype, int64_t T) const {
+    if (w_dtype != DType::kBF16 || isa_ != Isa::kAvx512) return false;
+    switch (precision_) {
+      case MatMulPrecision::kF32: return false;
+      case MatMulPrecision::kBF16: return true;
+      case MatMulPrecision::kAuto: return T >= kBf16MinRows;
+    }
+    return false;
+  }
+
+  // Activations to bf16 pairs once (split over rows), then 64-column panels split over threads.
+  void MatMulBf16(const cpu::MatMulArgs& a) {
+    const int64_t pairs = cpu::Bf16Pairs(a.K);
+    bf16_acts_.resize((size_t)(a.T * pairs));
+    uint32_t* xp = bf16_acts_.data();
+    pool_.ParallelFor(a.T, 4, [&](int64_t b, int64_t e, int) { cpu::ConvertRowsToBf16Avx512(a.x, a.K, xp, b, e); });
+    pool_.ParallelFor(a.N, cpu::kBf16PanelCols,
+                      [&](int64_t b, int64_t e, int) { cpu::MatMulBf16ActAvx512(a, xp, b, e); });
+  }
+
   ThreadPool pool_;
   Isa isa_;
+  MatMulPrecision precision_;
+  std::vector<uint32_t> bf16_acts_;  // MatMulBf16's activations, reused across calls
   cpu::PackedWeights packed_;  // packed Q8_0 / Q4_0 copies of uploaded weights
   cpu::MatMulFn matmul_ = nullptr;
   cpu::AttentionFn attention_ = nullptr;
@@ -232,8 +259,8 @@ class CpuBackend : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> CreateCpuBackend(int n_threads) {
-  return std::make_unique<CpuBackend>(n_threads);
+std::unique_ptr<Backend> CreateCpuBackend(int n_threads, MatMulPrecision precision) {
+  return std::make_unique<CpuBackend>(n_threads, precision);
 }
 
 const char* CpuIsaName() { return cpu::IsaName(cpu::SelectedIsa()); }

@@ -24,6 +24,13 @@ void MatMul(const float* x, const void* w, DType w_dtype, const float* bias, flo
     }
 }
 
+void MatMulBf16Activations(const float* x, const void* w, DType w_dtype, const float* bias,
+                           float* out, int64_t T, int64_t K, int64_t N) {
+  std::vector<float> xr(x, x + T * K);
+  for (float& v : xr) v = BF16ToF32(F32ToBF16(v));
+  MatMul(xr.data(), w, w_dtype, bias, out, T, K, N);
+}
+
 void RmsNorm(const float* x, const float* w, float* out, int64_t rows, int64_t d, float eps) {
   for (int64_t r = 0; r < rows; ++r) {
     double ss = 0;

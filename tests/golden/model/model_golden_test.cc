@@ -17,9 +17,10 @@ using golden::CheckCases;
 using golden::IdsOf;
 using golden::LoadRefs;
 
+// The exact path: f32 activations in every matmul (MatMulPrecision kF32), within kLogitTol (2e-3).
 void RunFamily(const std::string& model_dir, const Json& cases, const std::vector<int32_t>& probe,
                const std::string& label) {
-  auto m = LoadModel(model_dir, LoadOptions{.n_threads = 2});
+  auto m = LoadModel(model_dir, LoadOptions{.n_threads = 2, .matmul_precision = "f32"});
   ASSERT_TRUE(m.ok()) << m.error().ToString();
   CheckCases(m->get(), nullptr, cases, probe, label);
 }

@@ -53,9 +53,13 @@ class CpuKernels : public testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
     if (GetParam().isa > cpu::DetectIsa()) GTEST_SKIP() << "ISA not available on this CPU";
+    backend_ = Create(MatMulPrecision::kF32);  // the exact path; kBF16 has its own test
+  }
+  std::unique_ptr<Backend> Create(MatMulPrecision precision) {
     setenv("PETREL_ISA", cpu::IsaName(GetParam().isa), 1);
-    backend_ = CreateCpuBackend(3);
+    auto be = CreateCpuBackend(3, precision);
     unsetenv("PETREL_ISA");
+    return be;
   }
   std::unique_ptr<Backend> backend_;
 };
@@ -81,6 +85,48 @@ TEST_P(CpuKernels, MatMulMatchesReference) {
       reference::MatMul(x.data(), w_exact.data(), DType::kF32, nullptr, want.data(), T, K, N);
       backend_->MatMul(out, xt, w, TensorView{});
       EXPECT_LT(MaxRelErr(want, out.As<float>()), 2e-5f) << "no bias T=" << T << " K=" << K;
+    }
+  }
+}
+
+// MatMulPrecision::kBF16: activations rounded to bf16, vdpbf16ps over pair-packed weight panels
+// (AVX-512 with bf16 weights), against the scalar reference that rounds x the same way. Sizes cover
+// partial register tiles (T % 6), partial panels (N % 64, N % 16), odd K and several K blocks.
+// Elsewhere (other ISAs, other dtypes) kBF16 falls back to the exact f32 path. kAuto takes the f32
+// path below kBf16MinRows rows.
+TEST_P(CpuKernels, Bf16ActivationMatMulMatchesReference) {
+  const DType dt = GetParam().w_dtype;
+  const bool bf16_path = GetParam().isa == Isa::kAvx512 && dt == DType::kBF16;
+  auto be = Create(MatMulPrecision::kBF16);
+  auto be_auto = Create(MatMulPrecision::kAuto);
+  for (int64_t T : {1, 5, 6, 7, 13, 32, 71}) {
+    for (auto [K, N] : {std::pair<int64_t, int64_t>{1, 1}, {2, 17}, {31, 64}, {33, 65}, {64, 130},
+                        {100, 37}, {1025, 9}, {2100, 80}}) {
+      auto x = Random(T * K, 50 + T);
+      std::vector<float> w_exact;
+      Tensor w = MakeWeights(Random(N * K, 51 + K, 0.1f), dt, {N, K}, &w_exact);
+      auto bias = Random(N, 52);
+      Tensor bias_t(DType::kF32, {N}), xt(DType::kF32, {T, K}), out(DType::kF32, {T, N});
+      std::copy(bias.begin(), bias.end(), bias_t.As<float>());
+      std::copy(x.begin(), x.end(), xt.As<float>());
+      std::vector<float> want(T * N), want_f32(T * N);
+      reference::MatMul(x.data(), w_exact.data(), DType::kF32, bias.data(), want_f32.data(), T, K, N);
+      if (bf16_path)
+        reference::MatMulBf16Activations(x.data(), w_exact.data(), DType::kF32, bias.data(), want.data(), T, K, N);
+      else
+        want = want_f32;
+      be->MatMul(out, xt, w, bias_t);
+      EXPECT_LT(MaxRelErr(want, out.As<float>()), 2e-5f) << "T=" << T << " K=" << K << " N=" << N;
+      if (bf16_path && K >= 31)  // the rounding is really there: the f32 result is out of reach
+        EXPECT_GT(MaxRelErr(want_f32, out.As<float>()), 2e-5f) << "T=" << T << " K=" << K;
+      be->MatMul(out, xt, w, TensorView{});
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t n = 0; n < N; ++n) want[t * N + n] -= bias[n];
+      EXPECT_LT(MaxRelErr(want, out.As<float>()), 2e-5f) << "no bias T=" << T << " K=" << K;
+      if (T < kBf16MinRows) {  // kAuto keeps small batches (decode) exact
+        be_auto->MatMul(out, xt, w, bias_t);
+        EXPECT_LT(MaxRelErr(want_f32, out.As<float>()), 2e-5f) << "auto T=" << T << " K=" << K;
+      }
     }
   }
 }
