@@ -7,6 +7,8 @@ namespace {
 
 // Four elements per thread with 16-byte accesses where the pointers allow it; a scalar tail.
 __global__ void AddKernel(float* __restrict__ x, const float* __restrict__ y, int64_t n) {
+  PdlLaunchDependents();
+  PdlWait();
   const int64_t i = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * 4;
   if (i + 4 <= n) {
     float4 a = *reinterpret_cast<float4*>(x + i);
@@ -22,6 +24,8 @@ __global__ void AddKernel(float* __restrict__ x, const float* __restrict__ y, in
 }
 
 __global__ void AddScalarKernel(float* __restrict__ x, const float* __restrict__ y, int64_t n) {
+  PdlLaunchDependents();
+  PdlWait();
   const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) x[i] += y[i];
 }
@@ -33,11 +37,10 @@ void LaunchAdd(float* x, const float* y, int64_t n, cudaStream_t stream) {
   const bool aligned = ((uintptr_t)x % 16 == 0) && ((uintptr_t)y % 16 == 0);
   if (aligned) {
     const int64_t threads = (n + 3) / 4;
-    AddKernel<<<(unsigned)((threads + 255) / 256), 256, 0, stream>>>(x, y, n);
+    LaunchPdl(AddKernel, (unsigned)((threads + 255) / 256), 256, 0, stream, x, y, n);
   } else {
-    AddScalarKernel<<<(unsigned)((n + 255) / 256), 256, 0, stream>>>(x, y, n);
+    LaunchPdl(AddScalarKernel, (unsigned)((n + 255) / 256), 256, 0, stream, x, y, n);
   }
-  CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace petrel::kernels::cuda

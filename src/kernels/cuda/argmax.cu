@@ -20,12 +20,14 @@ __device__ __forceinline__ void Better(float& v, int& i, float ov, int oi) {
 // then warp shuffles and one shared-memory pass.
 __global__ void __launch_bounds__(kThreads)
     ArgMaxKernel(int32_t* ids, const float* __restrict__ logits, int64_t V, bool vec) {
+  PdlLaunchDependents();
+  PdlWait();
   const float* row = logits + (int64_t)blockIdx.x * V;
   float best = -FLT_MAX;
   int bi = INT_MAX;
   if (vec) {
     for (int64_t j = threadIdx.x * 4; j < V; j += kThreads * 4) {
-      const float4 v = __ldg(reinterpret_cast<const float4*>(row + j));
+      const float4 v = *reinterpret_cast<const float4*>(row + j);
       Better(best, bi, v.x, (int)j);
       Better(best, bi, v.y, (int)j + 1);
       Better(best, bi, v.z, (int)j + 2);
@@ -63,8 +65,7 @@ __global__ void __launch_bounds__(kThreads)
 void LaunchArgMax(int32_t* ids, const float* logits, int64_t rows, int64_t V, cudaStream_t stream) {
   if (rows == 0) return;
   const bool vec = V % 4 == 0 && (uintptr_t)logits % 16 == 0;
-  ArgMaxKernel<<<(unsigned)rows, kThreads, 0, stream>>>(ids, logits, V, vec);
-  CUDA_CHECK(cudaGetLastError());
+  LaunchPdl(ArgMaxKernel, (unsigned)rows, kThreads, 0, stream, ids, logits, V, vec);
 }
 
 }  // namespace petrel::kernels::cuda

@@ -38,8 +38,10 @@
 #include "kernels/cuda/add.cuh"
 #include "kernels/cuda/argmax.cuh"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/decode_attention.cuh"
 #include "kernels/cuda/elem.h"
 #include "kernels/cuda/embedding.cuh"
+#include "kernels/cuda/head_ops.cuh"
 #include "kernels/cuda/matmul.cuh"
 #include "kernels/cuda/paged_attention.cuh"
 #include "kernels/cuda/rms_norm.cuh"
@@ -186,6 +188,7 @@ struct DeviceBatch {
   // Host spans this copy was made from (for recognising them in ops).
   BatchMetadata host;
   int64_t n_rows = 0;  // attention rows: max(q_begin + q_len)
+  bool all_decode = false;  // every sequence has one query row (the decode attention kernel)
   int64_t cap_rows = 0, cap_seqs = 0;
   int table_stride = 0;
   // Device pointers into `dev`.
@@ -203,7 +206,7 @@ struct DeviceBatch {
 
 // One recorded op: what it depends on, and how to enqueue it.
 struct OpKey {
-  std::array<uint64_t, 16> v{};
+  std::array<uint64_t, 24> v{};
   int n = 0;
   bool operator==(const OpKey& o) const {
     return n == o.n && std::equal(v.begin(), v.begin() + n, o.v.begin());
@@ -234,7 +237,7 @@ OpKey MakeKey(Args... args) {
 
 enum class OpCode : int {
   kEmbedding, kRmsNorm, kMatMul, kRope, kAdd, kSiluMul, kStoreKv, kAttention, kGatherRows,
-  kGemvGroup, kAddRmsNorm, kArgMax
+  kGemvGroup, kAddRmsNorm, kArgMax, kHeadOps
 };
 
 bool Overlaps(const void* a, size_t an, const void* b, size_t bn) {
@@ -254,6 +257,11 @@ class CudaBackend : public Backend {
     cublas_workspace_ = DeviceBuffer(kCublasWorkspace);
     CUDA_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_.get(), kCublasWorkspace));
     cuda::ConfigurePagedAttention();
+    cuda::ConfigureDecodeAttention();
+    // LM-head argmax keys [kGemvMaxRows] u64 and the block counter: zero between launches.
+    amax_buf_ = DeviceBuffer(cuda::kGemvMaxRows * 8 + 8);
+    CUDA_CHECK(cudaMemset(amax_buf_.get(), 0, amax_buf_.bytes()));
+    CUDA_CHECK(cudaDeviceSynchronize());
     CUDA_CHECK(cudaEventCreateWithFlags(&batch_.uploaded, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventCreateWithFlags(&adhoc_.uploaded, cudaEventDisableTiming));
     cudaDeviceProp prop;
@@ -364,6 +372,12 @@ class CudaBackend : public Backend {
              [=](cudaStream_t s) { cuda::LaunchAddRmsNorm(o, xs, ys, wp, we, rows, d, eps, s); });
       return;
     }
+    if (o == xp && d % 2 == 0 && d <= cuda::kMaxHeadOpsDim && w.dtype == DType::kF32) {
+      HeadEntry* e = JoinHeads(o, rows * d, d);  // q/k norm: deferred, see FlushHeads
+      e->norm_w = w.As<float>();
+      e->eps = eps;
+      return;
+    }
     Submit(MakeKey(OpCode::kRmsNorm, o, xp, wp, (int)we, rows, d, eps), [=](cudaStream_t s) {
       cuda::LaunchRmsNorm(o, xp, wp, we, rows, d, eps, s);
     });
@@ -424,6 +438,21 @@ class CudaBackend : public Backend {
     a.n_heads = n_heads;
     a.head_dim = head_dim;
     a.attention_scaling = rope.attention_scaling;
+    if (head_dim % 2 == 0 && head_dim <= cuda::kMaxHeadOpsDim) {
+      // Deferred with the q/k norms (see FlushHeads); other rope parameters start a new batch.
+      if (pending_ == Pending::kHeads && heads_.positions &&
+          (heads_.positions != a.positions || heads_.inv_freq != a.inv_freq ||
+           heads_.scaling != a.attention_scaling || heads_.T != a.n_tokens))
+        FlushPending();
+      const int64_t n = a.n_tokens * n_heads * head_dim;
+      HeadEntry* e = Find(a.x);
+      if (!e || e->rope || e->n != n || e->d != head_dim) e = JoinHeads(a.x, n, head_dim);
+      e->rope = true;
+      e->n_heads = n_heads;
+      heads_.positions = a.positions, heads_.inv_freq = a.inv_freq;
+      heads_.scaling = a.attention_scaling, heads_.T = a.n_tokens;
+      return;
+    }
     Submit(MakeKey(OpCode::kRope, a.x, a.positions, a.inv_freq, a.n_tokens, n_heads, head_dim,
                    a.attention_scaling),
            [=](cudaStream_t s) { cuda::LaunchRope(a, s); });
@@ -444,6 +473,14 @@ class CudaBackend : public Backend {
     const float* g = gate.As<float>();
     const float* u = up.As<float>();
     const int64_t n = out.NumElements();
+    if (pending_ == Pending::kGemv && pend_g_.n_segs == 2 && pend_g_.seg[0].out == g &&
+        pend_g_.seg[1].out == u && pend_g_.seg[0].n == pend_g_.seg[1].n &&
+        pend_T_ * pend_g_.seg[0].n == n && !pend_g_.silu_out && !pend_g_.amax &&
+        !Overlaps(o, n * 4, pend_x_, pend_T_ * pend_K_ * 4)) {
+      pend_g_.silu_out = o;  // the gate/up GEMVs write silu(gate) * up too (one launch)
+      FlushPending();
+      return;
+    }
     Submit(MakeKey(OpCode::kSiluMul, o, g, u, n),
            [=](cudaStream_t s) { cuda::LaunchSiluMul(o, g, u, n, s); });
   }
@@ -459,6 +496,20 @@ class CudaBackend : public Backend {
     const float* vx = v.As<float>();
     const int n = (int)slots.size();
     const int64_t row = (int64_t)c.layout().n_kv_heads * c.layout().head_dim;
+    if (d_slots != batch_.slots) kv_adhoc_store_ = true;  // not this step's new tokens
+    if (pending_ == Pending::kHeads && heads_.T == n && heads_.d == c.layout().head_dim &&
+        AllRoped() && !Find(const_cast<float*>(vx))) {
+      // This layer's q/k norms and ropes, then the store: one HeadOps launch.
+      HeadEntry* ke = Find(const_cast<float*>(kx));
+      if (!ke || ke->n == n * row) {
+        heads_.store = true;
+        heads_.k_pool = kp, heads_.v_pool = vp, heads_.kv_elem = e;
+        heads_.k = kx, heads_.v = vx, heads_.slots = d_slots, heads_.kv_row = row;
+        heads_.k_entry = ke ? (int)(ke - heads_.e) : -1;
+        FlushPending();
+        return;
+      }
+    }
     Submit(MakeKey(OpCode::kStoreKv, kp, vp, (int)e, kx, vx, d_slots, n, row), [=](cudaStream_t s) {
       cuda::LaunchStoreKv(kp, vp, e, kx, vx, d_slots, n, row, s);
     });
@@ -488,6 +539,27 @@ class CudaBackend : public Backend {
     // Partitions cover the table's capacity (stride * block_size tokens), not this step's
     // lengths, so the launch (and a graph holding it) stays the same while contexts grow.
     const int64_t capacity = (int64_t)b.table_stride * a.block_size;
+    if (b.all_decode && cuda::DecodeAttentionSupported(a)) {  // see decode_attention.cuh
+      const int split = cuda::DecodeSplit(a.kv_elem);
+      const int n_splits = (int)((capacity + split - 1) / split);
+      attn_parts_.Reserve(cuda::DecodePartFloats(a, n_splits) * sizeof(float));
+      const size_t ctr_bytes = cuda::DecodeCounters(a) * sizeof(unsigned);
+      if (attn_counters_.bytes() < ctr_bytes) {
+        attn_counters_.Reserve(ctr_bytes);
+        CUDA_CHECK(cudaMemsetAsync(attn_counters_.get(), 0, attn_counters_.bytes(), stream_));
+      }
+      const bool pf = !kv_adhoc_store_;  // KV of earlier positions settled (see the kernel)
+      cuda::DecodeAttentionScratch sc;
+      sc.part_out = static_cast<float*>(attn_parts_.get());
+      sc.part_ml = sc.part_out + (int64_t)a.n_rows * a.n_heads * n_splits * a.head_dim;
+      sc.counters = static_cast<unsigned*>(attn_counters_.get());
+      Submit(MakeKey(OpCode::kAttention, a.out, a.q, a.k_pool, (int)a.kv_elem, a.row_seq,
+                     a.block_tables, a.table_stride, a.n_rows, a.block_size,
+                     (int64_t)a.n_heads << 32 | a.n_kv_heads, a.head_dim, a.scale,
+                     a.sliding_window, n_splits, sc.part_out, sc.counters, pf ? -1 : -2),
+             [=](cudaStream_t s) { cuda::LaunchDecodeAttention(a, n_splits, sc, pf, s); });
+      return;
+    }
     a.n_parts = (int)((capacity + cuda::kPartition - 1) / cuda::kPartition);
     if (a.n_parts > 1) {
       const size_t per = (size_t)a.n_rows * a.n_heads * a.n_parts;
@@ -534,9 +606,17 @@ class CudaBackend : public Backend {
     ids_dev_.Reserve(std::max<int64_t>(R, 4096) * sizeof(int32_t));
     int32_t* d_ids = static_cast<int32_t*>(ids_dev_.get());
     const float* lp = logits.As<float>();
-    // Part of the step (and its graph): the ids buffer and the logits stay put across steps.
-    Submit(MakeKey(OpCode::kArgMax, d_ids, lp, R, V),
-           [=](cudaStream_t s) { cuda::LaunchArgMax(d_ids, lp, R, V, s); });
+    if (pending_ == Pending::kGemv && pend_g_.n_segs == 1 && pend_g_.seg[0].out == lp &&
+        pend_g_.seg[0].n == V && pend_T_ == R && !pend_g_.silu_out) {
+      // The LM head's GEMV reduces each row's argmax in its blocks (one launch).
+      pend_g_.amax = static_cast<unsigned long long*>(amax_buf_.get());
+      pend_g_.amax_counter = reinterpret_cast<unsigned*>(pend_g_.amax + cuda::kGemvMaxRows);
+      pend_g_.amax_ids = d_ids;
+    } else {
+      // Part of the step (and its graph): the ids buffer and the logits stay put across steps.
+      Submit(MakeKey(OpCode::kArgMax, d_ids, lp, R, V),
+             [=](cudaStream_t s) { cuda::LaunchArgMax(d_ids, lp, R, V, s); });
+    }
     FlushPending();
     FinishStep();
     batch_.host = BatchMetadata{};
@@ -569,8 +649,11 @@ class CudaBackend : public Backend {
       const cuda::GemvSeg* sg = g.seg;
       Submit(MakeKey(OpCode::kGemvGroup, x, T << 40 | (int64_t)e << 36 | (int64_t)g.n_segs << 32 | K,
                      sg[0].out, sg[0].w, sg[0].bias, sg[0].n, sg[1].out, sg[1].w, sg[1].bias,
-                     sg[1].n, sg[2].out, sg[2].w, sg[2].bias, sg[2].n),
+                     sg[1].n, sg[2].out, sg[2].w, sg[2].bias, sg[2].n, g.silu_out, g.residual,
+                     g.amax_ids),
              [=](cudaStream_t s) { cuda::LaunchGemvGroup(g, e, x, T, K, s); });
+    } else if (p == Pending::kHeads) {
+      FlushHeads();
     } else if (p == Pending::kAdd) {
       float* xp = pend_add_x_;
       const float* yp = pend_add_y_;
@@ -578,6 +661,109 @@ class CudaBackend : public Backend {
       Submit(MakeKey(OpCode::kAdd, xp, yp, n),
              [=](cudaStream_t s) { cuda::LaunchAdd(xp, yp, n, s); });
     }
+  }
+
+  // Deferred per-head ops: RmsNorm over each head in place (Qwen3 q/k norm), Rope, then StoreKv,
+  // collected as they are called; when every entry is roped they run as one HeadOps launch (with
+  // the store when it came), else one launch per op in the order called (FlushHeads).
+  struct HeadEntry {
+    float* x = nullptr;
+    int64_t n = 0;  // elements
+    int d = 0;      // head_dim
+    const float* norm_w = nullptr;
+    float eps = 0.0f;
+    bool rope = false;
+    int n_heads = 0;
+  };
+  struct PendingHeads {
+    HeadEntry e[cuda::kMaxHeadOpsEntries];
+    int n = 0, d = 0;
+    const int32_t* positions = nullptr;
+    const float* inv_freq = nullptr;
+    float scaling = 1.0f;
+    int64_t T = 0;
+    bool store = false;
+    void* k_pool = nullptr;
+    void* v_pool = nullptr;
+    Elem kv_elem = Elem::kBF16;
+    const float* k = nullptr;
+    const float* v = nullptr;
+    const int64_t* slots = nullptr;
+    int64_t kv_row = 0;
+    int k_entry = -1;
+  };
+
+  HeadEntry* Find(const float* x) {
+    if (pending_ != Pending::kHeads) return nullptr;
+    for (int i = 0; i < heads_.n; ++i)
+      if (heads_.e[i].x == x) return &heads_.e[i];
+    return nullptr;
+  }
+  bool AllRoped() const {
+    for (int i = 0; i < heads_.n; ++i)
+      if (!heads_.e[i].rope) return false;
+    return heads_.n > 0;
+  }
+  // A new entry for x (n elements, heads of d) in the pending head ops; runs the pending ops first
+  // when x overlaps an entry already there, the batch is full or its head size differs.
+  HeadEntry* JoinHeads(float* x, int64_t n, int d) {
+    bool fresh = pending_ != Pending::kHeads || heads_.n == cuda::kMaxHeadOpsEntries || heads_.d != d;
+    for (int i = 0; !fresh && i < heads_.n; ++i)
+      fresh = Overlaps(x, n * 4, heads_.e[i].x, heads_.e[i].n * 4);
+    if (fresh) {
+      FlushPending();
+      pending_ = Pending::kHeads;
+      heads_ = PendingHeads{};
+      heads_.d = d;
+    }
+    HeadEntry& e = heads_.e[heads_.n++];
+    e = HeadEntry{};
+    e.x = x, e.n = n, e.d = d;
+    return &e;
+  }
+  void FlushHeads() {
+    const PendingHeads h = heads_;
+    heads_ = PendingHeads{};
+    bool fused = h.n > 0;
+    for (int i = 0; i < h.n; ++i) fused = fused && h.e[i].rope;
+    if (!fused) {
+      for (int i = 0; i < h.n; ++i) {
+        const HeadEntry& e = h.e[i];
+        float* x = e.x;
+        if (e.norm_w) {
+          const float* w = e.norm_w;
+          const int64_t rows = e.n / e.d, d = e.d;
+          const float eps = e.eps;
+          Submit(MakeKey(OpCode::kRmsNorm, x, x, w, (int)Elem::kF32, rows, d, eps),
+                 [=](cudaStream_t s) { cuda::LaunchRmsNorm(x, x, w, Elem::kF32, rows, d, eps, s); });
+        }
+        if (e.rope) {
+          cuda::RopeArgs a;
+          a.x = x, a.positions = h.positions, a.inv_freq = h.inv_freq, a.n_tokens = h.T;
+          a.n_heads = e.n_heads, a.head_dim = e.d, a.attention_scaling = h.scaling;
+          Submit(MakeKey(OpCode::kRope, a.x, a.positions, a.inv_freq, a.n_tokens, a.n_heads,
+                         a.head_dim, a.attention_scaling),
+                 [=](cudaStream_t s) { cuda::LaunchRope(a, s); });
+        }
+      }
+      return;
+    }
+    cuda::HeadOpsArgs a;
+    a.n_entries = h.n;
+    for (int i = 0; i < h.n; ++i) a.e[i] = {h.e[i].x, h.e[i].n_heads, h.e[i].norm_w, h.e[i].eps};
+    a.n_tokens = h.T, a.head_dim = h.d;
+    a.positions = h.positions, a.inv_freq = h.inv_freq, a.attention_scaling = h.scaling;
+    if (h.store) {
+      a.k_pool = h.k_pool, a.v_pool = h.v_pool, a.kv_elem = h.kv_elem;
+      a.k = h.k, a.v = h.v, a.slots = h.slots, a.kv_row = h.kv_row, a.k_entry = h.k_entry;
+    }
+    const cuda::HeadOpsEntry& e0 = a.e[0];
+    const cuda::HeadOpsEntry& e1 = a.e[1];
+    Submit(MakeKey(OpCode::kHeadOps, e0.x, e0.norm_w, e0.eps, e1.x, e1.norm_w, e1.eps,
+                   (int64_t)e0.n_heads << 32 | e1.n_heads, a.positions, a.inv_freq,
+                   a.n_tokens << 16 | a.head_dim << 4 | a.n_entries, a.attention_scaling, a.k_pool,
+                   a.v_pool, (int)a.kv_elem << 8 | (a.k_entry + 1), a.k, a.v, a.slots, a.kv_row),
+           [=](cudaStream_t s) { cuda::LaunchHeadOps(a, s); });
   }
 
   // Runs, records or checks one op (see the file comment).
@@ -715,15 +901,19 @@ class CudaBackend : public Backend {
     b.seq_info = reinterpret_cast<const int32_t*>(d + o_info);
     b.block_tables = reinterpret_cast<const int32_t*>(d + o_tables);
     b.n_rows = n_rows;
+    b.all_decode = !meta.seqs.empty();
+    for (const AttentionSeq& s : meta.seqs) b.all_decode = b.all_decode && s.q_len == 1;
     b.host = meta;
   }
 
   // Index arrays an op was given that BeginBatch did not announce: uploaded now, through a second
   // DeviceBatch. Graph replay stops for this step (the arrays' device copy would not be stable).
   DeviceBatch& UploadAdHoc(const BatchMetadata& meta) {
+    FlushPending();  // a deferred op may hold pointers into the ad hoc copy about to be replaced
     if (mode_ == Mode::kReplay) Diverge();
     capturable_ = false;
     CUDA_CHECK(cudaStreamSynchronize(stream_));  // earlier ops may still read the ad hoc copy
+    kv_adhoc_store_ = false;
     Upload(meta, adhoc_);
     return adhoc_;
   }
@@ -779,8 +969,12 @@ class CudaBackend : public Backend {
   DeviceBatch batch_, adhoc_;
 
   Mode mode_ = Mode::kEager;
-  enum class Pending { kNone, kGemv, kAdd };
+  enum class Pending { kNone, kGemv, kAdd, kHeads };
   Pending pending_ = Pending::kNone;
+  PendingHeads heads_;
+  DeviceBuffer amax_buf_;      // LM-head argmax keys and counter (see GemvGroup::amax)
+  DeviceBuffer attn_counters_;  // decode attention split counters (zero between launches)
+  bool kv_adhoc_store_ = false;  // a StoreKv outside the step's slots since the stream last synced
   cuda::GemvGroup pend_g_;
   const float* pend_x_ = nullptr;
   int64_t pend_T_ = 0, pend_K_ = 0;

@@ -10,6 +10,8 @@ namespace {
 template <typename T>
 __global__ void EmbeddingKernel(float* __restrict__ out, const T* __restrict__ table,
                                 const int32_t* __restrict__ ids, int64_t d) {
+  PdlLaunchDependents();
+  PdlWait();
   const int64_t t = blockIdx.x;
   const T* src = table + (int64_t)ids[t] * d;
   float* dst = out + t * d;
@@ -23,16 +25,14 @@ void LaunchEmbedding(float* out, const void* table, Elem table_elem, const int32
   if (n == 0) return;
   DispatchElem(table_elem, [&](auto tag_) {
     using T = ElemType<decltype(tag_)>;
-    EmbeddingKernel<T><<<n, 256, 0, stream>>>(out, static_cast<const T*>(table), ids, d);
+    LaunchPdl(EmbeddingKernel<T>, n, 256, 0, stream, out, static_cast<const T*>(table), ids, d);
   });
-  CUDA_CHECK(cudaGetLastError());
 }
 
 void LaunchGatherRows(float* out, const float* x, const int32_t* rows, int n, int64_t d,
                       cudaStream_t stream) {
   if (n == 0) return;
-  EmbeddingKernel<float><<<n, 256, 0, stream>>>(out, x, rows, d);
-  CUDA_CHECK(cudaGetLastError());
+  LaunchPdl(EmbeddingKernel<float>, n, 256, 0, stream, out, x, rows, d);
 }
 
 }  // namespace petrel::kernels::cuda

@@ -1,5 +1,7 @@
 #include "kernels/cuda/matmul.cuh"
 
+#include <algorithm>
+
 #include "kernels/cuda/common.cuh"
 
 namespace petrel::kernels::cuda {
@@ -31,6 +33,8 @@ template <typename W, int TMAX>
 __global__ void __launch_bounds__(kGemvWarps * 32)
     GemvKernel(float* __restrict__ out, const float* __restrict__ x, const W* __restrict__ w,
                const float* __restrict__ bias, int T, int64_t K, int64_t N, bool vec) {
+  PdlLaunchDependents();
+  PdlWait();
   const int64_t n = (int64_t)blockIdx.x * kGemvWarps + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (n >= N) return;
@@ -46,8 +50,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 #pragma unroll
       for (int t = 0; t < TMAX; ++t) {
         if (t < T) {
-          const float4 a = __ldg(reinterpret_cast<const float4*>(x + t * K + k));
-          const float4 b = __ldg(reinterpret_cast<const float4*>(x + t * K + k + 4));
+          const float4 a = *reinterpret_cast<const float4*>(x + t * K + k);
+          const float4 b = *reinterpret_cast<const float4*>(x + t * K + k + 4);
           acc[t] += a.x * wv[0] + a.y * wv[1] + a.z * wv[2] + a.w * wv[3] + b.x * wv[4] +
                     b.y * wv[5] + b.z * wv[6] + b.w * wv[7];
         }
@@ -72,13 +76,26 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 
 // Bandwidth-bound GEMV for T <= 8 rows over up to kMaxGemvSegs weight matrices that share x
 // (q/k/v, gate/up: the backend groups consecutive MatMuls on the same activations). A warp owns
-// kRowsPerWarp output columns (rows of W) and one of KS slices of K; each lane streams 8-element
-// (16-byte for 16-bit weights) pieces, and all kUnroll x kRowsPerWarp pieces of one pass are
-// loaded into registers before any is used, so a lane has 8 independent 16-byte loads in flight
-// (Little's law: ~20 KB in flight per SM is needed to approach HBM bandwidth). x is read through
-// L1 (it is reused by every warp of the SM). Warp shuffles, then a shared-memory sum over the KS
-// slices. Needs K % 8 == 0 and 16-byte aligned x and w rows; the old one-warp-per-row kernel
-// covers the rest.
+// kRowsPerWarp output columns (rows of W, a "pair") and one of KS slices of K; each lane streams
+// 8-element (16-byte for 16-bit weights) pieces, and all kUnroll x kRowsPerWarp pieces of one
+// pass are loaded into registers before any is used, so a lane has 8 independent 16-byte loads
+// in flight (Little's law: ~20 KB in flight per SM is needed to approach HBM bandwidth).
+// Warp shuffles, then a shared-memory sum over the KS slices. Needs K % 8 == 0 and 16-byte
+// aligned x and w rows; the old one-warp-per-row kernel covers the rest.
+//
+// Persistent grid: a block walks "items" (kGroups pairs x KS slices) with a stride of the grid,
+// which is at most what fits on the device at once, so a large matrix (the LM head: 9,500 items)
+// keeps every SM streaming instead of paying a block launch per 16 rows.
+//
+// PDL: the first pass of weight pieces is loaded before PdlWait(), i.e. while the kernel before
+// (which produced x) may still be running; x and every output are touched only after it.
+//
+// Epilogues (GemvGroup): plain (out = x.w^T + bias); `residual` (one segment: residual += out as
+// well, the residual add that follows o_proj / down_proj); `silu_out` (two segments of equal n,
+// gate then up: the warp's two rows are gate row p and up row p, and silu_out = silu(gate) * up
+// is written besides gate and up); `amax` (one segment: the first index of the largest value of
+// each row t, reduced per block and merged with 64-bit atomicMax on an order-preserving key; the
+// last block to finish writes amax_ids and resets the keys and the counter for the next launch).
 constexpr int kRowsPerWarp = 2;
 constexpr int kUnroll = 4;
 
@@ -116,106 +133,227 @@ __device__ __forceinline__ void Unpack(const Piece<W>& r, float (&v)[8]) {
   }
 }
 
+// Row `n` of the launch's numbering: its segment and the row inside it (seg -1 past the end).
+__device__ __forceinline__ int SegOf(const GemvGroup& g, int64_t n, int64_t& c) {
+#pragma unroll
+  for (int sg = 0; sg < kMaxGemvSegs; ++sg) {
+    if (sg < g.n_segs && n >= g.seg[sg].begin && n < g.seg[sg].begin + g.seg[sg].n) {
+      c = n - g.seg[sg].begin;
+      return sg;
+    }
+  }
+  return -1;
+}
+
+// Order-preserving 64-bit key of (value, index): larger value first, then smaller index. NaN
+// gets key 0 (never wins; a row of NaN only reads as index 0, like the ArgMax kernel).
+__device__ __forceinline__ unsigned long long AmaxKey(float v, int64_t idx) {
+  if (v != v) return 0ull;
+  unsigned u = __float_as_uint(v);
+  u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  return ((unsigned long long)u << 32) | (unsigned long long)(0xFFFFFFFFu - (unsigned)idx);
+}
+
 template <typename W, int TMAX, int KS>
 __global__ void __launch_bounds__(256)
-    GemvStreamKernel(GemvGroup g, const float* __restrict__ x, int T, int64_t K) {
-  constexpr int kWarps = 8, kGroups = kWarps / KS;  // row groups per block
+    GemvStreamKernel(GemvGroup g, const float* __restrict__ x, int T, int64_t K, int64_t n_pairs) {
+  constexpr int kWarps = 8, kGroups = kWarps / KS;  // pairs per item
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int grp = warp / KS, ks = warp % KS;
-  const int64_t row0 = ((int64_t)blockIdx.x * kGroups + grp) * kRowsPerWarp;
-  // Each of this warp's rows: its segment's weight row (nullptr past the end).
-  const W* wr[kRowsPerWarp];
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-    const int64_t n = row0 + r;
-    wr[r] = nullptr;
-#pragma unroll
-    for (int sg = 0; sg < kMaxGemvSegs; ++sg)
-      if (sg < g.n_segs && n >= g.seg[sg].begin && n < g.seg[sg].begin + g.seg[sg].n)
-        wr[r] = static_cast<const W*>(g.seg[sg].w) + (n - g.seg[sg].begin) * K;
-  }
-  float acc[kRowsPerWarp][TMAX];
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r)
-#pragma unroll
-    for (int t = 0; t < TMAX; ++t) acc[r][t] = 0.0f;
-
+  const bool silu = g.silu_out != nullptr;
+  const int64_t n_items = (n_pairs + kGroups - 1) / kGroups;
   constexpr int kStep = 256 * KS;  // elements of K one pass of the KS warps covers per piece
-  for (int64_t base = (int64_t)ks * 256 + lane * 8; base < K; base += (int64_t)kUnroll * kStep) {
-    Piece<W> p[kRowsPerWarp][kUnroll];
+  const int64_t k0 = (int64_t)ks * 256 + lane * 8;
+
+  // This warp's weight rows for pair `pair` (nullptr past the end).
+  auto rows_of = [&](int64_t pair, const W* (&wr)[kRowsPerWarp]) {
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; ++r) {
+      wr[r] = nullptr;
+      int64_t c = 0;
+      const int sg = silu ? (pair < g.seg[0].n ? r : -1) : SegOf(g, pair * kRowsPerWarp + r, c);
+      if (silu) c = pair;
+      if (sg >= 0) wr[r] = static_cast<const W*>(g.seg[sg].w) + c * K;
+    }
+  };
+  auto load_pass = [&](const W* const (&wr)[kRowsPerWarp], int64_t base,
+                       Piece<W> (&p)[kRowsPerWarp][kUnroll]) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u)
 #pragma unroll
       for (int r = 0; r < kRowsPerWarp; ++r)
         if (wr[r] && base + u * kStep < K) p[r][u] = LoadPiece(wr[r] + base + u * kStep);
+  };
+
+  Piece<W> p[kRowsPerWarp][kUnroll];
+  int64_t item = blockIdx.x;
+  {
+    const W* wr[kRowsPerWarp];
+    rows_of(item * kGroups + grp, wr);
+    if (item < n_items && k0 < K) load_pass(wr, k0, p);  // before the wait: weights only
+  }
+  PdlLaunchDependents();
+  PdlWait();
+
+  __shared__ float red[kWarps][kRowsPerWarp][TMAX];
+  unsigned long long best[TMAX];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t k = base + u * kStep;
-      if (k < K) {
+  for (int t = 0; t < TMAX; ++t) best[t] = 0ull;
+  bool preloaded = true;
+  for (; item < n_items; item += gridDim.x) {
+    const int64_t pair0 = item * kGroups;
+    const W* wr[kRowsPerWarp];
+    rows_of(pair0 + grp, wr);
+    float acc[kRowsPerWarp][TMAX];
 #pragma unroll
-        for (int t = 0; t < TMAX; ++t) {
-          if (t < T) {
-            const float4 a = __ldg(reinterpret_cast<const float4*>(x + t * K + k));
-            const float4 b = __ldg(reinterpret_cast<const float4*>(x + t * K + k + 4));
+    for (int r = 0; r < kRowsPerWarp; ++r)
 #pragma unroll
-            for (int r = 0; r < kRowsPerWarp; ++r) {
-              if (wr[r]) {
-                float wv[8];
-                Unpack(p[r][u], wv);
-                acc[r][t] += a.x * wv[0] + a.y * wv[1] + a.z * wv[2] + a.w * wv[3] +
-                             b.x * wv[4] + b.y * wv[5] + b.z * wv[6] + b.w * wv[7];
+      for (int t = 0; t < TMAX; ++t) acc[r][t] = 0.0f;
+    for (int64_t base = k0; base < K; base += (int64_t)kUnroll * kStep) {
+      if (!preloaded) load_pass(wr, base, p);
+      preloaded = false;
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t k = base + u * kStep;
+        if (k < K) {
+#pragma unroll
+          for (int t = 0; t < TMAX; ++t) {
+            if (t < T) {
+              const float4 a = *reinterpret_cast<const float4*>(x + t * K + k);
+              const float4 b = *reinterpret_cast<const float4*>(x + t * K + k + 4);
+#pragma unroll
+              for (int r = 0; r < kRowsPerWarp; ++r) {
+                if (wr[r]) {
+                  float wv[8];
+                  Unpack(p[r][u], wv);
+                  acc[r][t] += a.x * wv[0] + a.y * wv[1] + a.z * wv[2] + a.w * wv[3] +
+                               b.x * wv[4] + b.y * wv[5] + b.z * wv[6] + b.w * wv[7];
+                }
               }
             }
           }
         }
       }
     }
-  }
-  __shared__ float red[kWarps][kRowsPerWarp][TMAX];
+    preloaded = false;
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r)
+    for (int r = 0; r < kRowsPerWarp; ++r)
 #pragma unroll
-    for (int t = 0; t < TMAX; ++t) {
-      const float s = WarpSum(acc[r][t]);
-      if (lane == 0) red[warp][r][t] = s;
-    }
-  __syncthreads();
-  const int n_out = kGroups * kRowsPerWarp * TMAX;
-  for (int i = threadIdx.x; i < n_out; i += blockDim.x) {
-    const int t = i % TMAX, r = (i / TMAX) % kRowsPerWarp, gi = i / (TMAX * kRowsPerWarp);
-    const int64_t n = ((int64_t)blockIdx.x * kGroups + gi) * kRowsPerWarp + r;
-    if (t >= T) continue;
-#pragma unroll
-    for (int sg = 0; sg < kMaxGemvSegs; ++sg) {
-      if (sg < g.n_segs && n >= g.seg[sg].begin && n < g.seg[sg].begin + g.seg[sg].n) {
+      for (int t = 0; t < TMAX; ++t) {
+        const float s = WarpSum(acc[r][t]);
+        if (lane == 0) red[warp][r][t] = s;
+      }
+    __syncthreads();
+    if (silu) {
+      for (int i = threadIdx.x; i < kGroups * TMAX; i += blockDim.x) {
+        const int t = i % TMAX, gi = i / TMAX;
+        const int64_t c = pair0 + gi;
+        if (t >= T || c >= g.seg[0].n) continue;
+        float gs = 0.0f, us = 0.0f;
+        for (int j = 0; j < KS; ++j) gs += red[gi * KS + j][0][t], us += red[gi * KS + j][1][t];
+        const int64_t n = g.seg[0].n;
+        if (g.seg[0].bias) gs += g.seg[0].bias[c];
+        if (g.seg[1].bias) us += g.seg[1].bias[c];
+        g.seg[0].out[t * n + c] = gs;
+        g.seg[1].out[t * n + c] = us;
+        // silu(g) = g / (1 + exp(-g)), as the SiluMul kernel (written last: it may alias gate/up).
+        g.silu_out[t * n + c] = gs / (1.0f + expf(-gs)) * us;
+      }
+    } else {
+      for (int i = threadIdx.x; i < kGroups * kRowsPerWarp * TMAX; i += blockDim.x) {
+        const int t = i % TMAX, r = (i / TMAX) % kRowsPerWarp, gi = i / (TMAX * kRowsPerWarp);
+        int64_t c = 0;
+        const int sg = SegOf(g, (pair0 + gi) * kRowsPerWarp + r, c);
+        if (t >= T || sg < 0) continue;
         float s = 0.0f;
         for (int j = 0; j < KS; ++j) s += red[gi * KS + j][r][t];
-        const int64_t c = n - g.seg[sg].begin;
         const float* bias = g.seg[sg].bias;
-        g.seg[sg].out[t * g.seg[sg].n + c] = s + (bias ? bias[c] : 0.0f);
+        s += bias ? bias[c] : 0.0f;
+        const int64_t n = g.seg[sg].n;
+        g.seg[sg].out[t * n + c] = s;
+        if (g.residual) g.residual[t * n + c] += s;
+        if (g.amax) {
+#pragma unroll
+          for (int tt = 0; tt < TMAX; ++tt)
+            if (tt == t) best[tt] = max(best[tt], AmaxKey(s, c));
+        }
       }
     }
+    __syncthreads();  // red is reused by the next item
   }
+
+  if (g.amax) {
+    // Block maximum per row t, one atomic per block and row; the last block decodes.
+    __shared__ unsigned long long bred[kWarps];
+    __shared__ bool last;
+    for (int t = 0; t < T; ++t) {
+      unsigned long long v = 0ull;
+#pragma unroll
+      for (int tt = 0; tt < TMAX; ++tt)
+        if (tt == t) v = best[tt];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
+      if (lane == 0) bred[warp] = v;
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        for (int w = 1; w < kWarps; ++w) v = max(v, bred[w]);
+        v = max(v, bred[0]);
+        if (v) atomicMax(g.amax + t, v);
+      }
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+      __threadfence();
+      last = atomicAdd(g.amax_counter, 1u) == gridDim.x - 1;
+    }
+    __syncthreads();
+    if (last && threadIdx.x < T) {
+      __threadfence();
+      const unsigned long long key = atomicExch(g.amax + threadIdx.x, 0ull);
+      g.amax_ids[threadIdx.x] = key ? (int32_t)(0xFFFFFFFFu - (unsigned)(key & 0xFFFFFFFFull)) : 0;
+      if (threadIdx.x == 0) *g.amax_counter = 0u;
+    }
+  }
+}
+
+// Blocks of one GemvStreamKernel instantiation that fit on the device at once (computed once).
+template <typename W, int TMAX, int KS>
+int64_t ResidentBlocks() {
+  static const int64_t n = [] {
+    int dev = 0, sms = 0, per_sm = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, GemvStreamKernel<W, TMAX, KS>,
+                                                             256, 0));
+    return (int64_t)sms * std::max(per_sm, 1);
+  }();
+  return n;
+}
+
+template <typename W, int TMAX, int KS>
+void LaunchStreamKs(const GemvGroup& g, const float* x, int T, int64_t K, int64_t n_pairs,
+                    cudaStream_t stream) {
+  constexpr int kGroups = 8 / KS;
+  const int64_t items = (n_pairs + kGroups - 1) / kGroups;
+  const unsigned blocks = (unsigned)std::max<int64_t>(1, std::min(items, ResidentBlocks<W, TMAX, KS>()));
+  LaunchPdl(GemvStreamKernel<W, TMAX, KS>, blocks, 256, 0, stream, g, x, T, K, n_pairs);
 }
 
 template <typename W, int TMAX>
 void LaunchStream(const GemvGroup& g, const float* x, int T, int64_t K, cudaStream_t stream) {
   int64_t rows = 0;
   for (int i = 0; i < g.n_segs; ++i) rows += g.seg[i].n;
+  const int64_t pairs = g.silu_out ? g.seg[0].n : (rows + kRowsPerWarp - 1) / kRowsPerWarp;
   // K slices per row: the fewest that give ~16 warps per SM (132 SMs), while every slice keeps at
   // least one 256-element piece per lane pass.
-  const int64_t pairs = (rows + kRowsPerWarp - 1) / kRowsPerWarp;
   int ks = 1;
   while (ks < 8 && pairs * ks < 132 * 16 && K >= 256LL * ks * 2) ks *= 2;
-  const int64_t per_block = 8 / ks * kRowsPerWarp;
-  const unsigned blocks = (unsigned)((rows + per_block - 1) / per_block);
   switch (ks) {
-    case 1: GemvStreamKernel<W, TMAX, 1><<<blocks, 256, 0, stream>>>(g, x, T, K); break;
-    case 2: GemvStreamKernel<W, TMAX, 2><<<blocks, 256, 0, stream>>>(g, x, T, K); break;
-    case 4: GemvStreamKernel<W, TMAX, 4><<<blocks, 256, 0, stream>>>(g, x, T, K); break;
-    default: GemvStreamKernel<W, TMAX, 8><<<blocks, 256, 0, stream>>>(g, x, T, K); break;
+    case 1: LaunchStreamKs<W, TMAX, 1>(g, x, T, K, pairs, stream); break;
+    case 2: LaunchStreamKs<W, TMAX, 2>(g, x, T, K, pairs, stream); break;
+    case 4: LaunchStreamKs<W, TMAX, 4>(g, x, T, K, pairs, stream); break;
+    default: LaunchStreamKs<W, TMAX, 8>(g, x, T, K, pairs, stream); break;
   }
-  CUDA_CHECK(cudaGetLastError());
 }
 
 template <typename W>
@@ -235,11 +373,11 @@ void LaunchGemv(const MatMulArgs& a, cudaStream_t stream) {
   }
   const unsigned blocks = (unsigned)((a.N + kGemvWarps - 1) / kGemvWarps);
   // TMAX is the next power of two >= T, so the unrolled row loops stay short.
-  if (T <= 1) GemvKernel<W, 1><<<blocks, kGemvWarps * 32, 0, stream>>>(a.out, a.x, w, a.bias, T, a.K, a.N, vec);
-  else if (T <= 2) GemvKernel<W, 2><<<blocks, kGemvWarps * 32, 0, stream>>>(a.out, a.x, w, a.bias, T, a.K, a.N, vec);
-  else if (T <= 4) GemvKernel<W, 4><<<blocks, kGemvWarps * 32, 0, stream>>>(a.out, a.x, w, a.bias, T, a.K, a.N, vec);
-  else GemvKernel<W, 8><<<blocks, kGemvWarps * 32, 0, stream>>>(a.out, a.x, w, a.bias, T, a.K, a.N, vec);
-  CUDA_CHECK(cudaGetLastError());
+  const unsigned threads = kGemvWarps * 32;
+  if (T <= 1) LaunchPdl(GemvKernel<W, 1>, blocks, threads, 0, stream, a.out, a.x, w, a.bias, T, a.K, a.N, vec);
+  else if (T <= 2) LaunchPdl(GemvKernel<W, 2>, blocks, threads, 0, stream, a.out, a.x, w, a.bias, T, a.K, a.N, vec);
+  else if (T <= 4) LaunchPdl(GemvKernel<W, 4>, blocks, threads, 0, stream, a.out, a.x, w, a.bias, T, a.K, a.N, vec);
+  else LaunchPdl(GemvKernel<W, 8>, blocks, threads, 0, stream, a.out, a.x, w, a.bias, T, a.K, a.N, vec);
 }
 
 template <typename T16>

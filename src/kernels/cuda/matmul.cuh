@@ -44,6 +44,12 @@ struct GemvSeg {
 struct GemvGroup {
   GemvSeg seg[kMaxGemvSegs];
   int n_segs = 0;
+  // Fused epilogues (see matmul.cu); all off when null.
+  float* residual = nullptr;      // one segment: residual[T, n] += out (a following residual Add)
+  float* silu_out = nullptr;      // segments gate, up of equal n: silu_out = silu(gate) * up
+  unsigned long long* amax = nullptr;  // one segment: per-row argmax keys [T], zero between launches
+  int32_t* amax_ids = nullptr;         //   the argmax of each row [T] (first maximal index)
+  unsigned* amax_counter = nullptr;    //   blocks finished, zero between launches
 };
 // Whether a MatMul of these arguments may join a group (16-byte aligned, K % 8 == 0, T small).
 bool GemvGroupable(const float* x, const void* w, int64_t T, int64_t K);

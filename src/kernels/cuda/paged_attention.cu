@@ -56,6 +56,8 @@ __device__ __forceinline__ RowRange RowOf(const PagedAttentionArgs& a, int t) {
 //  5. Write out / l directly (one partition) or the partial (out / l, m, l) for the merge kernel.
 template <typename KvT, int VEC>
 __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(PagedAttentionArgs a) {
+  PdlLaunchDependents();
+  PdlWait();
   const int t = blockIdx.x;
   const RowRange rr = RowOf(a, t);
   const int part = blockIdx.z;
@@ -219,6 +221,8 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(PagedAttentionA
 // Grid (T, n_heads), threads over head_dim: merges the valid partitions of one row and head with
 // the online-softmax rescaling: out = sum_p o_p l_p e^(m_p - M) / sum_p l_p e^(m_p - M).
 __global__ void MergePartitionsKernel(PagedAttentionArgs a) {
+  PdlLaunchDependents();
+  PdlWait();
   const int t = blockIdx.x, h = blockIdx.y, hd = a.head_dim;
   const RowRange rr = RowOf(a, t);
   if (rr.start / kPartition == rr.pos / kPartition) return;  // written by its only partition
@@ -255,8 +259,7 @@ void Launch(const PagedAttentionArgs& a, cudaStream_t stream) {
   const int group = a.n_heads / a.n_kv_heads;
   const int chunks = (group + kMaxGroup - 1) / kMaxGroup;
   const dim3 grid(a.n_rows, a.n_kv_heads * chunks, a.n_parts);
-  PagedAttentionKernel<KvT, VEC><<<grid, kThreads, SmemBytes(a, VEC), stream>>>(a);
-  CUDA_CHECK(cudaGetLastError());
+  LaunchPdl(PagedAttentionKernel<KvT, VEC>, grid, kThreads, SmemBytes(a, VEC), stream, a);
 }
 
 template <typename KvT>
@@ -288,8 +291,7 @@ void LaunchPagedAttention(const PagedAttentionArgs& a, cudaStream_t stream) {
     else Launch<KvT, 1>(a, stream);
   });
   if (a.n_parts > 1) {
-    MergePartitionsKernel<<<dim3(a.n_rows, a.n_heads), 128, 0, stream>>>(a);
-    CUDA_CHECK(cudaGetLastError());
+    LaunchPdl(MergePartitionsKernel, dim3(a.n_rows, a.n_heads), 128, 0, stream, a);
   }
 }
 

@@ -14,6 +14,8 @@ constexpr int kWarps = 4;  // rows per block: one warp per row
 template <typename W>
 __global__ void RmsNormKernel(float* out, const float* x, const W* __restrict__ w, int64_t rows,
                               int64_t d, float eps) {
+  PdlLaunchDependents();
+  PdlWait();
   const int64_t r = (int64_t)blockIdx.x * kWarps + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (r >= rows) return;
@@ -36,6 +38,8 @@ template <typename W, bool kAdd, bool kVec>
 __global__ void __launch_bounds__(kBlock)
     RmsNormRowKernel(float* out, float* x, const float* __restrict__ y, const W* __restrict__ w,
                      int64_t d, float eps) {
+  PdlLaunchDependents();
+  PdlWait();
   const int64_t r = blockIdx.x;
   float* xr = x + r * d;
   float ss = 0.0f;
@@ -88,8 +92,8 @@ void LaunchRows(float* out, float* x, const float* y, const W* w, int64_t rows, 
                 float eps, cudaStream_t stream) {
   const bool vec = d % 4 == 0 && (uintptr_t)out % 16 == 0 && (uintptr_t)x % 16 == 0 &&
                    (!kAdd || (uintptr_t)y % 16 == 0);
-  if (vec) RmsNormRowKernel<W, kAdd, true><<<(unsigned)rows, kBlock, 0, stream>>>(out, x, y, w, d, eps);
-  else RmsNormRowKernel<W, kAdd, false><<<(unsigned)rows, kBlock, 0, stream>>>(out, x, y, w, d, eps);
+  if (vec) LaunchPdl(RmsNormRowKernel<W, kAdd, true>, (unsigned)rows, kBlock, 0, stream, out, x, y, w, d, eps);
+  else LaunchPdl(RmsNormRowKernel<W, kAdd, false>, (unsigned)rows, kBlock, 0, stream, out, x, y, w, d, eps);
 }
 
 }  // namespace
@@ -115,8 +119,8 @@ void LaunchRmsNorm(float* out, const float* x, const void* w, Elem w_elem, int64
                            eps, stream);
       return;
     }
-    RmsNormKernel<W><<<blocks, kWarps * 32, 0, stream>>>(out, x, static_cast<const W*>(w), rows,
-                                                         d, eps);
+    LaunchPdl(RmsNormKernel<W>, blocks, kWarps * 32, 0, stream, out, x, static_cast<const W*>(w),
+              rows, d, eps);
   });
   CUDA_CHECK(cudaGetLastError());
 }

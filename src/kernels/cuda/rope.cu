@@ -10,6 +10,8 @@ namespace {
 // thousands of radians, where single-precision argument reduction would cost accuracy). Each
 // token needs only head_dim/2 of them, shared by all heads through shared memory.
 __global__ void RopeKernel(RopeArgs a) {
+  PdlLaunchDependents();
+  PdlWait();
   extern __shared__ float cs[];  // [half] cos, then [half] sin
   const int half = a.head_dim / 2;
   const int64_t t = blockIdx.x;
@@ -37,8 +39,7 @@ __global__ void RopeKernel(RopeArgs a) {
 void LaunchRope(const RopeArgs& a, cudaStream_t stream) {
   if (a.n_tokens == 0) return;
   const int half = a.head_dim / 2;
-  RopeKernel<<<(unsigned)a.n_tokens, 128, 2 * half * sizeof(float), stream>>>(a);
-  CUDA_CHECK(cudaGetLastError());
+  LaunchPdl(RopeKernel, (unsigned)a.n_tokens, 128, 2 * half * sizeof(float), stream, a);
 }
 
 }  // namespace petrel::kernels::cuda

@@ -8,6 +8,8 @@ namespace {
 // silu(g) = g / (1 + exp(-g)); expf (not __expf) keeps the result within a few ulp of the CPU.
 __global__ void SiluMulKernel(float* out, const float* gate, const float* __restrict__ up,
                               int64_t n) {
+  PdlLaunchDependents();
+  PdlWait();
   const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) {
     const float g = gate[i];
@@ -19,8 +21,7 @@ __global__ void SiluMulKernel(float* out, const float* gate, const float* __rest
 
 void LaunchSiluMul(float* out, const float* gate, const float* up, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  SiluMulKernel<<<(unsigned)((n + 255) / 256), 256, 0, stream>>>(out, gate, up, n);
-  CUDA_CHECK(cudaGetLastError());
+  LaunchPdl(SiluMulKernel, (unsigned)((n + 255) / 256), 256, 0, stream, out, gate, up, n);
 }
 
 }  // namespace petrel::kernels::cuda

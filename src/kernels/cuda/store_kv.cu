@@ -12,6 +12,8 @@ template <typename KvT>
 __global__ void StoreKvKernel(KvT* __restrict__ k_pool, KvT* __restrict__ v_pool,
                               const float* __restrict__ k, const float* __restrict__ v,
                               const int64_t* __restrict__ slots, int64_t row) {
+  PdlLaunchDependents();
+  PdlWait();
   const int64_t t = blockIdx.x;
   const int64_t dst = slots[t] * row;
   for (int64_t i = threadIdx.x; i < row; i += blockDim.x) {
@@ -27,10 +29,9 @@ void LaunchStoreKv(void* k_pool, void* v_pool, Elem kv_elem, const float* k, con
   if (n_tokens == 0) return;
   DispatchElem(kv_elem, [&](auto tag_) {
     using KvT = ElemType<decltype(tag_)>;
-    StoreKvKernel<KvT><<<n_tokens, 256, 0, stream>>>(static_cast<KvT*>(k_pool),
-                                                     static_cast<KvT*>(v_pool), k, v, slots, row);
+    LaunchPdl(StoreKvKernel<KvT>, n_tokens, 256, 0, stream, static_cast<KvT*>(k_pool),
+              static_cast<KvT*>(v_pool), k, v, slots, row);
   });
-  CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace petrel::kernels::cuda

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kernels/backend.h"
@@ -315,6 +316,145 @@ void RunAttention(CudaKernels* t, Backend& be, const AttnCase& c, TensorView (Cu
       EXPECT_LT(MaxRelErr(want_all, got), 2e-5f)
           << DTypeName(kv_dtype) << " window " << window << " Hq " << Hq << " Hkv " << Hkv
           << " hd " << hd;
+    }
+  }
+}
+
+// Decode-only batches (every sequence one query row) take the split-K decode kernel: contexts
+// across several 64-token splits (merged by the last block), exactly one split, one token; GQA
+// groups 1, 2, 4 and 9 (two head chunks); head_dim 20 (f32 KV only: bf16 falls back), 64, 128,
+// 256; block sizes 1 and 16.
+TEST_F(CudaKernels, DecodeAttentionMatchesReference) {
+  const std::vector<AttnCase> cases = {
+      {16, 8, 128, 16, {1, 17, 64, 65, 300, 700}, {1, 1, 1, 1, 1, 1}},
+      {18, 2, 128, 16, {520, 33}, {1, 1}},
+      {8, 2, 64, 16, {129, 3}, {1, 1}},
+      {6, 2, 20, 4, {11, 97}, {1, 1}},
+      {4, 4, 256, 16, {200, 3}, {1, 1}},
+      {3, 3, 32, 1, {40, 7}, {1, 1}},
+  };
+  for (const AttnCase& c : cases) RunAttention(this, *backend_, c, &CudaKernels::Upload);
+}
+
+// The per-head ops between the projections and attention as the model calls them (q/k RMSNorm
+// per head, RoPE of q and k, StoreKv of k and v): one fused launch. q and k must match the
+// reference ops; the cache must hold the normed and rotated k and the plain v, which attention
+// over the stored tokens checks (its reference is fed the reference k).
+TEST_F(CudaKernels, FusedHeadOpsMatchReference) {
+  for (DType kv_dtype : {DType::kBF16, DType::kF32}) {
+    for (auto [T, Hq, Hkv, hd] : {std::tuple<int, int, int, int>{5, 16, 8, 128}, {1, 6, 2, 20},
+                                  {7, 4, 4, 64}}) {
+      const int bs = 16;
+      const auto q = Random((size_t)T * Hq * hd, 100 + T), k = Random((size_t)T * Hkv * hd, 101);
+      const auto v = Random((size_t)T * Hkv * hd, 102);
+      const auto wq = RoundTo(Random(hd, 103), DType::kBF16), wk = RoundTo(Random(hd, 104), DType::kBF16);
+      RopeTable rope;
+      for (int i = 0; i < hd / 2; ++i) rope.inv_freq.push_back(std::pow(1e6f, -2.0f * i / hd));
+      std::vector<int32_t> pos(T);
+      for (int i = 0; i < T; ++i) pos[i] = i;
+      std::vector<float> q_want(q.size()), k_want(k.size());
+      reference::RmsNorm(q.data(), wq.data(), q_want.data(), (int64_t)T * Hq, hd, 1e-6f);
+      reference::RmsNorm(k.data(), wk.data(), k_want.data(), (int64_t)T * Hkv, hd, 1e-6f);
+      reference::Rope(q_want.data(), T, Hq, hd, pos.data(), rope.inv_freq, 1.0f);
+      reference::Rope(k_want.data(), T, Hkv, hd, pos.data(), rope.inv_freq, 1.0f);
+
+      KvCacheLayout layout{.n_layers = 1, .n_kv_heads = Hkv, .head_dim = hd, .block_size = bs,
+                           .n_blocks = 3, .dtype = kv_dtype};
+      auto cache = backend_->AllocateKvCache(layout);
+      const std::vector<int32_t> table = {2, 0};
+      std::vector<int64_t> slots(T);
+      for (int i = 0; i < T; ++i) slots[i] = (int64_t)table[i / bs] * bs + i % bs;
+      TensorView qd = Upload(q, {T, Hq * hd}), kd = Upload(k, {T, Hkv * hd});
+      TensorView vd = Upload(v, {T, Hkv * hd});
+      TensorView wqd = Upload(wq, {hd}, DType::kBF16), wkd = Upload(wk, {hd}, DType::kBF16);
+      // Announced as the model does, so the ops find the step's device copies (no ad hoc upload
+      // between them).
+      backend_->BeginBatch({.positions = pos, .slots = slots});
+      backend_->RmsNorm(qd, qd, wqd, 1e-6f);
+      backend_->RmsNorm(kd, kd, wkd, 1e-6f);
+      backend_->Rope(qd, Hq, hd, pos, rope);
+      backend_->Rope(kd, Hkv, hd, pos, rope);
+      backend_->StoreKv(*cache, 0, kd, vd, slots);
+      EXPECT_LT(MaxRelErr(q_want, Download(qd)), 2e-5f) << "q T=" << T << " hd=" << hd;
+      EXPECT_LT(MaxRelErr(k_want, Download(kd)), 2e-5f) << "k T=" << T << " hd=" << hd;
+
+      // Attention of the (exact) reference q over the cache: the stored k and v.
+      const auto k_c = RoundTo(k_want, kv_dtype), v_c = RoundTo(v, kv_dtype);
+      std::vector<float> want(q.size());
+      reference::Attention(q_want.data(), k_c.data(), v_c.data(), want.data(), T, T, Hq, Hkv, hd,
+                           0.125f, 0);
+      const std::vector<AttentionSeq> seqs = {AttentionSeq{0, T, T, table}};
+      Tensor out = Poisoned({T, Hq * hd});
+      backend_->Attention(out, Upload(q_want, {T, Hq * hd}), *cache, seqs,
+                          AttentionParams{.layer = 0, .n_heads = Hq, .n_kv_heads = Hkv,
+                                          .head_dim = hd, .scale = 0.125f});
+      EXPECT_LT(MaxRelErr(want, Download(out)), 2e-5f)
+          << DTypeName(kv_dtype) << " cache T=" << T << " hd=" << hd;
+    }
+  }
+}
+
+// The gate/up GEMVs followed by SiluMul run as one launch (silu(gate) * up written besides gate
+// and up), and the LM-head GEMV followed by ArgMax reduces the argmax in its blocks. Odd sizes,
+// T 1 to 8, bf16 and f32 weights; ties go to the first index; a second launch checks that the
+// argmax state was reset.
+TEST_F(CudaKernels, GemvEpilogueFusionsMatchReference) {
+  for (DType dt : {DType::kBF16, DType::kF32}) {
+    for (int64_t T : {1, 3, 8}) {
+      for (int64_t K : {1024, 776}) {
+        const int64_t F = 1003;
+        const auto x = Random(T * K, 110 + T);
+        const auto wg = RoundTo(Random(F * K, 111, 0.05f), dt);
+        const auto wu = RoundTo(Random(F * K, 112, 0.05f), dt);
+        std::vector<float> g(T * F), u(T * F), want(T * F);
+        reference::MatMul(x.data(), wg.data(), DType::kF32, nullptr, g.data(), T, K, F);
+        reference::MatMul(x.data(), wu.data(), DType::kF32, nullptr, u.data(), T, K, F);
+        reference::SiluMul(g.data(), u.data(), want.data(), T * F);
+        TensorView xd = Upload(x, {T, K});
+        TensorView wgd = Upload(wg, {F, K}, dt), wud = Upload(wu, {F, K}, dt);
+        for (bool separate_out : {false, true}) {
+          Tensor gd = Poisoned({T, F}), ud = Poisoned({T, F}), od = Poisoned({T, F});
+          backend_->MatMul(gd, xd, wgd, TensorView{});
+          backend_->MatMul(ud, xd, wud, TensorView{});
+          backend_->SiluMul(separate_out ? TensorView(od) : TensorView(gd), gd, ud);
+          EXPECT_LT(MaxRelErr(want, Download(separate_out ? TensorView(od) : TensorView(gd))), 2e-5f)
+              << "silu " << DTypeName(dt) << " T=" << T << " K=" << K;
+          EXPECT_LT(MaxRelErr(u, Download(ud)), 2e-5f) << "up " << DTypeName(dt) << " T=" << T;
+          if (separate_out) EXPECT_LT(MaxRelErr(g, Download(gd)), 2e-5f) << "gate T=" << T;
+        }
+      }
+    }
+  }
+  const int64_t V = 50021, K = 1024;
+  const auto x0 = Random(K, 120);  // the first row of every x below (same seed)
+  auto w_all = Random(V * K, 121, 0.05f);
+  // Rows 100 and V - 7 identical and large: a tie for the first row of x, the first index wins.
+  for (int64_t k = 0; k < K; ++k) {
+    w_all[100 * K + k] = x0[k] > 0 ? 0.5f : -0.5f;
+    w_all[(V - 7) * K + k] = w_all[100 * K + k];
+  }
+  for (DType dt : {DType::kBF16, DType::kF32}) {
+    const auto w = RoundTo(w_all, dt);
+    TensorView wd = Upload(w, {V, K}, dt);
+    for (int64_t T : {1, 2, 5, 8}) {
+      const auto x = Random(T * K, 120);
+      TensorView xd = Upload(x, {T, K});
+      std::vector<float> want_l(T * V);
+      reference::MatMul(x.data(), w.data(), DType::kF32, nullptr, want_l.data(), T, K, V);
+      for (int rep = 0; rep < 2; ++rep) {
+        Tensor lg = Poisoned({T, V});
+        std::vector<int32_t> got(T, -1);
+        backend_->MatMul(lg, xd, wd, TensorView{});
+        backend_->ArgMax(lg, got.data());
+        const auto l = Download(lg);  // the fused GEMV still writes the logits
+        EXPECT_LT(MaxRelErr(want_l, l), 2e-5f) << "logits T=" << T;
+        for (int64_t t = 0; t < T; ++t) {
+          const int32_t want = (int32_t)(std::max_element(l.begin() + t * V, l.begin() + (t + 1) * V) -
+                                         (l.begin() + t * V));
+          EXPECT_EQ(want, got[t]) << DTypeName(dt) << " T=" << T << " row " << t << " rep " << rep;
+        }
+        EXPECT_EQ(got[0], 100) << DTypeName(dt) << " T=" << T;
+      }
     }
   }
 }

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One device call for the CUDA decode work (issue 8): tests, decode benchmark, per-kernel profile.
+# Run from the repository root on the device machine with the binaries of a -DPETREL_CUDA=ON build
+# carried in BIN (default build-cudaperf/bin); results go to $OUT.
+#
+#   bash bench/cuda/device_run.sh [tests] [bench] [ncu] [sanitize] [micro]
+set -uo pipefail
+BIN=${BIN:-build-cudaperf/bin}
+OUT=${OUT:-/tmp/out}
+M=bench/models/qwen3-0.6b
+mkdir -p "$OUT"
+# The tests find their fixtures through the source path compiled in (/work/main/tests/fixtures).
+mkdir -p /work && { [ -e /work/main ] || ln -s "$PWD" /work/main; }
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader
+for phase in "$@"; do
+  echo "=== $phase"
+  case $phase in
+    tests)
+      "$BIN/cuda_kernels_test" 2>&1 | tee "$OUT/kernels_test.log" | grep -E "^\[  (PASSED|FAILED) |FAILED|Failure|error" | head -40
+      "$BIN/cuda_golden_test" 2>&1 | tee "$OUT/golden_test.log" | grep -E "^\[  (PASSED|FAILED) |FAILED|Failure" | head -20
+      ;;
+    bench)
+      for i in 1 2; do
+        "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device 2>&1 | grep -v "^\[" | tail -2
+      done
+      PETREL_CUDA_PDL=0 "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device 2>&1 | tail -1 | sed 's/^/PDL off: /'
+      PETREL_CUDA_GRAPHS=0 "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device --gen-tokens 64 2>&1 | tail -1 | sed 's/^/graphs off: /'
+      "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 32,256 --argmax device 2>&1 | tail -2
+      ;;
+    ncu)
+      ncu --clock-control none --metrics gpu__time_duration.sum,dram__bytes_read.sum,launch__grid_size,sm__cycles_elapsed.avg.per_second \
+        --csv --log-file "$OUT/ncu.csv" \
+        "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device \
+        --gen-tokens 1 > "$OUT/ncu_run.log" 2>&1
+      python3 bench/cuda/ncu_summary.py "$OUT/ncu.csv" | tee "$OUT/ncu_summary.txt"
+      ;;
+    sanitize)
+      F=${SANITIZE_FILTER:-*}
+      compute-sanitizer --tool memcheck "$BIN/cuda_kernels_test" --gtest_filter="$F" 2>&1 | grep -E "ERROR SUMMARY|PASSED|FAILED" | head -5
+      compute-sanitizer --tool racecheck "$BIN/cuda_kernels_test" --gtest_filter="*DecodeAttention*:*FusedHeadOps*" 2>&1 | grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED|hazard" | head -5
+      ;;
+    micro)
+      [ -x "$BIN/cuda_micro_bench" ] && "$BIN/cuda_micro_bench" 2>&1 | tee "$OUT/micro.log"
+      ;;
+  esac
+done

@@ -1,0 +1,270 @@
+#include "kernels/cuda/decode_attention.cuh"
+
+#include <algorithm>
+#include <cfloat>
+
+#include "kernels/cuda/common.cuh"
+
+namespace petrel::kernels::cuda {
+
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kMaxGroup = 8;  // query heads per block; larger GQA groups take several blocks
+constexpr int kMaxSmem = 160 * 1024;
+
+__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem) {
+  const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void CpAsyncWaitAll() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+
+// One 16-byte piece of a K/V row in shared memory as f32.
+template <typename KvT>
+__device__ __forceinline__ void LoadPiece(const KvT* p, float (&v)[16 / sizeof(KvT)]) {
+  if constexpr (sizeof(KvT) == 2) {
+    const uint4 raw = *reinterpret_cast<const uint4*>(p);
+    const KvT* e = reinterpret_cast<const KvT*>(&raw);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] = ToF32(e[i]);
+  } else {
+    const float4 r = *reinterpret_cast<const float4*>(p);
+    v[0] = r.x, v[1] = r.y, v[2] = r.z, v[3] = r.w;
+  }
+}
+
+// Shared memory of one block, in bytes: K and V pieces [split][head_dim + one piece of padding]
+// (the padding spreads consecutive rows over the banks), then f32 q [ng][hd], probabilities
+// [ng][split] and the P.V partial sums [slices][ng][hd].
+size_t SmemBytes(const PagedAttentionArgs& a, int split, int kv_size) {
+  const int piece = 16 / kv_size, ppr = a.head_dim / piece;
+  const int ngm = std::min(a.n_heads / a.n_kv_heads, kMaxGroup);
+  const int slices = kThreads / ppr;
+  return (size_t)2 * split * (a.head_dim + piece) * kv_size +
+         sizeof(float) * ((size_t)ngm * a.head_dim + (size_t)ngm * split +
+                          (size_t)slices * ngm * a.head_dim);
+}
+
+// Grid (T, n_kv_heads * head_chunks, n_splits), kThreads threads.
+template <typename KvT>
+__global__ void __launch_bounds__(kThreads)
+    DecodeAttentionKernel(PagedAttentionArgs a, int split, int n_splits, DecodeAttentionScratch sc,
+                          bool prefetch) {
+  PdlLaunchDependents();
+  constexpr int kPiece = 16 / sizeof(KvT);  // elements per 16-byte piece
+  const int t = blockIdx.x;
+  // Index arrays are uploaded before the step's kernels: readable before the wait.
+  const int s = a.row_seq[t];
+  const int q_begin = a.seq_info[3 * s], q_len = a.seq_info[3 * s + 1];
+  const int ctx = a.seq_info[3 * s + 2];
+  const int pos = ctx - q_len + (t - q_begin);
+  const int first_new = ctx - q_len;  // tokens from here on are written in this step
+  const int start = a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0;
+  const int lo = max(start, (int)blockIdx.z * split);
+  const int hi = min(pos + 1, ((int)blockIdx.z + 1) * split);
+  if (lo >= hi) {  // nothing of this row's window in this split
+    PdlWait();
+    return;
+  }
+  const int n = hi - lo;
+  const int hd = a.head_dim, ppr = hd / kPiece, rs = hd + kPiece;
+  const int group = a.n_heads / a.n_kv_heads;
+  const int ngm = min(group, kMaxGroup);
+  const int chunks = (group + kMaxGroup - 1) / kMaxGroup;
+  const int kvh = blockIdx.y / chunks;
+  const int g0 = kvh * group + (blockIdx.y % chunks) * kMaxGroup;  // first query head
+  const int ng = min(kMaxGroup, kvh * group + group - g0);
+  const int32_t* table = a.block_tables + (int64_t)s * a.table_stride;
+  const int64_t token_stride = (int64_t)a.n_kv_heads * hd;
+  const KvT* kb = static_cast<const KvT*>(a.k_pool) + (int64_t)kvh * hd;
+  const KvT* vb = static_cast<const KvT*>(a.v_pool) + (int64_t)kvh * hd;
+
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  KvT* ks = reinterpret_cast<KvT*>(smem_raw);  // [split][rs]
+  KvT* vs = ks + (int64_t)split * rs;          // [split][rs]
+  float* qs = reinterpret_cast<float*>(vs + (int64_t)split * rs);  // [ngm][hd]
+  float* ps = qs + ngm * hd;                                        // [ngm][split]
+  float* red = ps + ngm * split;                                    // [slices][ngm][hd]
+  __shared__ float m_s[kMaxGroup], l_s[kMaxGroup];
+  __shared__ bool last;
+
+  // K and V rows of the split into shared memory: the old tokens now (with `prefetch`), this
+  // step's after the wait.
+  auto copy_rows = [&](int from, int to) {
+    for (int i = threadIdx.x; i < n * ppr; i += kThreads) {
+      const int j = i / ppr, c = i % ppr;
+      const int tok = lo + j;
+      if (tok < from || tok >= to) continue;
+      const int64_t slot = (int64_t)table[tok / a.block_size] * a.block_size + tok % a.block_size;
+      const int64_t off = slot * token_stride + c * kPiece;
+      CpAsync16(ks + j * rs + c * kPiece, kb + off);
+      CpAsync16(vs + j * rs + c * kPiece, vb + off);
+    }
+    CpAsyncCommit();
+  };
+  if (prefetch) copy_rows(0, first_new);
+  PdlWait();
+  copy_rows(prefetch ? first_new : 0, hi);
+  const int64_t q_row = (int64_t)t * a.n_heads * hd;
+  for (int i = threadIdx.x; i < ng * hd; i += kThreads)
+    qs[i] = a.q[q_row + (int64_t)g0 * hd + i] * a.scale;
+  CpAsyncWaitAll();
+  __syncthreads();
+
+  // Scores: one (head, token) pair per thread, the K row read in 16-byte pieces.
+  for (int i = threadIdx.x; i < ng * n; i += kThreads) {
+    const int g = i / n, j = i % n;
+    const KvT* kr = ks + j * rs;
+    const float* qg = qs + g * hd;
+    float acc = 0.0f;
+    for (int c = 0; c < ppr; ++c) {
+      float kv[kPiece];
+      LoadPiece<KvT>(kr + c * kPiece, kv);
+#pragma unroll
+      for (int e = 0; e < kPiece; ++e) acc += qg[c * kPiece + e] * kv[e];
+    }
+    ps[g * split + j] = acc;
+  }
+  __syncthreads();
+
+  // Softmax over the split, a warp per head: running max m, sum l.
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int g = warp; g < ng; g += kThreads / 32) {
+    float m = -FLT_MAX;
+    for (int j = lane; j < n; j += 32) m = fmaxf(m, ps[g * split + j]);
+    m = WarpMax(m);
+    float l = 0.0f;
+    for (int j = lane; j < n; j += 32) {
+      const float p = expf(ps[g * split + j] - m);
+      ps[g * split + j] = p;
+      l += p;
+    }
+    l = WarpSum(l);
+    if (lane == 0) m_s[g] = m, l_s[g] = l;
+  }
+  __syncthreads();
+
+  // P.V: thread (piece c of the row, token slice sl) sums its tokens for every head.
+  const int slices = kThreads / ppr;
+  const int c = threadIdx.x % ppr, sl = threadIdx.x / ppr;
+  if (sl < slices) {
+    float acc[kMaxGroup][kPiece];
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g)
+#pragma unroll
+      for (int e = 0; e < kPiece; ++e) acc[g][e] = 0.0f;
+    for (int j = sl; j < n; j += slices) {
+      float vv[kPiece];
+      LoadPiece<KvT>(vs + j * rs + c * kPiece, vv);
+#pragma unroll
+      for (int g = 0; g < kMaxGroup; ++g) {
+        if (g < ng) {
+          const float p = ps[g * split + j];
+#pragma unroll
+          for (int e = 0; e < kPiece; ++e) acc[g][e] += p * vv[e];
+        }
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g)
+      if (g < ng)
+#pragma unroll
+        for (int e = 0; e < kPiece; ++e) red[(sl * ngm + g) * hd + c * kPiece + e] = acc[g][e];
+  }
+  __syncthreads();
+
+  // The row's window inside this one split: the final result. Otherwise the partial (o / l, m,
+  // l), and the last of the row's splits to finish merges them.
+  const bool single = start / split == pos / split;
+  for (int i = threadIdx.x; i < ng * hd; i += kThreads) {
+    const int g = i / hd, d = i % hd;
+    float o = 0.0f;
+    for (int q = 0; q < slices; ++q) o += red[(q * ngm + g) * hd + d];
+    o /= l_s[g];
+    const int h = g0 + g;
+    if (single) {
+      a.out[q_row + (int64_t)h * hd + d] = o;
+    } else {
+      const int64_t pi = ((int64_t)t * a.n_heads + h) * n_splits + blockIdx.z;
+      sc.part_out[pi * hd + d] = o;
+      if (d == 0) sc.part_ml[2 * pi] = m_s[g], sc.part_ml[2 * pi + 1] = l_s[g];
+    }
+  }
+  if (single) return;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const unsigned n_valid = (unsigned)(pos / split - start / split + 1);
+    unsigned* ctr = sc.counters + (int64_t)t * gridDim.y + blockIdx.y;
+    last = atomicAdd(ctr, 1u) == n_valid - 1;
+    if (last) *ctr = 0u;  // every split of the row has counted: ready for the next launch
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  // out = sum_p o_p l_p e^(m_p - M) / sum_p l_p e^(m_p - M) over the row's valid splits. The
+  // partials of other blocks are read through L2 (__ldcg), never a stale L1 line.
+  const int p0 = start / split, p1 = pos / split;
+  for (int i = threadIdx.x; i < ng * hd; i += kThreads) {
+    const int g = i / hd, d = i % hd;
+    const int h = g0 + g;
+    const int64_t base = ((int64_t)t * a.n_heads + h) * n_splits;
+    float m = -FLT_MAX;
+    for (int p = p0; p <= p1; ++p) m = fmaxf(m, __ldcg(sc.part_ml + 2 * (base + p)));
+    float l = 0.0f, o = 0.0f;
+    for (int p = p0; p <= p1; ++p) {
+      const float w = __ldcg(sc.part_ml + 2 * (base + p) + 1) * expf(__ldcg(sc.part_ml + 2 * (base + p)) - m);
+      l += w;
+      o += __ldcg(sc.part_out + (base + p) * hd + d) * w;
+    }
+    a.out[q_row + (int64_t)h * hd + d] = o / l;
+  }
+}
+
+}  // namespace
+
+int DecodeSplit(Elem kv_elem) { return kv_elem == Elem::kF32 ? 32 : 64; }
+
+bool DecodeAttentionSupported(const PagedAttentionArgs& a) {
+  const int kv_size = a.kv_elem == Elem::kF32 ? 4 : 2;
+  const int piece = 16 / kv_size;
+  return a.head_dim > 0 && a.head_dim % piece == 0 && a.head_dim <= 256 &&
+         a.n_kv_heads > 0 && a.n_heads % a.n_kv_heads == 0 &&
+         SmemBytes(a, DecodeSplit(a.kv_elem), kv_size) <= (size_t)kMaxSmem;
+}
+
+int64_t DecodePartFloats(const PagedAttentionArgs& a, int n_splits) {
+  return (int64_t)a.n_rows * a.n_heads * n_splits * (a.head_dim + 2);
+}
+
+int64_t DecodeCounters(const PagedAttentionArgs& a) {
+  const int group = a.n_heads / a.n_kv_heads;
+  return (int64_t)a.n_rows * a.n_kv_heads * ((group + kMaxGroup - 1) / kMaxGroup);
+}
+
+void ConfigureDecodeAttention() {
+  CUDA_CHECK(cudaFuncSetAttribute(DecodeAttentionKernel<float>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem));
+  CUDA_CHECK(cudaFuncSetAttribute(DecodeAttentionKernel<__nv_bfloat16>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem));
+  CUDA_CHECK(cudaFuncSetAttribute(DecodeAttentionKernel<__half>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem));
+}
+
+void LaunchDecodeAttention(const PagedAttentionArgs& a, int n_splits,
+                           const DecodeAttentionScratch& s, bool prefetch, cudaStream_t stream) {
+  if (a.n_rows == 0) return;
+  CUDA_CHECK(DecodeAttentionSupported(a) ? cudaSuccess : cudaErrorInvalidConfiguration);
+  const int split = DecodeSplit(a.kv_elem);
+  const int group = a.n_heads / a.n_kv_heads;
+  const int chunks = (group + kMaxGroup - 1) / kMaxGroup;
+  const dim3 grid(a.n_rows, a.n_kv_heads * chunks, n_splits);
+  DispatchElem(a.kv_elem, [&](auto tag_) {
+    using KvT = ElemType<decltype(tag_)>;
+    LaunchPdl(DecodeAttentionKernel<KvT>, grid, kThreads, SmemBytes(a, split, sizeof(KvT)), stream,
+              a, split, n_splits, s, prefetch);
+  });
+}
+
+}  // namespace petrel::kernels::cuda

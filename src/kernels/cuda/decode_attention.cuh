@@ -1,0 +1,42 @@
+// Attention for decode steps (every query row is the newest token of its sequence) over the paged
+// KV cache: split-K over the context in pieces of `split` tokens, one block per (row, KV head,
+// split), GQA heads of one KV head together [FlashDecoding; vLLM PagedAttention v2].
+//
+// Built for latency: a block copies its whole K and V piece into shared memory with asynchronous
+// 16-byte copies (cp.async) issued at once, most of them before the PDL wait (tokens of earlier
+// steps do not change, so they can be fetched while the kernels before are still running), then
+// scores, softmax and P.V run from shared memory. The splits of one row are merged by the last
+// of its blocks to finish (a counter per row and KV head), not by a second kernel.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/paged_attention.cuh"
+
+namespace petrel::kernels::cuda {
+
+struct DecodeAttentionScratch {
+  float* part_out = nullptr;   // [T, n_heads, n_splits, head_dim]
+  float* part_ml = nullptr;    // [T, n_heads, n_splits, 2]
+  unsigned* counters = nullptr;  // [T * n_kv_heads * head chunks], zero between launches
+};
+
+// Tokens per split for this KV type (64 for 16-bit, 32 for f32).
+int DecodeSplit(Elem kv_elem);
+// Whether the decode kernel handles these arguments (head_dim a multiple of one 16-byte piece,
+// at most 256, shared memory within the limit); the general kernel takes the rest.
+bool DecodeAttentionSupported(const PagedAttentionArgs& a);
+// Scratch sizes in elements for n_splits splits.
+int64_t DecodePartFloats(const PagedAttentionArgs& a, int n_splits);
+int64_t DecodeCounters(const PagedAttentionArgs& a);
+void ConfigureDecodeAttention();
+// a.n_parts is ignored; n_splits splits of DecodeSplit() tokens must cover every row's context.
+// `prefetch`: the K/V entries of positions before ctx_len - q_len (earlier steps) are not written
+// by any kernel that may still run (so they are fetched before the PDL wait); false when the
+// caller cannot promise it (KV stored outside the step's announced slots since the last sync).
+void LaunchDecodeAttention(const PagedAttentionArgs& a, int n_splits,
+                           const DecodeAttentionScratch& s, bool prefetch, cudaStream_t stream);
+
+}  // namespace petrel::kernels::cuda

@@ -1,0 +1,85 @@
+#include "kernels/cuda/head_ops.cuh"
+
+#include "kernels/cuda/common.cuh"
+
+namespace petrel::kernels::cuda {
+
+namespace {
+
+constexpr int kWarps = 8;
+
+// One block per token, a warp per head (heads of all entries in turn). The head's vector goes
+// through a per-warp shared row: squares summed in f32 and reduced with shuffles (the RmsNorm
+// kernel's arithmetic: w * (x * (1 / sqrt(mean + eps)))), then each lane rotates its pairs with
+// cos/sin of the f32 angle pos * inv_freq[i] taken in double (as LaunchRope) and writes x back,
+// plus the KV cache when the entry is the stored k. v (and k when it is no entry) is copied to
+// the cache by the whole block afterwards.
+template <typename KvT>
+__global__ void __launch_bounds__(kWarps * 32) HeadOpsKernel(HeadOpsArgs a) {
+  PdlLaunchDependents();
+  PdlWait();
+  __shared__ float row[kWarps][kMaxHeadOpsDim];
+  const int64_t t = blockIdx.x;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int hd = a.head_dim, half = hd / 2;
+  const float pos = (float)a.positions[t];
+  const int64_t dst = a.k_pool ? a.slots[t] * a.kv_row : 0;
+  KvT* kp = static_cast<KvT*>(a.k_pool);
+  KvT* vp = static_cast<KvT*>(a.v_pool);
+  int total = 0;
+  for (int e = 0; e < a.n_entries; ++e) total += a.e[e].n_heads;
+  float* sr = row[warp];
+  for (int item = warp; item < total; item += kWarps) {
+    int e = 0, h = item;
+    while (h >= a.e[e].n_heads) h -= a.e[e].n_heads, ++e;
+    const HeadOpsEntry& en = a.e[e];
+    float* x = en.x + (t * en.n_heads + h) * hd;
+    float ss = 0.0f;
+    for (int i = lane; i < hd; i += 32) {
+      const float v = x[i];
+      sr[i] = v;
+      ss += v * v;
+    }
+    if (en.norm_w) {
+      ss = WarpSum(ss);
+      const float inv = 1.0f / sqrtf(ss / (float)hd + en.eps);
+      for (int i = lane; i < hd; i += 32) sr[i] = en.norm_w[i] * (sr[i] * inv);
+    }
+    __syncwarp();
+    const bool store = e == a.k_entry;
+    for (int i = lane; i < half; i += 32) {
+      const float ang = pos * a.inv_freq[i];
+      double sd, cd;
+      sincos((double)ang, &sd, &cd);
+      const float cs = (float)cd * a.attention_scaling, sn = (float)sd * a.attention_scaling;
+      const float x0 = sr[i], x1 = sr[i + half];
+      const float r0 = x0 * cs - x1 * sn, r1 = x1 * cs + x0 * sn;
+      x[i] = r0;
+      x[i + half] = r1;
+      if (store) {
+        kp[dst + (int64_t)h * hd + i] = FromF32<KvT>(r0);
+        kp[dst + (int64_t)h * hd + i + half] = FromF32<KvT>(r1);
+      }
+    }
+    __syncwarp();  // sr is rewritten by the warp's next head
+  }
+  if (!a.k_pool) return;
+  for (int64_t i = threadIdx.x; i < a.kv_row; i += blockDim.x) {
+    vp[dst + i] = FromF32<KvT>(a.v[t * a.kv_row + i]);
+    if (a.k_entry < 0) kp[dst + i] = FromF32<KvT>(a.k[t * a.kv_row + i]);
+  }
+}
+
+}  // namespace
+
+void LaunchHeadOps(const HeadOpsArgs& a, cudaStream_t stream) {
+  if (a.n_tokens == 0) return;
+  CUDA_CHECK(a.head_dim % 2 == 0 && a.head_dim <= kMaxHeadOpsDim ? cudaSuccess
+                                                                  : cudaErrorInvalidValue);
+  DispatchElem(a.kv_elem, [&](auto tag_) {
+    using KvT = ElemType<decltype(tag_)>;
+    LaunchPdl(HeadOpsKernel<KvT>, (unsigned)a.n_tokens, kWarps * 32, 0, stream, a);
+  });
+}
+
+}  // namespace petrel::kernels::cuda
