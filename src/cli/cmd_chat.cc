@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli/chat_prompt.h"
+#include "cli/model_text.h"
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "core/json_util.h"
@@ -54,9 +55,9 @@ int RunChat(int argc, char** argv) {
     return f.help() ? 0 : 2;
   }
   const std::string dir = f.positional()[0];
-  auto tok = tokenizer::Tokenizer::FromDirectory(dir);
+  auto tok = LoadTokenizer(dir);
   if (!tok.ok()) return ReportError(tok.error());
-  auto tpl = jinja::ChatTemplate::FromModelDir(dir);
+  auto tpl = LoadChatTemplate(dir);
   if (!tpl.ok()) return ReportError(tpl.error());
   auto model = model::LoadModel(dir, mf.ToLoadOptions());
   if (!model.ok()) return ReportError(model.error());

@@ -1,9 +1,19 @@
+// `petrel convert IN --to safetensors -o OUT_DIR`: a PyTorch checkpoint (`pytorch_model.bin`, or
+// shards + `pytorch_model.bin.index.json`, or one .bin file) as safetensors, sharded like the
+// input, read by petrel's restricted unpickler (formats/pickle.h: nothing in the file is ever
+// executed; a hostile pickle is refused). The directory's other files (config, tokenizer) are
+// copied, so OUT_DIR loads directly.
+//
 // `petrel convert IN_DIR --to gguf -o OUT.gguf [--type f16|bf16|q8_0]`: a Hugging Face model
 // directory (llama, qwen2, qwen3) as a GGUF file: llama.cpp tensor names, `<arch>.*` metadata,
 // norms in F32, matrices in the chosen type (Q8_0 needs rows that are a multiple of 32; others stay
-// F16). The tokenizer is not embedded yet: petrel reads it from a directory, llama.cpp needs
-// tokenizer.ggml.* keys this writer does not produce.
+// F16). The tokenizer.json is embedded as llama.cpp's tokenizer.ggml.* keys and the chat template
+// as tokenizer.chat_template (tokenizer/gguf_vocab.h), so the file runs on its own.
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -12,14 +22,54 @@
 #include "core/quant_blocks.h"
 #include "formats/gguf_model.h"
 #include "formats/hf_config.h"
+#include "formats/pickle_torch.h"
 #include "formats/safetensors.h"
+#include "template/chat_template.h"
+#include "tokenizer/gguf_vocab.h"
 
 namespace petrel::cli {
 
+namespace {
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Pickle checkpoint(s) -> safetensors in out_dir, plus the input directory's other files.
+int ConvertPickle(const std::string& in, const std::string& out_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) return ReportError(IoError("cannot create ", out_dir, ": ", ec.message()));
+  auto written = formats::ConvertTorchToSafetensors(in, out_dir);
+  if (!written.ok()) return ReportError(written.error());
+  size_t copied = 0;
+  if (fs::is_directory(in)) {
+    for (const auto& e : fs::directory_iterator(in)) {
+      const std::string fn = e.path().filename().string();
+      if (!e.is_regular_file() || fn.ends_with(".bin") || fn == "pytorch_model.bin.index.json" ||
+          fn.find(".safetensors") != std::string::npos || fn.ends_with(".gguf"))
+        continue;
+      fs::copy_file(e.path(), fs::path(out_dir) / fn, fs::copy_options::overwrite_existing, ec);
+      if (ec) return ReportError(IoError("copying ", e.path().string(), ": ", ec.message()));
+      ++copied;
+    }
+  }
+  for (const auto& w : *written) std::fprintf(stderr, "wrote %s/%s\n", out_dir.c_str(), w.c_str());
+  if (copied) std::fprintf(stderr, "copied %zu other files\n", copied);
+  return 0;
+}
+
+}  // namespace
+
 int RunConvert(int argc, char** argv) {
   std::string to = "gguf", out, type = "f16";
-  Flags f("petrel convert IN_DIR --to gguf -o OUT.gguf [--type f16|bf16|q8_0]");
-  f.Add("to", &to, "output format: gguf")
+  Flags f("petrel convert IN_DIR --to gguf -o OUT.gguf [--type f16|bf16|q8_0]\n"
+          "       petrel convert IN_DIR|FILE.bin --to safetensors -o OUT_DIR");
+  f.Add("to", &to, "output format: gguf or safetensors")
       .Add("output", &out, "output file; also -o")
       .Add("type", &type, "f16 (default), bf16 or q8_0");
   std::vector<std::string> args(argv, argv + argc);
@@ -30,7 +80,8 @@ int RunConvert(int argc, char** argv) {
     std::fprintf(stderr, "%s", f.Usage().c_str());
     return f.help() ? 0 : 2;
   }
-  if (to != "gguf") return ReportError(Unsupported("--to ", to, " (gguf)"));
+  if (to == "safetensors") return ConvertPickle(f.positional()[0], out);
+  if (to != "gguf") return ReportError(Unsupported("--to ", to, " (gguf, safetensors)"));
   if (type != "f16" && type != "bf16" && type != "q8_0") return ReportError(InvalidArgument("--type f16, bf16 or q8_0"));
   const std::string dir = f.positional()[0];
   auto cfg = formats::LoadHfConfig(dir);
@@ -57,8 +108,29 @@ int RunConvert(int argc, char** argv) {
   kv[a + ".attention.value_length"] = (uint64_t)c.head_dim;
   kv[a + ".attention.layer_norm_rms_epsilon"] = (float)c.rms_eps;
   kv[a + ".rope.freq_base"] = (float)c.rope.theta;
-  if (c.bos_token_id >= 0) kv["tokenizer.ggml.bos_token_id"] = (uint64_t)c.bos_token_id;
-  if (!c.eos_token_ids.empty()) kv["tokenizer.ggml.eos_token_id"] = (uint64_t)c.eos_token_ids[0];
+  // The tokenizer (tokenizer.ggml.*) and chat template, so the file is self-contained for
+  // petrel and llama.cpp alike; eos ids: config.json's, then generation_config.json's others.
+  std::vector<int64_t> eos_ids = c.eos_token_ids;
+  if (auto g = formats::LoadGenerationConfig(dir); g.ok()) {
+    for (int64_t e : g->eos_token_ids)
+      if (std::find(eos_ids.begin(), eos_ids.end(), e) == eos_ids.end()) eos_ids.push_back(e);
+  }
+  const std::string tok_json = ReadFileOrEmpty(dir + "/tokenizer.json");
+  if (!tok_json.empty()) {
+    tokenizer::GgufVocabOptions vo;
+    vo.min_tokens = c.vocab_size;
+    if (c.bos_token_id >= 0) vo.bos_id = (int32_t)c.bos_token_id;
+    if (!eos_ids.empty()) vo.eos_id = (int32_t)eos_ids[0];
+    if (eos_ids.size() > 1) vo.eot_id = (int32_t)eos_ids[1];
+    if (auto tpl = jinja::ChatTemplate::FromModelDir(dir); tpl.ok()) vo.chat_template = tpl->source();
+    if (auto st = tokenizer::HfTokenizerToGguf(tok_json, ReadFileOrEmpty(dir + "/tokenizer_config.json"), vo, &kv);
+        !st.ok())
+      return ReportError(st.error().WithContext("embedding the tokenizer of " + dir));
+  } else {
+    std::fprintf(stderr, "petrel convert: no tokenizer.json in %s: the GGUF will have no tokenizer\n", dir.c_str());
+    if (c.bos_token_id >= 0) kv["tokenizer.ggml.bos_token_id"] = (uint64_t)c.bos_token_id;
+    if (!eos_ids.empty()) kv["tokenizer.ggml.eos_token_id"] = (uint64_t)eos_ids[0];
+  }
 
   std::vector<std::vector<char>> bufs;
   bufs.reserve(store->all().size());

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli/chat_prompt.h"
+#include "cli/model_text.h"
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "core/json_util.h"
@@ -49,7 +50,7 @@ int RunGenerate(int argc, char** argv) {
   }
   const std::string dir = f.positional()[0];
 
-  auto tok = tokenizer::Tokenizer::FromDirectory(dir);
+  auto tok = LoadTokenizer(dir);
   std::vector<int32_t> ids;
   if (!ids_arg.empty()) {
     auto r = ParseIdList(ids_arg);
@@ -59,7 +60,7 @@ int RunGenerate(int argc, char** argv) {
     if (!tok.ok()) return ReportError(tok.error());
     Result<std::vector<int32_t>> r = std::vector<int32_t>{};
     if (chat) {
-      auto tpl = jinja::ChatTemplate::FromModelDir(dir);
+      auto tpl = LoadChatTemplate(dir);
       if (!tpl.ok()) return ReportError(tpl.error());
       Json messages = Json::array({Json{{"role", "user"}, {"content", prompt}}});
       r = ChatPromptIds(**tok, *tpl, messages, Json::object());

@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/model_flags.h"
+#include "cli/model_text.h"
 #include "core/json_util.h"
 #include "model/lora/adapter.h"
 #include "model/sequence_runner.h"
@@ -37,7 +38,7 @@ int RunLogits(int argc, char** argv) {
     if (!r.ok()) return ReportError(r.error());
     ids = *r;
   } else {
-    auto tok = tokenizer::Tokenizer::FromDirectory(dir);
+    auto tok = LoadTokenizer(dir);
     if (!tok.ok()) return ReportError(tok.error());
     auto r = (*tok)->Encode(prompt);
     if (!r.ok()) return ReportError(r.error());

@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "cli/model_flags.h"
+#include "cli/model_text.h"
 #include "core/json_util.h"
 #include "model/sequence_runner.h"
 #include "tokenizer/tokenizer.h"
@@ -55,7 +56,7 @@ int RunPerplexity(int argc, char** argv) {
   if (!in) return ReportError(NotFound("cannot read --file ", file));
   std::stringstream ss;
   ss << in.rdbuf();
-  auto tok = tokenizer::Tokenizer::FromDirectory(dir);
+  auto tok = LoadTokenizer(dir);
   if (!tok.ok()) return ReportError(tok.error());
   auto ids = (*tok)->Encode(ss.str());
   if (!ids.ok()) return ReportError(ids.error());

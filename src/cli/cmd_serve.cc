@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/model_flags.h"
+#include "cli/model_text.h"
 #include "core/log.h"
 #include "runtime/engine.h"
 #include "server/hf_text_codec.h"
@@ -140,7 +141,15 @@ int RunServe(int argc, char** argv) {
   if (!srv.ok()) return ReportError(srv.error());
   LogInfo("listening on http://", http.host, ":", (*srv)->port(), " (loading ", dir, ")");
 
-  auto codec = server::LoadHfTextCodec(dir);
+  // A .gguf file carries its own tokenizer and chat template (cli/model_text.h).
+  Result<std::unique_ptr<server::TextCodec>> codec = std::unique_ptr<server::TextCodec>();
+  if (IsGgufPath(dir)) {
+    auto tok = LoadTokenizer(dir);
+    if (!tok.ok()) return ReportError(tok.error());
+    codec = server::MakeHfTextCodec(std::move(tok).value(), LoadChatTemplate(dir));
+  } else {
+    codec = server::LoadHfTextCodec(dir);
+  }
   if (!codec.ok()) return ReportError(codec.error());
   auto model = model::LoadModel(dir, mf.ToLoadOptions());
   if (!model.ok()) return ReportError(model.error());

@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/model_text.h"
 #include "core/json_util.h"
 #include "template/chat_template.h"
 
@@ -47,7 +48,7 @@ Status Run(int argc, char** argv) {
     return InvalidArgument("expected one MODEL_DIR\n", flags.Usage());
   if (messages_path.empty()) return InvalidArgument("--messages is required\n", flags.Usage());
 
-  PETREL_TRY(auto tpl, jinja::ChatTemplate::FromModelDir(flags.positional()[0]));
+  PETREL_TRY(auto tpl, LoadChatTemplate(flags.positional()[0]));
   PETREL_TRY(petrel::OrderedJson messages, ReadOrderedJsonFile(messages_path));
   // Accept either a bare array or {"messages": [...]} (a request body).
   if (messages.is_object() && messages.contains("messages")) messages = messages["messages"];

@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/model_text.h"
 #include "core/json_util.h"
 #include "tokenizer/tokenizer.h"
 
@@ -56,7 +57,7 @@ int RunTokenize(int argc, char** argv) {
     ss << in.rdbuf();
     text = ss.str();
   }
-  auto tok = tokenizer::Tokenizer::FromDirectory(f.positional()[0]);
+  auto tok = LoadTokenizer(f.positional()[0]);
   if (!tok.ok()) return Fail(tok.error());
   auto ids = (*tok)->Encode(text, {.add_special_tokens = !no_special});
   if (!ids.ok()) return Fail(ids.error());
@@ -87,7 +88,7 @@ int RunDetokenize(int argc, char** argv) {
     if (!parsed.ok()) return Fail(parsed.error());
     ids = std::move(parsed).value();
   }
-  auto tok = tokenizer::Tokenizer::FromDirectory(f.positional()[0]);
+  auto tok = LoadTokenizer(f.positional()[0]);
   if (!tok.ok()) return Fail(tok.error());
   auto text = (*tok)->Decode(ids, skip_special);
   if (!text.ok()) return Fail(text.error());

@@ -1,5 +1,6 @@
 #include "formats/gguf_model.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -111,8 +112,12 @@ Result<ModelConfig> ModelConfigFromGguf(const GgufFile& f) {
   c.dtype = DType::kBF16;
   if (kv.contains("tokenizer.ggml.bos_token_id") && kv["tokenizer.ggml.bos_token_id"].is_number_integer())
     c.bos_token_id = kv["tokenizer.ggml.bos_token_id"].get<int64_t>();
-  if (kv.contains("tokenizer.ggml.eos_token_id") && kv["tokenizer.ggml.eos_token_id"].is_number_integer())
-    c.eos_token_ids = {kv["tokenizer.ggml.eos_token_id"].get<int64_t>()};
+  // Generation ends on any of llama.cpp's end-of-generation ids (eos, eot, eom).
+  for (const char* k : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"}) {
+    if (!kv.contains(k) || !kv[k].is_number_integer() || kv[k].get<int64_t>() < 0) continue;
+    const int64_t id = kv[k].get<int64_t>();
+    if (std::find(c.eos_token_ids.begin(), c.eos_token_ids.end(), id) == c.eos_token_ids.end()) c.eos_token_ids.push_back(id);
+  }
   PETREL_TRY(c.Validate());
   return c;
 }

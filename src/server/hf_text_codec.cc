@@ -104,18 +104,21 @@ class HfTextCodec : public TextCodec {
 Result<std::unique_ptr<TextCodec>> LoadHfTextCodec(const std::string& model_dir) {
   auto tok = tokenizer::Tokenizer::FromDirectory(model_dir);
   if (!tok.ok()) return tok.error().WithContext("loading the tokenizer of " + model_dir);
+  return MakeHfTextCodec(std::move(tok).value(), jinja::ChatTemplate::FromModelDir(model_dir));
+}
+
+std::unique_ptr<TextCodec> MakeHfTextCodec(std::unique_ptr<tokenizer::Tokenizer> tok,
+                                           Result<jinja::ChatTemplate> t) {
   std::optional<jinja::ChatTemplate> tpl;
   std::string template_error;
-  auto t = jinja::ChatTemplate::FromModelDir(model_dir);
   if (t.ok()) {
     tpl = std::move(t).value();
   } else {
     template_error = t.error().message;
-    LogWarn("no usable chat template in ", model_dir, ": ", template_error,
+    LogWarn("no usable chat template: ", template_error,
             " (/v1/chat/completions will answer 400)");
   }
-  return std::unique_ptr<TextCodec>(
-      std::make_unique<HfTextCodec>(std::move(tok).value(), std::move(tpl), template_error));
+  return std::make_unique<HfTextCodec>(std::move(tok), std::move(tpl), template_error);
 }
 
 }  // namespace petrel::server

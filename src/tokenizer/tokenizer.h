@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/json_util.h"
 
 namespace petrel::tokenizer {
 
@@ -51,6 +52,8 @@ class Tokenizer {
   // Same from the file contents; `tokenizer_config_json` may be empty.
   static Result<std::unique_ptr<Tokenizer>> FromJson(std::string_view tokenizer_json,
                                                      std::string_view tokenizer_config_json);
+  // From GGUF metadata (the tokenizer.ggml.* keys; see gguf_vocab.h), e.g. GgufFile::metadata().
+  static Result<std::unique_ptr<Tokenizer>> FromGgufMetadata(const Json& kv);
   ~Tokenizer();
   Tokenizer(const Tokenizer&) = delete;
   Tokenizer& operator=(const Tokenizer&) = delete;
