@@ -3,6 +3,8 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <climits>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -12,7 +14,11 @@
 #include "core/dtype.h"
 #include "kernels/cpu/attention.h"
 
+// Everything here has internal linkage (anonymous namespace): each ISA's .cc gets its own copy.
+// As ordinary inline functions and templates, the copies of attention_generic.cc and
+// attention_avx512.cc would share mangled names and the linker would keep one of them for both.
 namespace petrel::kernels::cpu::impl {
+namespace {
 
 template <typename KvT>
 inline float ToF(KvT v) {
@@ -68,65 +74,262 @@ inline void Axpy(float* __restrict out, float w, const KvT* __restrict v, int n)
   for (; i < n; ++i) out[i] += w * ToF(v[i]);
 }
 
+// Geometry of one layer's call, shared by both paths.
+struct Geometry {
+  int hd, group;
+  int64_t row_stride;    // elements per query / output row (all heads)
+  int64_t token_stride;  // elements per cached token (all kv heads)
+};
+
+// Pointer to cached token t of a sequence (kv head kvh), through its block table.
+template <typename KvT>
+inline const KvT* TokenAt(const KvT* pool, const AttentionSeq& seq, int block_size, const Geometry& g,
+                          int t, int kvh) {
+  return pool + ((int64_t)seq.block_table[t / block_size] * block_size + t % block_size) * g.token_stride +
+         (int64_t)kvh * g.hd;
+}
+
+// One query row and head against all its keys: scores, softmax, weighted sum of values, one key at a
+// time (a horizontal reduction per key). Decode uses this: one row has too few query vectors to
+// fill the tiled path's 16 lanes.
+template <typename KvT>
+void RowHead(const AttentionArgs& a, const Geometry& g, const AttentionSeq& seq, int i, int h,
+             std::vector<float>& scores) {
+  const AttentionParams& p = a.p;
+  const int hd = g.hd;
+  const KvT* kp = static_cast<const KvT*>(a.k_pool);
+  const KvT* vp = static_cast<const KvT*>(a.v_pool);
+  const int row = seq.q_begin + i;
+  const int pos = seq.ctx_len - seq.q_len + i;
+  const int start = p.sliding_window > 0 ? std::max(0, pos - p.sliding_window + 1) : 0;
+  const int n = pos - start + 1;
+  const float* q = a.q + row * g.row_stride + h * hd;
+  float* out = a.out + row * g.row_stride + h * hd;
+  const int kvh = h / g.group;
+  scores.resize(n);
+  float mx = -INFINITY;
+  // Walk the block table one block at a time (no division per position).
+  for (int j = 0; j < n;) {
+    const int t = start + j;
+    const int run = std::min(a.block_size - t % a.block_size, n - j);
+    const KvT* kb = TokenAt(kp, seq, a.block_size, g, t, kvh);
+    for (int r = 0; r < run; ++r, ++j) {
+      scores[j] = p.scale * Dot(q, kb + r * g.token_stride, hd);
+      mx = std::max(mx, scores[j]);
+    }
+  }
+  float sum = 0;
+  for (int j = 0; j < n; ++j) {
+    scores[j] = std::exp(scores[j] - mx);
+    sum += scores[j];
+  }
+  const float inv = 1.0f / sum;
+  std::fill(out, out + hd, 0.0f);
+  for (int j = 0; j < n;) {
+    const int t = start + j;
+    const int run = std::min(a.block_size - t % a.block_size, n - j);
+    const KvT* vb = TokenAt(vp, seq, a.block_size, g, t, kvh);
+    for (int r = 0; r < run; ++r, ++j) Axpy(out, scores[j] * inv, vb + r * g.token_stride, hd);
+  }
+}
+
+#if defined(__AVX512F__)
+// e^x for 16 lanes: x = n ln2 + r with |r| <= ln2/2, e^r by the degree-6 polynomial of Cephes' expf
+// (relative error ~1e-7), times 2^n with vscalefps. x is clamped below at -104 (e^x is 0 in f32
+// there), so no lane is NaN for finite or -inf input.
+inline __m512 Exp16(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+  x = _mm512_min_ps(x, _mm512_set1_ps(88.7f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+  y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(y, n);
+}
+
+constexpr int kLanes = 16;  // query vectors per tile
+constexpr int kChunk = 16;  // keys per step of the online softmax
+
+// Tiled prefill attention in the manner of FlashAttention-2 (Dao, 2023): a tile of 16 query
+// vectors — consecutive (row, head) pairs that share one kv head, so GQA groups read K/V once —
+// walks its keys 16 at a time with an online softmax (running max m, running sum l, output
+// rescaled by e^(m_old - m_new)), never materialising the score matrix.
+// The tile is held transposed, one query vector per SIMD lane: Qt[d] and Ot[d] are 16-lane
+// vectors, so S[j] = sum_d K[j][d] * Qt[d] and Ot[d] += P[j] * V[j][d] are plain FMAs with a
+// broadcast K/V element (no horizontal reductions), and the softmax statistics are per lane.
+// first: index of lane 0 in the row-major enumeration (row, head-in-group) of this kv head.
+template <typename KvT>
+void Tile(const AttentionArgs& a, const Geometry& g, const AttentionSeq& seq, int kvh, int first,
+          std::vector<float>& buf) {
+  const AttentionParams& p = a.p;
+  const int hd = g.hd;
+  const int window = p.sliding_window;
+  const KvT* kp = static_cast<const KvT*>(a.k_pool);
+  const KvT* vp = static_cast<const KvT*>(a.v_pool);
+  // Scratch: Qt, Ot [hd][16]; K and V chunks converted to f32 [16][hd]; one zero row.
+  buf.resize((size_t)hd * (4 * kLanes + 1));
+  float* qt = buf.data();
+  float* ot = qt + hd * kLanes;
+  float* kc = ot + hd * kLanes;
+  float* vc = kc + hd * kChunk;
+  float* zero = vc + hd * kChunk;
+  std::fill(zero, zero + hd, 0.0f);
+  alignas(64) int32_t qpos[kLanes];
+  int lo = INT32_MAX, hi = -1;  // key range of the tile
+  const int n_vec = seq.q_len * g.group;
+  for (int m = 0; m < kLanes; ++m) {
+    const int idx = first + m;
+    if (idx >= n_vec) {
+      qpos[m] = -1;  // idle lane: every key masked
+      for (int d = 0; d < hd; ++d) qt[d * kLanes + m] = 0.0f;
+      continue;
+    }
+    const int i = idx / g.group, h = kvh * g.group + idx % g.group;
+    qpos[m] = seq.ctx_len - seq.q_len + i;
+    lo = std::min(lo, window > 0 ? std::max(0, qpos[m] - window + 1) : 0);
+    hi = std::max(hi, qpos[m]);
+    const float* q = a.q + (seq.q_begin + i) * g.row_stride + (int64_t)h * hd;
+    for (int d = 0; d < hd; ++d) qt[d * kLanes + m] = q[d] * p.scale;
+  }
+  for (int d = 0; d < hd; ++d) _mm512_storeu_ps(ot + d * kLanes, _mm512_setzero_ps());
+  const __m512i qp = _mm512_load_si512(qpos);
+  const __m512i qlo = window > 0 ? _mm512_sub_epi32(qp, _mm512_set1_epi32(window - 1)) : _mm512_set1_epi32(INT32_MIN);
+  __m512 mx = _mm512_set1_ps(-INFINITY), l = _mm512_setzero_ps();
+  const float* krow[kChunk];
+  const float* vrow[kChunk];
+  for (int t0 = lo; t0 <= hi;) {
+    // One chunk: up to 16 keys inside one cache block.
+    const int nk = std::min({kChunk, a.block_size - t0 % a.block_size, hi - t0 + 1});
+    const KvT* kb = TokenAt(kp, seq, a.block_size, g, t0, kvh);
+    const KvT* vb = TokenAt(vp, seq, a.block_size, g, t0, kvh);
+    for (int j = 0; j < kChunk; ++j) {
+      if (j >= nk) {
+        krow[j] = vrow[j] = zero;
+      } else if constexpr (sizeof(KvT) == 4) {
+        krow[j] = reinterpret_cast<const float*>(kb + j * g.token_stride);
+        vrow[j] = reinterpret_cast<const float*>(vb + j * g.token_stride);
+      } else {
+        for (int d = 0; d < hd; ++d) {
+          kc[j * hd + d] = ToF(kb[j * g.token_stride + d]);
+          vc[j * hd + d] = ToF(vb[j * g.token_stride + d]);
+        }
+        krow[j] = kc + j * hd;
+        vrow[j] = vc + j * hd;
+      }
+    }
+    // Scores S[j] (lanes: query vectors), 8 keys at a time.
+    __m512 s[kChunk];
+    for (int j0 = 0; j0 < kChunk; j0 += 8) {
+      __m512 acc[8];
+      for (int jj = 0; jj < 8; ++jj) acc[jj] = _mm512_setzero_ps();
+      for (int d = 0; d < hd; ++d) {
+        const __m512 q = _mm512_loadu_ps(qt + d * kLanes);
+        for (int jj = 0; jj < 8; ++jj) acc[jj] = _mm512_fmadd_ps(_mm512_set1_ps(krow[j0 + jj][d]), q, acc[jj]);
+      }
+      for (int jj = 0; jj < 8; ++jj) s[j0 + jj] = acc[jj];
+    }
+    // Causal / window mask, then the online softmax update.
+    __m512 cmax = mx;
+    __mmask16 live[kChunk];
+    for (int j = 0; j < kChunk; ++j) {
+      const __m512i kpos = _mm512_set1_epi32(t0 + j);
+      live[j] = j < nk ? (__mmask16)(_mm512_cmple_epi32_mask(kpos, qp) & _mm512_cmpge_epi32_mask(kpos, qlo)) : (__mmask16)0;
+      cmax = _mm512_mask_max_ps(cmax, live[j], cmax, s[j]);
+    }
+    // Lanes with no live key yet keep max -inf: use 0 there so nothing becomes NaN.
+    const __mmask16 seen = _mm512_cmp_ps_mask(cmax, _mm512_set1_ps(-INFINITY), _CMP_NEQ_UQ);
+    const __m512 mnew = _mm512_maskz_mov_ps(seen, cmax);
+    const __m512 corr = _mm512_mask_blend_ps(seen, _mm512_set1_ps(1.0f), Exp16(_mm512_sub_ps(mx, mnew)));
+    mx = _mm512_mask_blend_ps(seen, mx, mnew);
+    l = _mm512_mul_ps(l, corr);
+    for (int j = 0; j < kChunk; ++j) {
+      s[j] = _mm512_maskz_mov_ps(live[j], Exp16(_mm512_sub_ps(s[j], mnew)));
+      l = _mm512_add_ps(l, s[j]);
+    }
+    // Ot = Ot * corr + sum_j P[j] V[j][d], 8 rows of Ot at a time.
+    int d0 = 0;
+    for (; d0 + 8 <= hd; d0 += 8) {
+      __m512 acc[8];
+      for (int dd = 0; dd < 8; ++dd) acc[dd] = _mm512_mul_ps(_mm512_loadu_ps(ot + (d0 + dd) * kLanes), corr);
+      for (int j = 0; j < kChunk; ++j)
+        for (int dd = 0; dd < 8; ++dd) acc[dd] = _mm512_fmadd_ps(s[j], _mm512_set1_ps(vrow[j][d0 + dd]), acc[dd]);
+      for (int dd = 0; dd < 8; ++dd) _mm512_storeu_ps(ot + (d0 + dd) * kLanes, acc[dd]);
+    }
+    for (; d0 < hd; ++d0) {
+      __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(ot + d0 * kLanes), corr);
+      for (int j = 0; j < kChunk; ++j) acc = _mm512_fmadd_ps(s[j], _mm512_set1_ps(vrow[j][d0]), acc);
+      _mm512_storeu_ps(ot + d0 * kLanes, acc);
+    }
+    t0 += nk;
+  }
+  // out = Ot / l, back to row-major.
+  alignas(64) float inv[kLanes];
+  _mm512_store_ps(inv, _mm512_div_ps(_mm512_set1_ps(1.0f), l));
+  for (int m = 0; m < kLanes; ++m) {
+    const int idx = first + m;
+    if (idx >= n_vec) break;
+    const int i = idx / g.group, h = kvh * g.group + idx % g.group;
+    float* out = a.out + (seq.q_begin + i) * g.row_stride + (int64_t)h * hd;
+    for (int d = 0; d < hd; ++d) out[d] = ot[d * kLanes + m] * inv[m];
+  }
+}
+#endif
+
 template <typename KvT>
 void Run(const AttentionArgs& a, ThreadPool& pool) {
   const AttentionParams& p = a.p;
-  const int hd = p.head_dim;
-  const int group = p.n_heads / p.n_kv_heads;
-  const int64_t row_stride = (int64_t)p.n_heads * hd;
-  const int64_t token_stride = (int64_t)p.n_kv_heads * hd;  // elements per cached token
-  const KvT* kp = static_cast<const KvT*>(a.k_pool);
-  const KvT* vp = static_cast<const KvT*>(a.v_pool);
-
-  // Flatten (sequence, row) pairs; each work item is one query row, all heads.
-  std::vector<std::pair<int, int>> items;
-  for (int s = 0; s < (int)a.seqs.size(); ++s)
-    for (int i = 0; i < a.seqs[s].q_len; ++i) items.push_back({s, i});
-  // Work unit: (item, head) so single-token decode still spreads over threads.
-  const int64_t n_units = (int64_t)items.size() * p.n_heads;
-  // Units are dealt round-robin: causal rows grow in cost, so contiguous chunks would leave the
-  // thread with the last rows doing most of a prefill's work.
-  const int n_threads = pool.size();
-  pool.RunOnAll([&](int thread) {
-    std::vector<float> scores;
-    for (int64_t u = thread; u < n_units; u += n_threads) {
-      const auto [s, i] = items[u / p.n_heads];
-      const int h = (int)(u % p.n_heads);
-      const AttentionSeq& seq = a.seqs[s];
-      const int row = seq.q_begin + i;
-      const int pos = seq.ctx_len - seq.q_len + i;
-      const int start = p.sliding_window > 0 ? std::max(0, pos - p.sliding_window + 1) : 0;
-      const int n = pos - start + 1;
-      const float* q = a.q + row * row_stride + h * hd;
-      float* out = a.out + row * row_stride + h * hd;
-      const int kvh = h / group;
-      scores.resize(n);
-      float mx = -INFINITY;
-      // Walk the block table one block at a time (no division per position).
-      for (int j = 0; j < n;) {
-        const int t = start + j;
-        const int off = t % a.block_size;
-        const int run = std::min(a.block_size - off, n - j);
-        const KvT* kb = kp + ((int64_t)seq.block_table[t / a.block_size] * a.block_size + off) * token_stride + kvh * hd;
-        for (int r = 0; r < run; ++r, ++j) {
-          scores[j] = p.scale * Dot(q, kb + r * token_stride, hd);
-          mx = std::max(mx, scores[j]);
+  const Geometry g{p.head_dim, p.n_heads / p.n_kv_heads, (int64_t)p.n_heads * p.head_dim,
+                   (int64_t)p.n_kv_heads * p.head_dim};
+  // Work units, each with its cost in keys visited: a tile of 16 query vectors of one kv head
+  // (sequences with at least 16 query vectors per kv head, AVX-512 only), else one (row, head).
+  struct Unit {
+    int64_t cost;
+    int seq, a, b;  // tile: kv head, first lane index; row: row, head
+    bool tile;
+  };
+  std::vector<Unit> units;
+  for (int s = 0; s < (int)a.seqs.size(); ++s) {
+    const AttentionSeq& seq = a.seqs[s];
+    const int first_pos = seq.ctx_len - seq.q_len;
+    auto keys = [&](int i) {  // keys of row i
+      const int pos = first_pos + i;
+      return (int64_t)(p.sliding_window > 0 ? std::min(pos + 1, p.sliding_window) : pos + 1);
+    };
+#if defined(__AVX512F__)
+    const int n_vec = seq.q_len * g.group;
+    if (n_vec >= kLanes) {
+      for (int kvh = 0; kvh < p.n_kv_heads; ++kvh)
+        for (int f = 0; f < n_vec; f += kLanes) {
+          const int last_row = (std::min(n_vec, f + kLanes) - 1) / g.group;
+          units.push_back({keys(last_row) * kLanes, s, kvh, f, true});
         }
+      continue;
+    }
+#endif
+    for (int i = 0; i < seq.q_len; ++i)
+      for (int h = 0; h < p.n_heads; ++h) units.push_back({keys(i), s, i, h, false});
+  }
+  // Largest first, then dealt dynamically: balances causal prefill (later rows cost more).
+  std::stable_sort(units.begin(), units.end(), [](const Unit& x, const Unit& y) { return x.cost > y.cost; });
+  std::atomic<int64_t> next{0};
+  pool.RunOnAll([&](int) {
+    std::vector<float> scratch;
+    for (int64_t u; (u = next.fetch_add(1, std::memory_order_relaxed)) < (int64_t)units.size();) {
+      const Unit& w = units[u];
+#if defined(__AVX512F__)
+      if (w.tile) {
+        Tile<KvT>(a, g, a.seqs[w.seq], w.a, w.b, scratch);
+        continue;
       }
-      float sum = 0;
-      for (int j = 0; j < n; ++j) {
-        scores[j] = std::exp(scores[j] - mx);
-        sum += scores[j];
-      }
-      const float inv = 1.0f / sum;
-      std::fill(out, out + hd, 0.0f);
-      for (int j = 0; j < n;) {
-        const int t = start + j;
-        const int off = t % a.block_size;
-        const int run = std::min(a.block_size - off, n - j);
-        const KvT* vb = vp + ((int64_t)seq.block_table[t / a.block_size] * a.block_size + off) * token_stride + kvh * hd;
-        for (int r = 0; r < run; ++r, ++j) Axpy(out, scores[j] * inv, vb + r * token_stride, hd);
-      }
+#endif
+      RowHead<KvT>(a, g, a.seqs[w.seq], w.a, w.b, scratch);
     }
   });
 }
@@ -136,4 +339,5 @@ inline void Dispatch(const AttentionArgs& a, ThreadPool& pool) {
   else Run<float>(a, pool);
 }
 
+}  // namespace
 }  // namespace petrel::kernels::cpu::impl

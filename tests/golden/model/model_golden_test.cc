@@ -17,10 +17,17 @@ using golden::CheckCases;
 using golden::IdsOf;
 using golden::LoadRefs;
 
+LoadOptions Options(const char* matmul_precision) {
+  LoadOptions o;
+  o.n_threads = 2;
+  o.matmul_precision = matmul_precision;
+  return o;
+}
+
 // The exact path: f32 activations in every matmul (MatMulPrecision kF32), within kLogitTol (2e-3).
 void RunFamily(const std::string& model_dir, const Json& cases, const std::vector<int32_t>& probe,
                const std::string& label) {
-  auto m = LoadModel(model_dir, LoadOptions{.n_threads = 2, .matmul_precision = "f32"});
+  auto m = LoadModel(model_dir, Options("f32"));
   ASSERT_TRUE(m.ok()) << m.error().ToString();
   CheckCases(m->get(), nullptr, cases, probe, label);
 }

@@ -117,8 +117,9 @@ TEST_P(CpuKernels, Bf16ActivationMatMulMatchesReference) {
         want = want_f32;
       be->MatMul(out, xt, w, bias_t);
       EXPECT_LT(MaxRelErr(want, out.As<float>()), 2e-5f) << "T=" << T << " K=" << K << " N=" << N;
-      if (bf16_path && K >= 31)  // the rounding is really there: the f32 result is out of reach
+      if (bf16_path && K >= 31) {  // the rounding is really there: the f32 result is out of reach
         EXPECT_GT(MaxRelErr(want_f32, out.As<float>()), 2e-5f) << "T=" << T << " K=" << K;
+      }
       be->MatMul(out, xt, w, TensorView{});
       for (int64_t t = 0; t < T; ++t)
         for (int64_t n = 0; n < N; ++n) want[t * N + n] -= bias[n];
@@ -226,6 +227,53 @@ TEST_P(CpuKernels, PagedAttentionMatchesReference) {
                                           .scale = 0.3f, .sliding_window = window});
       EXPECT_LT(MaxRelErr(out_want, ot.As<float>()), 1e-5f)
           << DTypeName(kv_dtype) << " window " << window;
+    }
+  }
+}
+
+// Longer prefills, where the AVX-512 build takes the tiled path (16 query vectors per tile, keys in
+// chunks of up to 16 inside a cache block): GQA groups 1, 2, 3 and 8, head dims 128 and 20 (not a
+// multiple of 16), block sizes 16 and 5 (chunks cut short by block ends), whole prompts and chunked
+// prefill after a cached prefix, partial last tiles, sliding windows, f32 and bf16 KV.
+TEST_P(CpuKernels, TiledPrefillAttentionMatchesReference) {
+  struct Shape { int hq, hkv, hd, bs, ctx, qlen, window; };
+  const Shape shapes[] = {{2, 2, 128, 16, 37, 37, 0},  {4, 2, 128, 16, 70, 29, 0},
+                          {6, 2, 20, 5, 41, 41, 0},    {3, 1, 20, 16, 50, 23, 7},
+                          {8, 1, 34, 5, 33, 9, 0},     {4, 2, 128, 16, 100, 100, 19},
+                          {16, 8, 128, 16, 48, 48, 0}, {2, 1, 16, 4, 20, 1, 0}};
+  for (DType kv_dtype : {DType::kF32, DType::kBF16}) {
+    for (const Shape& sh : shapes) {
+      const int n_blocks = (sh.ctx + sh.bs - 1) / sh.bs;
+      KvCacheLayout layout{.n_layers = 1, .n_kv_heads = sh.hkv, .head_dim = sh.hd, .block_size = sh.bs,
+                           .n_blocks = 2 * n_blocks + 1, .dtype = kv_dtype};
+      auto cache = backend_->AllocateKvCache(layout);
+      std::vector<int32_t> table(n_blocks);
+      for (int b = 0; b < n_blocks; ++b) table[b] = 2 * (n_blocks - 1 - b) + 1;  // reversed, gapped
+      auto k = Random((size_t)sh.ctx * sh.hkv * sh.hd, 60), v = Random((size_t)sh.ctx * sh.hkv * sh.hd, 61);
+      Tensor kt(DType::kF32, {sh.ctx, sh.hkv * sh.hd}), vt(DType::kF32, {sh.ctx, sh.hkv * sh.hd});
+      std::copy(k.begin(), k.end(), kt.As<float>());
+      std::copy(v.begin(), v.end(), vt.As<float>());
+      std::vector<int64_t> slots;
+      for (int t = 0; t < sh.ctx; ++t) slots.push_back((int64_t)table[t / sh.bs] * sh.bs + t % sh.bs);
+      backend_->StoreKv(*cache, 0, kt, vt, slots);
+      if (kv_dtype == DType::kBF16) {
+        for (auto& f : k) f = BF16ToF32(F32ToBF16(f));
+        for (auto& f : v) f = BF16ToF32(F32ToBF16(f));
+      }
+      auto q = Random((size_t)sh.qlen * sh.hq * sh.hd, 62);
+      std::vector<float> want(q.size());
+      const float scale = 1.0f / std::sqrt((float)sh.hd);
+      reference::Attention(q.data(), k.data(), v.data(), want.data(), sh.qlen, sh.ctx, sh.hq, sh.hkv,
+                           sh.hd, scale, sh.window);
+      Tensor qt(DType::kF32, {sh.qlen, sh.hq * sh.hd}), ot(DType::kF32, {sh.qlen, sh.hq * sh.hd});
+      std::copy(q.begin(), q.end(), qt.As<float>());
+      std::vector<AttentionSeq> seqs = {{0, sh.qlen, sh.ctx, table}};
+      backend_->Attention(ot, qt, *cache, seqs,
+                          AttentionParams{.layer = 0, .n_heads = sh.hq, .n_kv_heads = sh.hkv,
+                                          .head_dim = sh.hd, .scale = scale, .sliding_window = sh.window});
+      EXPECT_LT(MaxRelErr(want, ot.As<float>()), 1e-5f)
+          << DTypeName(kv_dtype) << " hq " << sh.hq << " hkv " << sh.hkv << " hd " << sh.hd << " bs "
+          << sh.bs << " ctx " << sh.ctx << " qlen " << sh.qlen << " window " << sh.window;
     }
   }
 }
