@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "tokenizer/json_get.h"
+#include "tokenizer/string_map.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 
@@ -64,15 +65,16 @@ Result<const Json*> GetArray(const Json& kv, std::string_view key, bool required
   return v;
 }
 
-Result<std::vector<std::string>> StringArray(const Json& a, std::string_view key) {
-  std::vector<std::string> out;
+// Views into `a`'s strings (which must outlive them).
+Result<std::vector<std::string_view>> StringArray(const Json& a, std::string_view key) {
+  std::vector<std::string_view> out;
   out.reserve(a.size());
   for (size_t i = 0; i < a.size(); ++i) {
     if (!a[i].is_string()) {
       return InvalidFormat(Key(key), " must be an array of strings (element ", i, " is a ",
                            a[i].type_name(), ")");
     }
-    out.push_back(a[i].get<std::string>());
+    out.push_back(a[i].get_ref<const std::string&>());
     size_t bad = 0;
     if (!utf8::IsValid(out.back(), &bad)) {
       return InvalidFormat(KeyAt(key, i), " is not valid UTF-8 (byte ", bad, ")");
@@ -122,13 +124,13 @@ void AppendQuoted(std::string* out, std::string_view s) {
   out->push_back('"');
 }
 
-// The vocabulary read from the keys, validated.
+// The vocabulary read from the keys, validated (strings are views into the metadata).
 struct GgufVocab {
   std::string model, pre;
-  std::vector<std::string> tokens;
+  std::vector<std::string_view> tokens;
   std::vector<int32_t> types;  // GgufTokenType per token (NORMAL when the key is absent)
   std::vector<float> scores;
-  std::vector<std::pair<std::string, std::string>> merges;
+  std::vector<std::pair<std::string_view, std::string_view>> merges;
   std::optional<int32_t> bos, eos, unk, pad;
   bool add_bos = false, add_eos = false, add_space_prefix = true;
   std::string chat_template;
@@ -195,12 +197,12 @@ Result<GgufVocab> ReadVocab(const Json& kv) {
 
   PETREL_TRY(const Json* merges, GetArray(kv, "tokenizer.ggml.merges", v.model == "gpt2"));
   if (merges != nullptr && v.model == "gpt2") {
-    PETREL_TRY(std::vector<std::string> list, StringArray(*merges, "tokenizer.ggml.merges"));
+    PETREL_TRY(std::vector<std::string_view> list, StringArray(*merges, "tokenizer.ggml.merges"));
     v.merges.reserve(list.size());
     for (size_t i = 0; i < list.size(); ++i) {
       // llama.cpp splits at the first space after the first byte.
       const size_t sp = list[i].find(' ', 1);
-      if (sp == std::string::npos) {
+      if (sp == std::string_view::npos) {
         return InvalidFormat(KeyAt("tokenizer.ggml.merges", i), " = \"", list[i],
                              "\" is not \"left right\"");
       }
@@ -242,8 +244,7 @@ bool IsAdded(int32_t type) {
 // sorted by (left id, right id); then all of them stably by the merged token's score, highest
 // first. Only NORMAL tokens are merge results (SentencePiece never builds control, byte or
 // user-defined pieces by merging). Splits are at character boundaries (Python str slicing).
-std::vector<std::pair<int32_t, int32_t>> MergesFromScores(
-    const GgufVocab& v, const std::unordered_map<std::string_view, int32_t>& ids) {
+std::vector<std::pair<int32_t, int32_t>> MergesFromScores(const GgufVocab& v, const StringIdMap& ids) {
   struct M {
     int32_t l, r, merged;
   };
@@ -251,14 +252,14 @@ std::vector<std::pair<int32_t, int32_t>> MergesFromScores(
   std::vector<M> local;
   for (size_t id = 0; id < v.tokens.size(); ++id) {
     if (v.types[id] != static_cast<int32_t>(TT::kNormal)) continue;
-    const std::string& t = v.tokens[id];
+    const std::string_view t = v.tokens[id];
     local.clear();
     size_t k = 0;
     utf8::Next(t, k);
     while (k < t.size()) {
-      auto l = ids.find(std::string_view(t).substr(0, k));
-      auto r = ids.find(std::string_view(t).substr(k));
-      if (l != ids.end() && r != ids.end()) local.push_back({l->second, r->second, static_cast<int32_t>(id)});
+      const int32_t l = ids.Find(std::string_view(t).substr(0, k));
+      const int32_t r = l < 0 ? -1 : ids.Find(std::string_view(t).substr(k));
+      if (r >= 0) local.push_back({l, r, static_cast<int32_t>(id)});
       utf8::Next(t, k);
     }
     std::sort(local.begin(), local.end(),
@@ -278,7 +279,7 @@ Json TemplateProcessing(const GgufVocab& v) {
   Json single = Json::array();
   Json specials = Json::object();
   auto special = [&](int32_t id) {
-    const std::string& t = v.tokens[id];
+    const std::string t(v.tokens[id]);
     single.push_back({{"SpecialToken", {{"id", t}, {"type_id", 0}}}});
     specials[t] = {{"id", t}, {"ids", {id}}, {"tokens", {t}}};
   };
@@ -305,15 +306,15 @@ Result<HfTokenizerFiles> GgufToHfTokenizer(const Json& kv) {
 
   // The BPE vocabulary: every token but the added ones of a byte-level model (Hugging Face
   // keeps those out of model.vocab) and duplicates (the first id keeps the string).
-  std::unordered_map<std::string_view, int32_t> ids;
-  ids.reserve(n * 2);
+  StringIdMap ids;  // token -> id of the BPE vocabulary
+  ids.Reserve(n);
   std::vector<uint8_t> in_vocab(n, 0);
   for (size_t i = 0; i < n; ++i) {
     if (!spm && (v.types[i] == static_cast<int32_t>(TT::kControl) ||
                  v.types[i] == static_cast<int32_t>(TT::kUserDefined))) {
       continue;
     }
-    if (ids.emplace(v.tokens[i], static_cast<int32_t>(i)).second) in_vocab[i] = 1;
+    if (ids.Insert(v.tokens[i], static_cast<int32_t>(i))) in_vocab[i] = 1;
   }
 
   std::vector<std::pair<int32_t, int32_t>> merges;
@@ -324,17 +325,17 @@ Result<HfTokenizerFiles> GgufToHfTokenizer(const Json& kv) {
     std::string joined;
     for (size_t i = 0; i < v.merges.size(); ++i) {
       const auto& [a, b] = v.merges[i];
-      auto ia = ids.find(a), ib = ids.find(b);
-      if (ia == ids.end() || ib == ids.end()) {
+      const int32_t ia = ids.Find(a), ib = ids.Find(b);
+      if (ia < 0 || ib < 0) {
         return InvalidFormat(KeyAt("tokenizer.ggml.merges", i), " = \"", a, " ", b, "\": \"",
-                             ia == ids.end() ? a : b, "\" is not a token");
+                             ia < 0 ? a : b, "\" is not a token");
       }
-      joined = a + b;
-      if (ids.find(joined) == ids.end()) {
+      joined.assign(a).append(b);
+      if (ids.Find(joined) < 0) {
         return InvalidFormat(KeyAt("tokenizer.ggml.merges", i), " = \"", a, " ", b,
                              "\": the merged token \"", joined, "\" is not a token");
       }
-      merges.emplace_back(ia->second, ib->second);
+      merges.emplace_back(ia, ib);
     }
   }
 
@@ -425,7 +426,7 @@ Result<HfTokenizerFiles> GgufToHfTokenizer(const Json& kv) {
   j += "]}}";
 
   Json cfg = {{"clean_up_tokenization_spaces", false}};
-  auto name = [&](const std::optional<int32_t>& id) { return id ? Json(v.tokens[*id]) : Json(); };
+  auto name = [&](const std::optional<int32_t>& id) { return id ? Json(std::string(v.tokens[*id])) : Json(); };
   cfg["bos_token"] = name(v.bos);
   cfg["eos_token"] = name(v.eos);
   cfg["pad_token"] = name(v.pad);
