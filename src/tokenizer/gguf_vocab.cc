@@ -33,7 +33,7 @@ struct PreSpec {
 // `tokenizer.ggml.pre` values petrel reads (llama.cpp's aliases for the same split).
 std::optional<PreSpec> FindPre(std::string_view pre) {
   if (pre == "qwen2" || pre == "deepseek-r1-qwen") return PreSpec{kQwen2Regex, true, false};
-  if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") {
+  if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3" || pre == "falcon3" || pre == "pixtral") {
     return PreSpec{kLlama3Regex, false, true};
   }
   if (pre.empty() || pre == "default" || pre == "gpt-2" || pre == "gpt2") {

@@ -12,8 +12,10 @@
 // Supported vocabularies:
 //   - `gpt2`: byte-level BPE. tokens + merges ("a b"); token_type CONTROL (3) / USER_DEFINED (4)
 //     become special / plain added tokens; `tokenizer.ggml.pre` names the pre-tokenizer split
-//     regex: qwen2 (+ NFC, as Qwen's tokenizer.json), llama-bpe / llama3 / llama-v3 (with
-//     ignore_merges), gpt-2 / default (GPT-2's regex). Any other `pre` is refused by name.
+//     regex: qwen2 (+ NFC, as Qwen's tokenizer.json; llama.cpp itself skips NFC), llama-bpe /
+//     llama3 / llama-v3 / falcon3 / pixtral (with ignore_merges), gpt-2 and an absent or "default"
+//     pre (GPT-2's regex, which old GGUFs without `pre` were split with; llama.cpp's own
+//     "default" split differs slightly). Any other `pre` is refused by name.
 //   - `llama`: SentencePiece BPE. tokens + scores; merges are rebuilt from the scores the way
 //     transformers' SentencePieceExtractor does (every split of a NORMAL token whose two halves
 //     are tokens, ranked by the merged token's score), byte fallback through the <0xXX> tokens,

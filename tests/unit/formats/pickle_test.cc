@@ -186,6 +186,16 @@ TEST(Pickle, DeepAndCyclicStructuresDoNotCrash) {
   EXPECT_EQ(r->root()->items[0], r->root());
 }
 
+TEST(Pickle, StorageLargerThanItsFileIsRefused) {
+  // views.bin's storage id says 24 elements ("cpu", BINPUT, BININT1 24); claim 255 instead.
+  std::string b = ReadBytes(Pk("views.bin"));
+  const size_t at = b.find(std::string("cpuq\x06K\x18", 7));
+  ASSERT_NE(at, std::string::npos);
+  b[at + 6] = '\xff';
+  EXPECT_TRUE(FailsWith(TorchCheckpoint::Parse(b.data(), b.size(), "big.bin"), ErrorCode::kInvalidFormat,
+                        {"claims 255 elements", "96 bytes"}));
+}
+
 TEST(Pickle, LegacyAndNonZipInputsAreRefusedPrecisely) {
   const std::string legacy = "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.";
   EXPECT_TRUE(FailsWith(TorchCheckpoint::Parse(legacy.data(), legacy.size(), "old.bin"), ErrorCode::kUnsupported,
