@@ -2,12 +2,14 @@
 """End to end: `petrel convert` of the qwen3-tiny fixture to an F16 GGUF (tokenizer and chat
 template embedded) and a pickle checkpoint to safetensors, then the GGUF alone runs generate
 (--ids and --prompt, --chat), tokenize and template exactly as the safetensors directory does:
-same greedy ids, same token ids, byte-identical prompt.
+same greedy ids, same token ids, byte-identical prompt. A GGUF without tokenizer keys falls back
+to the tokenizer.json beside it.
 
   gguf_cli_test.py PETREL FIXTURES_DIR
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,6 +49,25 @@ def main():
             json.dump([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}], f)
         if run(petrel, "template", gguf, "--messages", msgs) != run(petrel, "template", model, "--messages", msgs):
             sys.exit("FAIL: template differs")
+
+        # A GGUF without tokenizer keys (converted from a directory without tokenizer.json) uses the
+        # HF files beside it, and says so precisely when there are none.
+        bare = os.path.join(tmp, "bare")
+        os.mkdir(bare)
+        for f in ("config.json", "generation_config.json", "model.safetensors"):
+            shutil.copy(os.path.join(model, f), bare)
+        lone = os.path.join(tmp, "lone")
+        os.mkdir(lone)
+        run(petrel, "convert", bare, "--to", "gguf", "-o", os.path.join(lone, "m.gguf"))
+        r = subprocess.run([petrel, "tokenize", os.path.join(lone, "m.gguf"), "--text", "hi"], capture_output=True,
+                           text=True)
+        if r.returncode == 0 or "no tokenizer.ggml.* metadata" not in r.stderr:
+            sys.exit(f"FAIL: GGUF without a tokenizer: {r.stderr}")
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(os.path.join(model, f), lone)
+        if (last_json(run(petrel, "tokenize", os.path.join(lone, "m.gguf"), "--text", text, "--json")) !=
+                last_json(run(petrel, "tokenize", model, "--text", text, "--json"))):
+            sys.exit("FAIL: tokenizer beside the GGUF")
 
         out = os.path.join(tmp, "st")
         run(petrel, "convert", os.path.join(fixtures, "pickle"), "--to", "safetensors", "-o", out)
