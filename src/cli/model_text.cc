@@ -2,26 +2,13 @@
 
 #include <filesystem>
 #include <mutex>
+#include <optional>
 
 #include "formats/gguf.h"
 
 namespace petrel::cli {
 
 namespace {
-
-// The GGUF metadata of `path`, parsed once per process (the tokenizer and the template both
-// need it; a 150k-token vocabulary is worth not parsing twice).
-Result<std::shared_ptr<const Json>> GgufMetadata(const std::string& path) {
-  static std::mutex mu;
-  static std::string cached_path;
-  static std::shared_ptr<const Json> cached;
-  std::lock_guard<std::mutex> lock(mu);
-  if (cached && cached_path == path) return cached;
-  PETREL_TRY(formats::GgufFile f, formats::GgufFile::Open(path));
-  cached = std::make_shared<const Json>(f.metadata());
-  cached_path = path;
-  return cached;
-}
 
 std::string ParentDir(const std::string& path) {
   std::string p = std::filesystem::path(path).parent_path().string();
@@ -37,38 +24,71 @@ std::string TokenText(const Json& kv, const char* key) {
   return i < tokens->size() && (*tokens)[i].is_string() ? (*tokens)[i].get<std::string>() : "";
 }
 
+// What the chat template needs from a GGUF file: remembered when the tokenizer is loaded, so the
+// (large) metadata is parsed once per process and not kept afterwards.
+struct TemplateInfo {
+  std::string path;
+  bool has_template = false;
+  bool template_is_string = false;
+  std::string source, bos, eos;
+};
+std::mutex g_mu;
+std::optional<TemplateInfo> g_info;
+
+void RememberTemplateInfo(const std::string& path, const Json& kv) {
+  TemplateInfo info;
+  info.path = path;
+  auto t = kv.find("tokenizer.chat_template");
+  info.has_template = t != kv.end();
+  info.template_is_string = info.has_template && t->is_string();
+  if (info.template_is_string) info.source = t->get<std::string>();
+  info.bos = TokenText(kv, "tokenizer.ggml.bos_token_id");
+  info.eos = TokenText(kv, "tokenizer.ggml.eos_token_id");
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_info = std::move(info);
+}
+
 }  // namespace
 
 bool IsGgufPath(const std::string& model) { return model.ends_with(".gguf"); }
 
 Result<std::unique_ptr<tokenizer::Tokenizer>> LoadTokenizer(const std::string& model) {
   if (!IsGgufPath(model)) return tokenizer::Tokenizer::FromDirectory(model);
-  PETREL_TRY(std::shared_ptr<const Json> kv, GgufMetadata(model));
-  if (!kv->contains("tokenizer.ggml.model")) {
+  PETREL_TRY(formats::GgufFile f, formats::GgufFile::Open(model));
+  const Json& kv = f.metadata();
+  RememberTemplateInfo(model, kv);
+  if (!kv.contains("tokenizer.ggml.model")) {
     auto r = tokenizer::Tokenizer::FromDirectory(ParentDir(model));
     if (!r.ok()) {
       return NotFound(model, " has no tokenizer.ggml.* metadata and there is no tokenizer.json beside it");
     }
     return r;
   }
-  auto r = tokenizer::Tokenizer::FromGgufMetadata(*kv);
+  auto r = tokenizer::Tokenizer::FromGgufMetadata(kv);
   if (!r.ok()) return r.error().WithContext("loading the tokenizer of " + model);
   return r;
 }
 
 Result<jinja::ChatTemplate> LoadChatTemplate(const std::string& model) {
   if (!IsGgufPath(model)) return jinja::ChatTemplate::FromModelDir(model);
-  PETREL_TRY(std::shared_ptr<const Json> kv, GgufMetadata(model));
-  auto t = kv->find("tokenizer.chat_template");
-  if (t == kv->end()) {
+  std::optional<TemplateInfo> info;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    if (g_info && g_info->path == model) info = g_info;
+  }
+  if (!info) {
+    PETREL_TRY(formats::GgufFile f, formats::GgufFile::Open(model));
+    RememberTemplateInfo(model, f.metadata());
+    std::lock_guard<std::mutex> lock(g_mu);
+    info = g_info;
+  }
+  if (!info->has_template) {
     auto r = jinja::ChatTemplate::FromModelDir(ParentDir(model));
     if (!r.ok()) return NotFound(model, " has no tokenizer.chat_template (and no chat template beside it)");
     return r;
   }
-  if (!t->is_string()) return InvalidFormat(model, ": tokenizer.chat_template must be a string");
-  return jinja::ChatTemplate::FromSource(t->get<std::string>(),
-                                         TokenText(*kv, "tokenizer.ggml.bos_token_id"),
-                                         TokenText(*kv, "tokenizer.ggml.eos_token_id"));
+  if (!info->template_is_string) return InvalidFormat(model, ": tokenizer.chat_template must be a string");
+  return jinja::ChatTemplate::FromSource(info->source, info->bos, info->eos);
 }
 
 }  // namespace petrel::cli
