@@ -63,6 +63,8 @@ int RunServe(int argc, char** argv) {
   int max_model_len = 0, max_num_seqs = 256, max_num_batched_tokens = 2048, max_waiting = 1024;
   int64_t kv_cache_memory = 0, max_body_bytes = int64_t(http.max_body_bytes);
   double request_timeout = http.request_timeout_s;
+  double gpu_memory_utilization = 0.9;
+  std::string tokenizer_dir;
   bool no_prefix_caching = false, enable_lora_loading = false;
   std::vector<std::string> lora_modules;
   int max_loras = 8;
@@ -76,8 +78,13 @@ int RunServe(int argc, char** argv) {
       .Add("api-key", &http.api_key, "require `Authorization: Bearer KEY` (except /health)")
       .Add("max-model-len", &max_model_len, "context limit, prompt + output (default: the model's)")
       .Add("kv-cache-memory", &kv_cache_memory,
-           "bytes for the KV cache (default: sized from "
-           "max-model-len x max-num-seqs, capped)")
+           "bytes for the KV cache (CPU default: sized from max-model-len x max-num-seqs, "
+           "capped; on a GPU a cap on what --gpu-memory-utilization leaves)")
+      .Add("gpu-memory-utilization", &gpu_memory_utilization,
+           "GPU: share of device memory for weights, activations and KV cache (default 0.9)")
+      .Add("tokenizer", &tokenizer_dir,
+           "directory with tokenizer.json / tokenizer_config.json (default: MODEL_DIR; e.g. for "
+           "--load-format dummy models that have only config.json)")
       .Add("max-num-seqs", &max_num_seqs, "sequences decoded together (default 256)")
       .Add("max-num-batched-tokens", &max_num_batched_tokens,
            "tokens per engine step (default 2048)")
@@ -148,7 +155,7 @@ int RunServe(int argc, char** argv) {
     if (!tok.ok()) return ReportError(tok.error());
     codec = server::MakeHfTextCodec(std::move(tok).value(), LoadChatTemplate(dir));
   } else {
-    codec = server::LoadHfTextCodec(dir);
+    codec = server::LoadHfTextCodec(tokenizer_dir.empty() ? dir : tokenizer_dir);
   }
   if (!codec.ok()) return ReportError(codec.error());
   auto model = model::LoadModel(dir, mf.ToLoadOptions());
@@ -158,6 +165,7 @@ int RunServe(int argc, char** argv) {
   eo.max_num_batched_tokens = max_num_batched_tokens;
   eo.max_model_len = max_model_len;
   eo.kv_cache_bytes = kv_cache_memory;
+  eo.gpu_memory_utilization = gpu_memory_utilization;
   eo.max_waiting = max_waiting;
   eo.enable_prefix_caching = !no_prefix_caching;
   eo.n_threads = mf.threads;
@@ -167,10 +175,10 @@ int RunServe(int argc, char** argv) {
   if (!engine.ok()) return ReportError(engine.error());
   const auto& info = (*engine)->model_info();
   LogInfo("model ", served_name, " (", info.architecture, "): weights ", info.weight_bytes,
-          " bytes; KV ", info.kv_bytes_per_token, " bytes/token; KV pool holds ",
-          info.kv_capacity_tokens,
-          " tokens = ", info.max_model_len > 0 ? info.kv_capacity_tokens / info.max_model_len : 0,
-          " sequences of max_model_len ", info.max_model_len, "; max_num_seqs ", eo.max_num_seqs);
+          " bytes; KV ", info.kv_bytes_per_token, " bytes/token; KV pool ", info.kv_blocks,
+          " blocks = ", info.kv_capacity_tokens, " tokens; max concurrency ",
+          info.max_concurrency, "x at max_model_len ", info.max_model_len, "; max_num_seqs ",
+          eo.max_num_seqs);
   for (const auto& spec : lora_modules) {
     size_t eq = spec.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {

@@ -12,9 +12,11 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -85,6 +87,38 @@ struct AttentionParams {
   int sliding_window = 0;  // 0 = full causal attention
 };
 
+// Device memory of a backend, for planning the KV cache (cudaMemGetInfo on CUDA). Host-memory
+// backends report zeros: the caller keeps its own sizing.
+struct MemoryInfo {
+  int64_t free_bytes = 0;
+  int64_t total_bytes = 0;
+};
+
+// How to draw one token from one row of logits on the device (Backend::SampleRows). The
+// truncations follow runtime/sampler.cc in the same order: temperature scaling, top_k (the k
+// largest logits, ties to the smaller id), top_p (the smallest prefix of the remaining candidates
+// sorted by logit whose probability, normalised over them, reaches top_p), min_p (keep
+// p >= min_p * p_max), then a draw. Logit bias and penalties are not applied here (the engine
+// samples such requests on the host).
+struct SampleSpec {
+  float temperature = 0.0f;  // 0 = greedy: the first maximal logit, exactly as ArgMax
+  int top_k = 0;             // <= 0 or >= vocab: off
+  float top_p = 1.0f;        // (0, 1]
+  float min_p = 0.0f;        // [0, 1]
+  uint64_t seed = 0;         // random stream of this request ...
+  uint64_t step = 0;         // ... and position in it (e.g. tokens generated so far)
+  int top_logprobs = -1;     // -1: no logprobs; 0: the chosen token's; n: also the n best (raw)
+  bool skip = false;         // leave this row alone (its outputs are unspecified)
+};
+
+// What SampleRows returns per row. Logprobs are log-softmax of the raw logits (as the host
+// sampler reports them); top[] holds max(top_logprobs, 0) entries, best first, ties by id.
+struct SampleResult {
+  int32_t token = 0;
+  float logprob = 0.0f;
+  std::vector<std::pair<int32_t, float>> top;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -137,6 +171,29 @@ class Backend {
   // Copies a backend buffer (f32) to host memory; returns when `dst` holds the data. On a device
   // backend this is the step's synchronisation point.
   virtual void ToHost(TensorView src, float* dst) = 0;
+  // Device memory (free, total) of this backend; zeros for host-memory backends.
+  virtual MemoryInfo QueryMemory() { return {}; }
+  // A copy of host data in this backend's memory, owned by the returned Tensor: freed (not
+  // pooled) when it dies. Unlike the other methods it may be called, and the Tensor destroyed, on
+  // any thread (LoRA adapters are uploaded by the thread that loads them). The default (host
+  // backends) copies into host memory.
+  virtual Tensor UploadOwned(TensorView host) {
+    Tensor t(host.dtype, host.shape);
+    if (host.NumBytes()) std::memcpy(t.data(), host.data, host.NumBytes());
+    return t;
+  }
+  // Samples one token per row of logits [R, V] (f32, this backend's memory) on the device and
+  // returns only the results: specs[R] and out[R]. Returns false when the backend has no such op
+  // (the default: the caller copies the logits to the host and samples there). On a device backend
+  // this is the step's synchronisation point, like ArgMax. The random numbers are Philox4x32-10
+  // streams keyed by (seed, step, token id): the same seed and step give the same token on the
+  // same backend and build, but they are not the host sampler's std::mt19937_64 stream.
+  virtual bool SampleRows(TensorView logits, std::span<const SampleSpec> specs,
+                          std::span<SampleResult> out) {
+    return false;
+  }
+  // The largest top_logprobs SampleRows serves (requests asking more are sampled on the host).
+  static constexpr int kMaxDeviceTopLogprobs = 32;
   // Greedy choice per row: ids[r] = the first j with logits[r, j] maximal, for logits [R, V] f32
   // in this backend's memory; returns when the host array ids[R] holds them. On a device backend
   // this replaces ToHost() of the logits as the step's synchronisation point, and only the ids

@@ -57,9 +57,8 @@ void Model::Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* l
   const float scale = 1.0f / std::sqrt((float)hd);
 
   // y = W x (+ b), plus each adapter's B (A x) on its rows when the batch uses adapters.
+  // The adapters' A/B must be in this backend's memory (lora::UploadAdapter for a device).
   const bool lora = lora_.Plan(batch.seqs, batch.seq_adapters);
-  PETREL_CHECK(!lora || std::string_view(be.name()) == "cpu")
-      << "LoRA adapters hold host memory: CPU backend only (the engine refuses them elsewhere)";
   auto linear = [&](TensorView y, TensorView in, TensorView w, TensorView b, int64_t layer,
                     lora::LoraTarget t) {
     be.MatMul(y, in, w, b);
@@ -111,7 +110,8 @@ void Model::Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* l
   be.RmsNorm(sel, sel, w_.final_norm, (float)c.rms_eps);
   Tensor lg = be.Allocate(DType::kF32, {R, c.vocab_size});
   be.MatMul(lg, sel, w_.lm_head, TensorView{});
-  if (greedy_ids_) be.ArgMax(lg, greedy_ids_);
+  if (consume_) (*consume_)(be, lg);
+  else if (greedy_ids_) be.ArgMax(lg, greedy_ids_);
   else be.ToHost(lg, logits);
 }
 

@@ -2,6 +2,7 @@
 // flattened batch of sequences with a paged KV cache. The runtime sees only this interface.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -64,6 +65,16 @@ class Model {
     greedy_ids_ = nullptr;
   }
 
+  // Forward that leaves the logits [R, vocab] (f32) in the backend's memory and hands them to
+  // `consume` before they are released (e.g. to sample on the device: Backend::SampleRows).
+  using LogitsConsumer = std::function<void(kernels::Backend& be, TensorView logits)>;
+  void ForwardLogits(const ForwardBatch& batch, kernels::KvCache& cache,
+                     const LogitsConsumer& consume) {
+    consume_ = &consume;
+    Forward(batch, cache, nullptr);
+    consume_ = nullptr;
+  }
+
   friend Result<std::unique_ptr<Model>> LoadModel(const std::string& dir, const LoadOptions& opts);
 
  private:
@@ -86,6 +97,7 @@ class Model {
   int64_t weight_bytes_ = 0;
   Activations act_;
   int32_t* greedy_ids_ = nullptr;  // set by ForwardArgMax for the duration of one Forward
+  const LogitsConsumer* consume_ = nullptr;  // set by ForwardLogits likewise
   lora::LoraBatch lora_;  // this step's adapter runs and their scratch
 };
 

@@ -5,6 +5,7 @@
 #include "runtime/engine.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -16,8 +17,10 @@
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "model/lora/adapter.h"
+#include "model/lora/device_adapter.h"
 #include "model/model.h"
 #include "runtime/block_manager.h"
+#include "runtime/kv_plan.h"
 #include "runtime/sequence.h"
 
 namespace petrel::runtime {
@@ -43,6 +46,12 @@ class EngineImpl : public Engine {
         blocks_(n_blocks, opts.block_size, opts.enable_prefix_caching) {
     cache_ = model_->CreateKvCache(n_blocks, opts.block_size, kv_dtype);
     stats_.kv_blocks_total = n_blocks;
+    // Device backends sample on the device (Backend::SampleRows); the CPU keeps the host sampler.
+    // PETREL_HOST_SAMPLING=1 keeps the host sampler on a device too (to measure what the device
+    // sampler saves, or to rule it out when debugging).
+    const char* host_sampling = std::getenv("PETREL_HOST_SAMPLING");
+    device_sampling_ = model_->backend().QueryMemory().total_bytes > 0 &&
+                       !(host_sampling && std::string_view(host_sampling) == "1");
     thread_ = std::jthread([this](std::stop_token st) { Loop(st); });
   }
   ~EngineImpl() override { Shutdown(); }
@@ -128,18 +137,13 @@ class EngineImpl : public Engine {
 
   Status LoadAdapter(const std::string& name, const std::string& path, bool replace) override {
     if (name.empty()) return InvalidArgument("the adapter name is empty");
-    // The adapter's A/B live in host memory and lora::LoraBatch hands them to the backend as they
-    // are; a device backend needs them uploaded (and freed on unload) first: not done yet.
-    if (std::string_view(model_->backend().name()) != "cpu")
-      return Unsupported("LoRA adapters are not supported on the ", model_->backend().name(),
-                         " backend yet (CPU only)");
     {
       std::lock_guard lock(adapters_mu_);
       if (!replace && adapters_.count(name))
         return InvalidArgument("LoRA adapter \"", name, "\" is already loaded");
     }
-    // Read and validate outside the lock: it touches the disk.
-    PETREL_TRY(auto adapter, model::lora::LoadAdapter(path, model_->config()));
+    // Read, validate (and upload to a device backend) outside the lock: it touches the disk.
+    PETREL_TRY(auto adapter, ReadAdapter(path));
     std::lock_guard lock(adapters_mu_);
     if (!replace && adapters_.count(name))
       return InvalidArgument("LoRA adapter \"", name, "\" is already loaded");
@@ -245,7 +249,7 @@ class EngineImpl : public Engine {
       path = e.path;
     }
     // Evicted: reload from disk, outside the lock.
-    PETREL_TRY(auto adapter, model::lora::LoadAdapter(path, model_->config()));
+    PETREL_TRY(auto adapter, ReadAdapter(path));
     std::lock_guard lock(adapters_mu_);
     auto it = adapters_.find(name);
     if (it == adapters_.end()) return NotFound("LoRA adapter \"", name, "\" is not loaded");
@@ -256,6 +260,13 @@ class EngineImpl : public Engine {
     }
     e.last_used = ++adapter_tick_;
     return std::make_pair(e.adapter, Salt(name, e.generation));
+  }
+
+  // lora::LoadAdapter, then a copy in the backend's memory when that is a device's (freed when
+  // the last holder lets go: the registry on unload / eviction, or the last request using it).
+  Result<std::shared_ptr<const model::lora::LoraAdapter>> ReadAdapter(const std::string& path) {
+    PETREL_TRY(auto adapter, model::lora::LoadAdapter(path, model_->config()));
+    return model::lora::UploadAdapter(std::move(adapter), model_->backend());
   }
 
   static uint64_t Salt(const std::string& name, uint64_t generation) {
@@ -466,21 +477,27 @@ class EngineImpl : public Engine {
       }
     }
     const int64_t vocab = info_.vocab_size;
-    logits_.resize(batch.logit_rows.size() * vocab);
-    model_->Forward(batch, *cache_, logits_.data());
-
-    // Sample every sequence that produced logits, in parallel: each has its own RNG and history,
-    // so the result does not depend on the thread that samples it.
-    std::vector<size_t> to_sample;
-    for (size_t i = 0; i < sched.size(); ++i)
-      if (logit_index[i] >= 0) to_sample.push_back(i);
+    // Sequences to sample on the host, with their row in logits_.
+    std::vector<std::pair<size_t, int>> on_host;
     std::vector<TokenOutput> sampled(sched.size());
-    sample_pool_.ParallelFor((int64_t)to_sample.size(), 1, [&](int64_t b, int64_t e, int) {
+    model_->ForwardLogits(batch, *cache_, [&](kernels::Backend& be, TensorView lg) {
+      if (device_sampling_ && SampleOnDevice(be, lg, sched, logit_index, sampled, on_host)) return;
+      // Host path (the CPU, or a backend without SampleRows): all logits to the host.
+      on_host.clear();
+      for (size_t i = 0; i < sched.size(); ++i)
+        if (logit_index[i] >= 0) on_host.emplace_back(i, logit_index[i]);
+      logits_.resize((size_t)lg.NumElements());
+      be.ToHost(lg, logits_.data());
+    });
+
+    // Host sampling in parallel: each sequence has its own RNG and history, so the result does
+    // not depend on the thread that samples it.
+    sample_pool_.ParallelFor((int64_t)on_host.size(), 1, [&](int64_t b, int64_t e, int) {
       for (int64_t j = b; j < e; ++j) {
-        const size_t i = to_sample[j];
+        const auto [i, row] = on_host[j];
         Sequence& s = *sched[i].seq;
-        Sample(std::span(logits_.data() + (size_t)logit_index[i] * vocab, vocab), s.req.sampling,
-               s.sampler, s.req.top_logprobs, sampled[i]);
+        Sample(std::span(logits_.data() + (size_t)row * vocab, vocab), s.req.sampling, s.sampler,
+               s.req.top_logprobs, sampled[i]);
       }
     });
 
@@ -531,6 +548,70 @@ class EngineImpl : public Engine {
     pending_last_.clear();
   }
 
+  // Samples the rows of `lg` [R, vocab] (backend memory) on the device: all-greedy batches without
+  // logprobs through Backend::ArgMax, others through Backend::SampleRows. Requests the device op
+  // does not cover (NeedsHostSampling) are skipped there; their rows are gathered and copied into
+  // logits_ and listed in `on_host`. False (nothing done) when the backend has no SampleRows.
+  bool SampleOnDevice(kernels::Backend& be, TensorView lg, const std::vector<Scheduled>& sched,
+                      const std::vector<int>& logit_index, std::vector<TokenOutput>& sampled,
+                      std::vector<std::pair<size_t, int>>& on_host) {
+    const int64_t vocab = info_.vocab_size;
+    const int64_t R = lg.NumElements() / vocab;
+    std::vector<kernels::SampleSpec> specs(R);
+    std::vector<int32_t> host_rows;
+    bool all_greedy = true;
+    for (size_t i = 0; i < sched.size(); ++i) {
+      const int r = logit_index[i];
+      if (r < 0) continue;
+      const Sequence& s = *sched[i].seq;
+      const SamplingParams& p = s.req.sampling;
+      if (NeedsHostSampling(p, s.req.top_logprobs)) {
+        specs[r].skip = true;
+        on_host.emplace_back(i, (int)host_rows.size());
+        host_rows.push_back(r);
+        continue;
+      }
+      specs[r] = kernels::SampleSpec{.temperature = p.temperature,
+                                     .top_k = p.top_k,
+                                     .top_p = p.top_p,
+                                     .min_p = p.min_p,
+                                     .seed = s.sampler.device_seed,
+                                     .step = (uint64_t)s.generated,
+                                     .top_logprobs = s.req.top_logprobs};
+      all_greedy = all_greedy && p.temperature == 0.0f && s.req.top_logprobs < 0;
+    }
+    if (host_rows.empty() && all_greedy) {
+      std::vector<int32_t> ids(R);
+      be.ArgMax(lg, ids.data());
+      for (size_t i = 0; i < sched.size(); ++i)
+        if (logit_index[i] >= 0) sampled[i].token = ids[logit_index[i]];
+      return true;
+    }
+    if ((int64_t)host_rows.size() < R) {
+      std::vector<kernels::SampleResult> res(R);
+      if (!be.SampleRows(lg, specs, res)) {
+        on_host.clear();
+        device_sampling_ = false;  // this backend has no device sampler: host from now on
+        return false;
+      }
+      for (size_t i = 0; i < sched.size(); ++i) {
+        const int r = logit_index[i];
+        if (r < 0 || specs[r].skip) continue;
+        TokenOutput& o = sampled[i];
+        o.token = res[r].token;
+        o.logprob = res[r].logprob;
+        for (const auto& [id, lp] : res[r].top) o.top.push_back(TopLogprob{id, lp});
+      }
+    }
+    if (!host_rows.empty()) {
+      Tensor sel = be.Allocate(DType::kF32, {(int64_t)host_rows.size(), vocab});
+      be.GatherRows(sel, lg, host_rows);
+      logits_.resize(host_rows.size() * vocab);
+      be.ToHost(sel, logits_.data());
+    }
+    return true;
+  }
+
   void PublishStats() {
     std::lock_guard lock(mu_);
     stats_.running = (int)running_.size();
@@ -565,13 +646,51 @@ class EngineImpl : public Engine {
   // Engine thread only.
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> running_;
-  std::vector<float> logits_;
+  std::vector<float> logits_;  // host copies of the logits rows sampled on the host
+  bool device_sampling_ = false;
   std::vector<std::vector<TokenOutput>> pending_last_;
   int64_t prompt_tokens_ = 0, generation_tokens_ = 0, preemptions_ = 0, finished_ = 0;
   // Samples the batch's sequences in parallel (engine thread only); sized like the backend.
   ThreadPool sample_pool_{opts_.n_threads > 0 ? opts_.n_threads : ThreadPool::HardwareThreads()};
   std::jthread thread_;  // last: started after everything above exists
 };
+
+// vLLM's profile run: one forward pass of max_num_batched_tokens tokens spread over
+// min(max_num_seqs, tokens) sequences, each with a logits row, then device sampling with top
+// logprobs, so that the backend's activation buffers, GEMM scratch and sampling buffers reach their
+// largest before free memory is measured. Its KV cache is a single block that every token writes
+// and every sequence's table points at: the values are garbage, only the sizes matter.
+void ProfileRun(model::Model& m, const EngineOptions& o, DType kv_dtype) {
+  const int T = o.max_num_batched_tokens;
+  const int n_seqs = std::max(1, std::min(o.max_num_seqs, T));
+  auto cache = m.CreateKvCache(1, o.block_size, kv_dtype);
+  const int longest = T - (n_seqs - 1);  // one long prompt (attention scratch), the rest decodes
+  const std::vector<int32_t> table((longest + o.block_size - 1) / o.block_size, 0);
+  model::ForwardBatch b;
+  for (int s = 0; s < n_seqs; ++s) {
+    const int len = s == 0 ? longest : 1;
+    const int begin = (int)b.tokens.size();
+    for (int j = 0; j < len; ++j) {
+      b.tokens.push_back(0);
+      b.positions.push_back(j);
+      b.slots.push_back(j % o.block_size);
+    }
+    b.seqs.push_back(kernels::AttentionSeq{begin, len, len, std::span(table).first((len + o.block_size - 1) / o.block_size)});
+    b.logit_rows.push_back((int32_t)b.tokens.size() - 1);
+  }
+  m.ForwardLogits(b, *cache, [&](kernels::Backend& be, TensorView lg) {
+    std::vector<kernels::SampleSpec> specs(b.logit_rows.size(),
+                                           kernels::SampleSpec{.temperature = 1.0f,
+                                                               .top_k = 50,
+                                                               .top_p = 0.9f,
+                                                               .top_logprobs = 20});
+    std::vector<kernels::SampleResult> res(specs.size());
+    if (!be.SampleRows(lg, specs, res)) {
+      std::vector<int32_t> ids(specs.size());
+      be.ArgMax(lg, ids.data());
+    }
+  });
+}
 
 }  // namespace
 
@@ -596,8 +715,11 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<model::Model> mod
     info.default_sampling.min_p = (float)g.min_p;
     info.default_sampling.repetition_penalty = (float)g.repetition_penalty;
   }
-  DType kv_dtype = DType::kF32;
+  kernels::Backend& be = model->backend();
+  const bool device = be.QueryMemory().total_bytes > 0;
+  DType kv_dtype = device ? DType::kBF16 : DType::kF32;  // "auto"
   if (o.kv_cache_dtype == "bf16") kv_dtype = DType::kBF16;
+  else if (o.kv_cache_dtype == "f32") kv_dtype = DType::kF32;
   else if (o.kv_cache_dtype != "auto" && o.kv_cache_dtype != "f32")
     return InvalidArgument("--kv-cache-dtype must be auto, f32 or bf16, got \"", o.kv_cache_dtype, "\"");
   if (o.block_size < 1 || o.block_size > 1024) return InvalidArgument("block size must be in [1, 1024]");
@@ -606,25 +728,25 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<model::Model> mod
   if (o.max_loras < 1) return InvalidArgument("--max-loras must be >= 1");
   info.weight_bytes = model->WeightBytes();
   info.kv_bytes_per_token = c.KvBytesPerToken(kv_dtype);
-  const int64_t per_block = info.kv_bytes_per_token * o.block_size;
-  const auto blocks_for = [&](int64_t tokens) { return (tokens + o.block_size - 1) / o.block_size; };
-  int64_t n_blocks;
-  if (o.kv_cache_bytes > 0) {
-    n_blocks = o.kv_cache_bytes / per_block;
-    if (n_blocks < 1)
-      return InvalidArgument("--kv-cache-memory ", o.kv_cache_bytes, " bytes holds no block of ", per_block, " bytes");
-  } else {
-    // Default: every sequence slot at up to a 4k context, capped at 1 GiB, but at least one
-    // sequence of the full context.
-    const int64_t want = o.max_num_seqs * blocks_for(std::min(info.max_model_len, 4096));
-    n_blocks = std::max<int64_t>(std::min<int64_t>(want, (1LL << 30) / per_block), blocks_for(info.max_model_len));
-  }
-  info.kv_capacity_tokens = n_blocks * o.block_size;
-  LogInfo("model ", model->dir(), ": ", c.architecture, ", weights ", info.weight_bytes / 1e6,
-          " MB; KV cache ", DTypeName(kv_dtype), " ", info.kv_bytes_per_token, " bytes/token, ",
-          n_blocks, " blocks of ", o.block_size, " = ", info.kv_capacity_tokens, " tokens (",
-          n_blocks * per_block / 1e6, " MB) = ", info.kv_capacity_tokens / info.max_model_len,
-          " sequences of max_model_len ", info.max_model_len);
+  // On a device, measure what the largest step needs before sizing the pool from what is left.
+  if (device) ProfileRun(*model, o, kv_dtype);
+  const kernels::MemoryInfo mem = be.QueryMemory();
+  const KvPlanInput plan_in{.bytes_per_block = info.kv_bytes_per_token * o.block_size,
+                            .block_size = o.block_size,
+                            .max_model_len = info.max_model_len,
+                            .max_num_seqs = o.max_num_seqs,
+                            .kv_cache_bytes = o.kv_cache_bytes,
+                            .gpu_memory_utilization = o.gpu_memory_utilization,
+                            .device_free_bytes = mem.free_bytes,
+                            .device_total_bytes = mem.total_bytes};
+  PETREL_TRY(const KvPlan plan, PlanKvCache(plan_in));
+  const int64_t n_blocks = plan.n_blocks;
+  info.kv_capacity_tokens = plan.capacity_tokens;
+  info.kv_blocks = plan.n_blocks;
+  info.max_concurrency = plan.max_concurrency;
+  LogInfo("model ", model->dir(), ": ", c.architecture, " on ", be.name(), ", weights ",
+          info.weight_bytes / 1e6, " MB; KV cache ", DTypeName(kv_dtype), " ",
+          info.kv_bytes_per_token, " bytes/token: ", DescribeKvPlan(plan, plan_in));
   return std::unique_ptr<Engine>(new EngineImpl(std::move(model), o, std::move(info), kv_dtype, n_blocks));
 }
 

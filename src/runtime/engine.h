@@ -20,12 +20,15 @@ struct EngineOptions {
   int max_num_seqs = 256;             // sequences running at once
   int max_num_batched_tokens = 2048;  // tokens per step (prefill chunks + decodes)
   int max_model_len = 0;              // 0 = the model's max_position_embeddings
-  int64_t kv_cache_bytes = 0;         // 0 = size from max_model_len * max_num_seqs, capped
+  int64_t kv_cache_bytes = 0;         // CPU: exact KV pool bytes (0 = from max_model_len *
+                                      // max_num_seqs, capped); device: a cap on the pool
+  double gpu_memory_utilization = 0.9;  // device: share of device memory for weights,
+                                        // activations and the KV pool (kv_plan.h)
   int block_size = 16;                // tokens per KV block
   int max_waiting = 1024;             // queued requests beyond this are refused (HTTP 429)
   bool enable_prefix_caching = true;
   int n_threads = 0;                  // CPU threads; 0 = all available (used by the loader)
-  std::string kv_cache_dtype = "auto";  // "auto" (f32 on the CPU), "f32", "bf16"
+  std::string kv_cache_dtype = "auto";  // "auto" (f32 on the CPU, bf16 on a device), "f32", "bf16"
   int max_loras = 8;                  // LoRA adapters resident at once (--max-loras); LRU beyond
 };
 
@@ -65,6 +68,8 @@ struct ModelInfo {
   int64_t weight_bytes = 0;
   int64_t kv_bytes_per_token = 0;
   int64_t kv_capacity_tokens = 0;         // tokens that fit in the KV pool
+  int64_t kv_blocks = 0;                  // blocks of the pool
+  double max_concurrency = 0;             // kv_capacity_tokens / max_model_len
 };
 
 class Engine {

@@ -5,12 +5,14 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "kernels/backend.h"
 
 namespace petrel::runtime {
 
 void SamplerState::Init(const SamplingParams& p, std::span<const int32_t> prompt, int64_t vocab,
                         uint64_t fallback_seed) {
   rng.seed(p.seed ? *p.seed : fallback_seed);
+  device_seed = p.seed ? *p.seed : fallback_seed;
   output_counts.clear();
   seen.clear();
   if (p.repetition_penalty != 1.0f) {
@@ -38,6 +40,11 @@ Status ValidateSampling(const SamplingParams& p, int64_t vocab) {
     if (!(bias >= -100) || bias > 100) return InvalidArgument("logit_bias values must be in [-100, 100]");
   }
   return OkStatus();
+}
+
+bool NeedsHostSampling(const SamplingParams& p, int top_logprobs) {
+  return !p.logit_bias.empty() || p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f ||
+         p.frequency_penalty != 0.0f || top_logprobs > kernels::Backend::kMaxDeviceTopLogprobs;
 }
 
 namespace {

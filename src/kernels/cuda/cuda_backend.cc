@@ -46,6 +46,7 @@
 #include "kernels/cuda/paged_attention.cuh"
 #include "kernels/cuda/rms_norm.cuh"
 #include "kernels/cuda/rope.cuh"
+#include "kernels/cuda/sample.cuh"
 #include "kernels/cuda/silu_mul.cuh"
 #include "kernels/cuda/store_kv.cuh"
 
@@ -97,7 +98,11 @@ class DevicePool {
     if (!list.empty()) {
       p = list.back();
       list.pop_back();
-    } else {
+    } else if (cudaMalloc(&p, bytes) != cudaSuccess) {
+      // Out of memory (the KV cache takes most of the device): give the cached blocks of other
+      // sizes back to the driver and try once more.
+      cudaGetLastError();
+      ReleaseCached();
       CUDA_CHECK(cudaMalloc(&p, bytes));
     }
     size_of_[p] = bytes;
@@ -110,6 +115,12 @@ class DevicePool {
     size_of_.erase(it);
   }
   static void Release(void* ctx, void* p) { static_cast<DevicePool*>(ctx)->Put(p); }
+  void ReleaseCached() {
+    CUDA_CHECK(cudaDeviceSynchronize());
+    for (auto& [bytes, list] : free_)
+      for (void* p : list) CUDA_CHECK(cudaFree(p));
+    free_.clear();
+  }
 
  private:
   std::map<size_t, std::vector<void*>> free_;
@@ -237,7 +248,7 @@ OpKey MakeKey(Args... args) {
 
 enum class OpCode : int {
   kEmbedding, kRmsNorm, kMatMul, kRope, kAdd, kSiluMul, kStoreKv, kAttention, kGatherRows,
-  kGemvGroup, kAddRmsNorm, kArgMax, kHeadOps
+  kGemvGroup, kAddRmsNorm, kArgMax, kHeadOps, kSample
 };
 
 bool Overlaps(const void* a, size_t an, const void* b, size_t bn) {
@@ -627,6 +638,90 @@ class CudaBackend : public Backend {
     std::memcpy(ids, to_host_.get(), bytes);
   }
 
+  MemoryInfo QueryMemory() override {
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    return MemoryInfo{(int64_t)free_b, (int64_t)total_b};
+  }
+
+  Tensor UploadOwned(TensorView host) override {
+    // Any thread: only thread-safe runtime calls, nothing of the backend's own state.
+    CUDA_CHECK(cudaSetDevice(device_));
+    void* p = nullptr;
+    CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(host.NumBytes(), 1)));
+    CUDA_CHECK(cudaMemcpy(p, host.data, host.NumBytes(), cudaMemcpyHostToDevice));
+    auto free_on = [](void* ctx, void* data) {
+      cudaSetDevice((int)(intptr_t)ctx);
+      cudaFree(data);
+    };
+    return Tensor(p, host.dtype, host.shape, free_on, (void*)(intptr_t)device_);
+  }
+
+  bool SampleRows(TensorView logits, std::span<const SampleSpec> specs,
+                  std::span<SampleResult> out) override {
+    const int64_t V = logits.dim(logits.shape.rank - 1);
+    const int64_t R = logits.NumElements() / V;
+    PETREL_CHECK((int64_t)specs.size() == R && (int64_t)out.size() == R) << "SampleRows: " << R << " rows";
+    constexpr int kTop = cuda::kMaxSampleTop;
+    // Fixed layouts sized by a capacity that only grows, so a decode graph keeps its pointers:
+    // params [cap] | ids [cap] | logprobs [cap] | top_ids [cap * kTop] | top_logprobs [cap * kTop].
+    if (R > sample_cap_) {
+      sample_cap_ = std::max<int64_t>(NextPow2(R), 256);
+      sample_dev_.Reserve(sample_cap_ * (sizeof(cuda::SampleRowParams) + 8 + 8 * kTop));
+      sample_host_.Reserve(sample_cap_ * (sizeof(cuda::SampleRowParams) + 8 + 8 * kTop));
+    }
+    char* d = static_cast<char*>(sample_dev_.get());
+    auto* params = reinterpret_cast<cuda::SampleRowParams*>(d);
+    cuda::SampleOutputs o;
+    o.ids = reinterpret_cast<int32_t*>(d + sample_cap_ * sizeof(cuda::SampleRowParams));
+    o.logprobs = reinterpret_cast<float*>(o.ids + sample_cap_);
+    o.top_ids = reinterpret_cast<int32_t*>(o.logprobs + sample_cap_);
+    o.top_logprobs = reinterpret_cast<float*>(o.top_ids + sample_cap_ * kTop);
+    auto* hp = static_cast<cuda::SampleRowParams*>(sample_host_.get());
+    bool any_top = false;
+    for (int64_t r = 0; r < R; ++r) {
+      const SampleSpec& s = specs[r];
+      PETREL_CHECK(s.top_logprobs <= kTop) << "SampleRows: top_logprobs " << s.top_logprobs;
+      hp[r] = cuda::SampleRowParams{s.temperature, s.top_k, s.top_p, s.min_p, s.seed, s.step,
+                                    s.top_logprobs, s.skip ? 1 : 0};
+      any_top = any_top || (!s.skip && s.top_logprobs > 0);
+    }
+    // Not part of a decode graph: the parameters are copied before the graph (or the eager
+    // kernels) of this step run, in stream order.
+    CUDA_CHECK(cudaMemcpyAsync(params, hp, R * sizeof(cuda::SampleRowParams),
+                               cudaMemcpyHostToDevice, stream_));
+    const float* lp = logits.As<float>();
+    Submit(MakeKey(OpCode::kSample, lp, R, V, params, o.ids, o.top_ids),
+           [=](cudaStream_t st) { cuda::LaunchSample(lp, R, V, params, o, st); });
+    FlushPending();
+    FinishStep();
+    batch_.host = BatchMetadata{};
+    // Back: ids + logprobs (contiguous), then the top entries only when asked for.
+    char* h = static_cast<char*>(sample_host_.get()) + sample_cap_ * sizeof(cuda::SampleRowParams);
+    auto* h_ids = reinterpret_cast<int32_t*>(h);
+    auto* h_lp = reinterpret_cast<float*>(h_ids + sample_cap_);
+    auto* h_top_ids = reinterpret_cast<int32_t*>(h_lp + sample_cap_);
+    auto* h_top_lp = reinterpret_cast<float*>(h_top_ids + sample_cap_ * kTop);
+    CUDA_CHECK(cudaMemcpyAsync(h_ids, o.ids, sample_cap_ * 8, cudaMemcpyDeviceToHost, stream_));
+    if (any_top) {
+      CUDA_CHECK(cudaMemcpyAsync(h_top_ids, o.top_ids, R * kTop * 4, cudaMemcpyDeviceToHost, stream_));
+      CUDA_CHECK(cudaMemcpyAsync(h_top_lp, o.top_logprobs, R * kTop * 4, cudaMemcpyDeviceToHost, stream_));
+    }
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    for (int64_t r = 0; r < R; ++r) {
+      const SampleSpec& s = specs[r];
+      SampleResult& res = out[r];
+      res.top.clear();
+      if (s.skip) continue;
+      res.token = h_ids[r];
+      res.logprob = s.top_logprobs >= 0 ? h_lp[r] : 0.0f;
+      const int n = (int)std::min<int64_t>(std::max(s.top_logprobs, 0), V);
+      for (int j = 0; j < n; ++j)
+        res.top.emplace_back(h_top_ids[r * kTop + j], h_top_lp[r * kTop + j]);
+    }
+    return true;
+  }
+
  private:
   enum class Mode { kEager, kRecord, kReplay };
   static constexpr size_t kCublasWorkspace = 32u << 20;
@@ -965,6 +1060,9 @@ class CudaBackend : public Backend {
   DeviceBuffer x16_;         // activations rounded to 16 bits for cuBLAS
   DeviceBuffer attn_parts_;  // split-K partials
   DeviceBuffer ids_dev_;     // ArgMax results
+  DeviceBuffer sample_dev_;  // SampleRows: parameters and results (layout in SampleRows)
+  PinnedBuffer sample_host_;
+  int64_t sample_cap_ = 0;
   PinnedBuffer to_host_;
   DeviceBatch batch_, adhoc_;
 
