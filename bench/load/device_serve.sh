@@ -5,7 +5,7 @@
 # when the KV cache cannot fit. Run from the repository root on the device machine with the
 # binaries of a -DPETREL_CUDA=ON build in BIN; logs go to $OUT.
 #
-#   BIN=dir bash bench/load/device_serve.sh [tests] [load] [load-host] [lora] [errors]
+#   BIN=dir bash bench/load/device_serve.sh [tests] [load] [load-host] [lora] [mixed] [errors]
 set -uo pipefail
 BIN=${BIN:-build-cuda/bin}
 OUT=${OUT:-/tmp/out}
@@ -80,6 +80,35 @@ for phase in "$@"; do
       fi
       kill $pid 2>/dev/null; wait $pid 2>/dev/null
       grep -E "LoRA|error" "$OUT/serve_lora.log" | head
+      ;;
+    mixed)
+      # Device-sampled and host-sampled requests (penalties, logit bias) in the same batches.
+      "$BIN/petrel" serve tests/fixtures/qwen3-tiny --device cuda --port "$PORT" \
+        > "$OUT/serve_mixed.log" 2>&1 &
+      pid=$!
+      if wait_ready "$OUT/serve_mixed.log" $pid; then
+        bodies=('"temperature":0.8,"seed":1' '"temperature":0.8,"presence_penalty":1.5,"seed":2'
+                '"temperature":0,"logit_bias":{"9707":-100}' '"temperature":0.9,"top_k":20,"top_p":0.9,"min_p":0.05,"logprobs":3,"seed":3'
+                '"temperature":1.0,"repetition_penalty":1.3,"frequency_penalty":0.5' '"temperature":0')
+        for round in 1 2; do
+          for b in "${bodies[@]}"; do
+            curl -s -o /dev/null -w "%{http_code} " "http://127.0.0.1:$PORT/v1/completions" \
+              -H 'content-type: application/json' -d "{\"prompt\":\"Hello there\",\"max_tokens\":48,$b}" &
+          done
+          wait $(jobs -p | grep -v "^$pid$") 2>/dev/null
+          echo
+        done
+        # Same seed, same request, alone: same text twice.
+        for i in 1 2; do
+          curl -s "http://127.0.0.1:$PORT/v1/completions" -H 'content-type: application/json' \
+            -d '{"prompt":"Hello there","max_tokens":12,"temperature":0.9,"top_p":0.9,"seed":42}' \
+            | python3 -c 'import json,sys; print(repr(json.load(sys.stdin)["choices"][0]["text"]))'
+        done
+      else
+        echo "mixed server did not start"; tail -20 "$OUT/serve_mixed.log"
+      fi
+      kill $pid 2>/dev/null; wait $pid 2>/dev/null
+      grep -iE "error|abort" "$OUT/serve_mixed.log" | head -5
       ;;
     errors)
       timeout 120 "$BIN/petrel" serve bench/models/qwen3-0.6b --load-format dummy --device cuda \

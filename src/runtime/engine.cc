@@ -603,7 +603,11 @@ class EngineImpl : public Engine {
         for (const auto& [id, lp] : res[r].top) o.top.push_back(TopLogprob{id, lp});
       }
     }
-    if (!host_rows.empty()) {
+    if ((int64_t)host_rows.size() == R) {  // all on the host: the rows as they are
+      for (auto& [i, row] : on_host) row = logit_index[i];
+      logits_.resize((size_t)lg.NumElements());
+      be.ToHost(lg, logits_.data());
+    } else if (!host_rows.empty()) {  // some: only their rows cross
       Tensor sel = be.Allocate(DType::kF32, {(int64_t)host_rows.size(), vocab});
       be.GatherRows(sel, lg, host_rows);
       logits_.resize(host_rows.size() * vocab);
