@@ -20,8 +20,9 @@ Result<QuantSpec> ParseQuantSpec(std::string_view s) {
   if (s.empty() || s == "none") return q;
   q.enabled = true;
   if (s == "int8" || s == "q8_0") return q;
-  if (s == "q4_0") {
+  if (s == "q4_0" || s == "q4_0:pure") {
     q.linear = DType::kQ4_0;
+    if (s == "q4_0:pure") q.embed = DType::kQ4_0;
     return q;
   }
   if (s.substr(0, 4) == "int4") {
@@ -38,7 +39,7 @@ Result<QuantSpec> ParseQuantSpec(std::string_view s) {
     }
     return q;
   }
-  return InvalidArgument("--quant \"", s, "\" is not supported (int8, int4, int4:32|64|128, q4_0)");
+  return InvalidArgument("--quant \"", s, "\" is not supported (int8, int4, int4:32|64|128, q4_0, q4_0:pure)");
 }
 
 namespace {

@@ -10,6 +10,9 @@
 //    of the decode speed-up, while 4 bits there costs the most quality (llama.cpp likewise keeps
 //    its output tensor at 6 bits in Q4_0 files).
 //  - q4_0 -> Q4_0 for the Linears (GGUF's type, for comparison), embedding / lm_head Q8_0.
+//    (llama-quantize's Q4_0 keeps them at Q6_K, 6.56 bits, which petrel reads as bf16.)
+//  - q4_0:pure -> Q4_0 everywhere, embedding / lm_head included: llama-quantize --pure's file,
+//    byte for byte the same amount of weights per token (for like-for-like speed comparisons).
 // Norms and biases are never quantized. A matrix whose input dimension is not a multiple of the
 // group stays in its float type.
 #pragma once
@@ -35,7 +38,7 @@ struct QuantSpec {
   std::string ToString() const;
 };
 
-// "" (off), "int8", "int4", "int4:32|64|128", "q4_0", "q8_0". Errors name the bad value.
+// "" (off), "int8", "int4", "int4:32|64|128", "q4_0", "q4_0:pure", "q8_0". Errors name the bad value.
 Result<QuantSpec> ParseQuantSpec(std::string_view s);
 
 // Replaces each float weight view in `w` (Linear weights, embedding, lm_head) by a quantized copy

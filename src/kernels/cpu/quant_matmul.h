@@ -40,12 +40,14 @@ struct QuantActs {
   int32_t* qsum = nullptr;  // [T, nb]      sum(q) of each block (the packed kernels' offset term)
 };
 
-// Quantizes rows [t_begin, t_end) of x into `a` (whose buffers are sized for a.T rows).
+// Quantizes rows [t_begin, t_end) of x into `a` (whose buffers are sized for a.T rows). The
+// AVX-512 version gives bit-identical results (same float operations, round to nearest even).
 void QuantizeActs(const float* x, QuantActs& a, int64_t t_begin, int64_t t_end);
+void QuantizeActsAvx512(const float* x, QuantActs& a, int64_t t_begin, int64_t t_end);
 
 // Quantizes m.x ([m.T, m.K]) into thread-local scratch of the calling thread (on `pool` when T is
 // large enough to be worth it) and returns the view of it; valid until the next call on this thread.
-QuantActs PrepareQuantActs(const MatMulArgs& m, ThreadPool& pool);
+QuantActs PrepareQuantActs(const MatMulArgs& m, ThreadPool& pool, Isa isa);
 
 // The per-ISA kernels: columns [n_begin, n_end) of out for all a.T rows. `w` is the whole weight
 // tensor [N, K] in w_dtype; x is unused (acts holds the quantized activations).

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "core/quant_blocks.h"
@@ -163,6 +164,41 @@ void Run(const MatMulArgs& m, const QuantActs& a, int64_t n_begin, int64_t n_end
 }
 
 }  // namespace
+
+void QuantizeActsAvx512(const float* x, QuantActs& a, int64_t t_begin, int64_t t_end) {
+  const int64_t K = a.K, nb_real = K / quant::kBlock;
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  for (int64_t t = t_begin; t < t_end; ++t) {
+    const float* xr = x + t * K;
+    int8_t* q = a.q + t * a.nb * quant::kBlock;
+    float* dexp = a.dexp + t * a.nb * 8;
+    float* ds = a.ds + t * a.nb;
+    int32_t* qsum = a.qsum ? a.qsum + t * a.nb : nullptr;
+    for (int64_t b = 0; b < nb_real; ++b) {
+      const __m512 v0 = _mm512_loadu_ps(xr + b * 32), v1 = _mm512_loadu_ps(xr + b * 32 + 16);
+      const float amax = _mm512_reduce_max_ps(
+          _mm512_max_ps(_mm512_and_ps(v0, abs_mask), _mm512_and_ps(v1, abs_mask)));
+      const float d = amax / 127.0f;
+      const float id = d != 0.0f ? 1.0f / d : 0.0f;
+      const __m512 vid = _mm512_set1_ps(id);
+      // cvtps_epi32 rounds to nearest even (the default MXCSR mode), as nearbyint does.
+      const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid));
+      const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * 32), _mm512_cvtepi32_epi8(q0));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * 32 + 16), _mm512_cvtepi32_epi8(q1));
+      const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+      _mm256_storeu_ps(dexp + b * 8, _mm256_set1_ps(d));
+      ds[b] = d * (float)sum;
+      if (qsum) qsum[b] = sum;
+    }
+    for (int64_t b = nb_real; b < a.nb; ++b) {  // padding block
+      std::memset(q + b * 32, 0, 32);
+      _mm256_storeu_ps(dexp + b * 8, _mm256_setzero_ps());
+      ds[b] = 0;
+      if (qsum) qsum[b] = 0;
+    }
+  }
+}
 
 void QuantMatMulAvx512(const MatMulArgs& m, const QuantActs& a, int64_t n_begin, int64_t n_end) {
   switch (m.w_dtype) {

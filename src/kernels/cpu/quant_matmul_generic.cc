@@ -110,7 +110,7 @@ void QuantMatMulGeneric(const MatMulArgs& m, const QuantActs& acts, int64_t n_be
   }
 }
 
-QuantActs PrepareQuantActs(const MatMulArgs& m, ThreadPool& pool) {
+QuantActs PrepareQuantActs(const MatMulArgs& m, ThreadPool& pool, Isa isa) {
   // Scratch for the quantized activations, reused across calls on this thread.
   thread_local std::vector<int8_t> q_buf;
   thread_local std::vector<float> dexp_buf, ds_buf;
@@ -127,17 +127,18 @@ QuantActs PrepareQuantActs(const MatMulArgs& m, ThreadPool& pool) {
   acts.dexp = dexp_buf.data();
   acts.ds = ds_buf.data();
   acts.qsum = qsum_buf.data();
+  const auto quantize = isa == Isa::kAvx512 ? QuantizeActsAvx512 : QuantizeActs;
   if (m.T >= 8) {
-    pool.ParallelFor(m.T, 1, [&](int64_t b, int64_t e, int) { QuantizeActs(m.x, acts, b, e); });
+    pool.ParallelFor(m.T, 1, [&](int64_t b, int64_t e, int) { quantize(m.x, acts, b, e); });
   } else {
-    QuantizeActs(m.x, acts, 0, m.T);
+    quantize(m.x, acts, 0, m.T);
   }
   return acts;
 }
 
 void QuantMatMul(const MatMulArgs& m, ThreadPool& pool, Isa isa) {
   PETREL_CHECK(m.K % quant::kBlock == 0) << "quantized matmul: K=" << m.K << " not a multiple of 32";
-  const QuantActs acts = PrepareQuantActs(m, pool);
+  const QuantActs acts = PrepareQuantActs(m, pool, isa);
   QuantMatMulFn fn = QuantMatMulGeneric;
   switch (isa) {
     case Isa::kAvx512: fn = QuantMatMulAvx512; break;

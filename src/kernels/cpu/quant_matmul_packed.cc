@@ -121,7 +121,7 @@ void PackedMatMulGeneric(const MatMulArgs& m, const PackedQuant& p, const QuantA
 
 void PackedQuantMatMul(const MatMulArgs& m, const PackedQuant& p, ThreadPool& pool, Isa isa) {
   PETREL_CHECK(m.K == p.K && m.N == p.N) << "packed matmul: shape mismatch";
-  const QuantActs acts = PrepareQuantActs(m, pool);
+  const QuantActs acts = PrepareQuantActs(m, pool, isa);
   const PackedMatMulFn fn = isa == Isa::kAvx512 ? PackedMatMulAvx512 : PackedMatMulGeneric;
   pool.ParallelFor(p.N / kPackRows, 2, [&](int64_t b, int64_t e, int) { fn(m, p, acts, b, e); });
 }

@@ -18,6 +18,14 @@ namespace petrel::kernels::cpu {
 namespace {
 
 constexpr int64_t kTokenChunk = 128;
+#ifndef PETREL_PACKED_TILE
+#define PETREL_PACKED_TILE 4
+#endif
+constexpr int kTile = PETREL_PACKED_TILE;  // tokens per prefill tile (at most 6)
+#ifndef PETREL_PACKED_KCHUNK
+#define PETREL_PACKED_KCHUNK 16
+#endif
+constexpr int64_t kKChunk = PETREL_PACKED_KCHUNK;  // blocks per prefill pass over a token chunk
 
 inline __m512i Bcast(const int8_t* p) {
   int32_t v;
@@ -25,14 +33,24 @@ inline __m512i Bcast(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
+// With one token, the 8 (Q4_0: 4 x 2) dependent vpdpbusd of a block per group would be a latency
+// chain, so decode tiles keep S = 2 accumulators per group (even / odd weight vectors).
+// Blocks [b_begin, b_end) of the tile; `first`: the tile's output starts from the bias, else
+// from the partial sums already in out.
 template <DType D, int G, int TT>
-void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g0, int64_t t0) {
+void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g0, int64_t t0,
+          int64_t b_begin, int64_t b_end, bool first) {
   constexpr int64_t CB = PackedChunkBytes(D);
   constexpr int32_t kOff = D == DType::kQ8_0 ? 128 : 8;
+  constexpr int S = TT == 1 ? 2 : 1;
   const int64_t nb = p.nb;
   __m512 facc[G][TT];
-  for (int g = 0; g < G; ++g)
-    for (int t = 0; t < TT; ++t) facc[g][t] = _mm512_setzero_ps();
+  for (int g = 0; g < G; ++g) {
+    const int64_t n = (g0 + g) * kPackRows;
+    const __m512 bias = m.bias ? _mm512_loadu_ps(m.bias + n) : _mm512_setzero_ps();
+    for (int t = 0; t < TT; ++t)
+      facc[g][t] = first ? bias : _mm512_loadu_ps(m.out + (t0 + t) * m.N + n);
+  }
   const int8_t* xq[TT];
   const float* dx[TT];
   const int32_t* qs[TT];
@@ -48,11 +66,14 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
     ws[g] = p.scales + (g0 + g) * nb * kPackRows;
   }
   const __m512i k0f = _mm512_set1_epi8(0x0F);
-  for (int64_t b = 0; b < nb; ++b) {
-    __m512i acc[G][TT];
+  for (int64_t b = b_begin; b < b_end; ++b) {
+    __m512i acc[S][G][TT];
     for (int t = 0; t < TT; ++t) {
       const __m512i init = _mm512_set1_epi32(-kOff * qs[t][b]);
-      for (int g = 0; g < G; ++g) acc[g][t] = init;
+      for (int g = 0; g < G; ++g) {
+        acc[0][g][t] = init;
+        if constexpr (S == 2) acc[S - 1][g][t] = _mm512_setzero_si512();
+      }
     }
     if constexpr (D == DType::kQ8_0) {
       for (int j = 0; j < 8; ++j) {
@@ -60,7 +81,7 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
         for (int g = 0; g < G; ++g) w[g] = _mm512_load_si512(wc[g] + b * CB + j * 64);
         for (int t = 0; t < TT; ++t) {
           const __m512i xv = Bcast(xq[t] + b * 32 + 4 * j);
-          for (int g = 0; g < G; ++g) acc[g][t] = _mm512_dpbusd_epi32(acc[g][t], w[g], xv);
+          for (int g = 0; g < G; ++g) acc[j % S][g][t] = _mm512_dpbusd_epi32(acc[j % S][g][t], w[g], xv);
         }
       }
     } else {
@@ -75,8 +96,8 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
           const __m512i xl = Bcast(xq[t] + b * 32 + 4 * j);
           const __m512i xh = Bcast(xq[t] + b * 32 + 16 + 4 * j);
           for (int g = 0; g < G; ++g) {
-            acc[g][t] = _mm512_dpbusd_epi32(acc[g][t], lo[g], xl);
-            acc[g][t] = _mm512_dpbusd_epi32(acc[g][t], hi[g], xh);
+            acc[0][g][t] = _mm512_dpbusd_epi32(acc[0][g][t], lo[g], xl);
+            acc[S - 1][g][t] = _mm512_dpbusd_epi32(acc[S - 1][g][t], hi[g], xh);
           }
         }
       }
@@ -84,28 +105,31 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
     for (int g = 0; g < G; ++g) {
       const __m512 dw = _mm512_cvtph_ps(
           _mm256_load_si256(reinterpret_cast<const __m256i*>(ws[g] + b * kPackRows)));
-      for (int t = 0; t < TT; ++t)
-        facc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[g][t]),
+      for (int t = 0; t < TT; ++t) {
+        __m512i sum = acc[0][g][t];
+        if constexpr (S == 2) sum = _mm512_add_epi32(sum, acc[S - 1][g][t]);
+        facc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
                                      _mm512_mul_ps(dw, _mm512_set1_ps(dx[t][b * 8])), facc[g][t]);
+      }
     }
   }
-  for (int g = 0; g < G; ++g) {
-    const int64_t n = (g0 + g) * kPackRows;
-    const __m512 bias = m.bias ? _mm512_loadu_ps(m.bias + n) : _mm512_setzero_ps();
+  for (int g = 0; g < G; ++g)
     for (int t = 0; t < TT; ++t)
-      _mm512_storeu_ps(m.out + (t0 + t) * m.N + n, _mm512_add_ps(facc[g][t], bias));
-  }
+      _mm512_storeu_ps(m.out + (t0 + t) * m.N + (g0 + g) * kPackRows, facc[g][t]);
 }
 
 template <DType D, int G>
 void Tokens(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g0,
-            int64_t t_begin, int64_t t_end) {
+            int64_t t_begin, int64_t t_end, int64_t b0, int64_t b1) {
+  const bool first = b0 == 0;
   int64_t t = t_begin;
-  for (; t + 4 <= t_end; t += 4) Tile<D, G, 4>(m, p, a, g0, t);
+  for (; t + kTile <= t_end; t += kTile) Tile<D, G, kTile>(m, p, a, g0, t, b0, b1, first);
   switch (t_end - t) {
-    case 3: Tile<D, G, 3>(m, p, a, g0, t); break;
-    case 2: Tile<D, G, 2>(m, p, a, g0, t); break;
-    case 1: Tile<D, G, 1>(m, p, a, g0, t); break;
+    case 5: Tile<D, G, 5>(m, p, a, g0, t, b0, b1, first); break;
+    case 4: Tile<D, G, 4>(m, p, a, g0, t, b0, b1, first); break;
+    case 3: Tile<D, G, 3>(m, p, a, g0, t, b0, b1, first); break;
+    case 2: Tile<D, G, 2>(m, p, a, g0, t, b0, b1, first); break;
+    case 1: Tile<D, G, 1>(m, p, a, g0, t, b0, b1, first); break;
     default: break;
   }
 }
@@ -113,11 +137,24 @@ void Tokens(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64
 template <DType D>
 void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g_begin,
          int64_t g_end) {
+  if (m.T <= 2) {  // decode: 4 groups (64 rows) per tile for more independent accumulators
+    int64_t g = g_begin;
+    for (; g + 4 <= g_end; g += 4) Tokens<D, 4>(m, p, a, g, 0, m.T, 0, p.nb);
+    for (; g < g_end; ++g) Tokens<D, 1>(m, p, a, g, 0, m.T, 0, p.nb);
+    return;
+  }
+  // Prefill: the weights of 2 groups x kKChunk blocks (16 KB of Q8_0) stay in L1 while every
+  // token tile of the chunk passes over them; partial sums go through out.
   for (int64_t t0 = 0; t0 < m.T; t0 += kTokenChunk) {
     const int64_t t1 = std::min(m.T, t0 + kTokenChunk);
     int64_t g = g_begin;
-    for (; g + 2 <= g_end; g += 2) Tokens<D, 2>(m, p, a, g, t0, t1);
-    if (g < g_end) Tokens<D, 1>(m, p, a, g, t0, t1);
+    for (; g < g_end; g += 2) {
+      for (int64_t b0 = 0; b0 < p.nb; b0 += kKChunk) {
+        const int64_t b1 = std::min(p.nb, b0 + kKChunk);
+        if (g + 2 <= g_end) Tokens<D, 2>(m, p, a, g, t0, t1, b0, b1);
+        else Tokens<D, 1>(m, p, a, g, t0, t1, b0, b1);
+      }
+    }
   }
 }
 

@@ -12,6 +12,7 @@
 #include "kernels/backend.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/quant_matmul.h"
 #include "kernels/cpu/quant_matmul_packed.h"
 #include "kernels/reference/quant_reference.h"
 #include "kernels/reference/reference.h"
@@ -200,7 +201,7 @@ TEST_P(PackedKernels, MatchesReference) {
       auto bias = Random(N, 13);
       std::vector<float> out(T * N, -1.0f), want(T * N);
       cpu::MatMulArgs m{x.data(), nullptr, dt, bias.data(), out.data(), T, K, N};
-      const cpu::QuantActs acts = cpu::PrepareQuantActs(m, pool);
+      const cpu::QuantActs acts = cpu::PrepareQuantActs(m, pool, isa);
       fn(m, *p, acts, 0, N / cpu::kPackRows);
       reference::QuantMatMul(x.data(), w.data(), dt, bias.data(), want.data(), T, K, N);
       float max_err = 0;
@@ -208,6 +209,33 @@ TEST_P(PackedKernels, MatchesReference) {
         max_err = std::max(max_err, std::abs(want[i] - out[i]) / (1.0f + std::abs(want[i])));
       EXPECT_LT(max_err, 2e-5f) << "T=" << T << " K=" << K << " N=" << N;
     }
+  }
+}
+
+TEST(QuantizeActs, Avx512BitIdenticalToScalar) {
+  if (cpu::DetectIsa() < Isa::kAvx512) GTEST_SKIP() << "no AVX-512";
+  for (int64_t K : {32, 96, 1056}) {
+    const int64_t T = 5;
+    auto x = Random(T * K, 21 + K, 3.0f);
+    std::fill(x.begin(), x.begin() + 32, 0.0f);  // an all-zero block: d = 0
+    cpu::QuantActs a[2];
+    const int64_t nb = (K / 32 + 1) / 2 * 2;
+    std::vector<int8_t> q[2];
+    std::vector<float> dexp[2], ds[2];
+    std::vector<int32_t> qsum[2];
+    for (int i = 0; i < 2; ++i) {
+      q[i].assign(T * nb * 32, 99);
+      dexp[i].assign(T * nb * 8, -1.0f);
+      ds[i].assign(T * nb, -1.0f);
+      qsum[i].assign(T * nb, -1);
+      a[i] = cpu::QuantActs{T, K, nb, q[i].data(), dexp[i].data(), ds[i].data(), qsum[i].data()};
+    }
+    cpu::QuantizeActs(x.data(), a[0], 0, T);
+    cpu::QuantizeActsAvx512(x.data(), a[1], 0, T);
+    EXPECT_EQ(q[0], q[1]) << "K=" << K;
+    EXPECT_EQ(dexp[0], dexp[1]) << "K=" << K;
+    EXPECT_EQ(ds[0], ds[1]) << "K=" << K;
+    EXPECT_EQ(qsum[0], qsum[1]) << "K=" << K;
   }
 }
 
