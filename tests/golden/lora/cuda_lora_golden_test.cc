@@ -21,7 +21,10 @@ constexpr golden::Tolerance kBf16{.logit = 0.15f, .margin = 0.3f};
 class CudaLoraGolden : public testing::Test {
  protected:
   void SetUp() override {
-    auto m = LoadModel(kFx + "/qwen3-tiny", LoadOptions{.n_threads = 2, .device = "cuda"});
+    LoadOptions o;
+    o.n_threads = 2;
+    o.device = "cuda";
+    auto m = LoadModel(kFx + "/qwen3-tiny", o);
     if (!m.ok()) GTEST_SKIP() << m.error().ToString();
     gpu_ = std::move(m).value();
     refs_ = golden::LoadRefs(kFx + "/refs.json");
@@ -57,7 +60,9 @@ TEST_F(CudaLoraGolden, MlxLayoutMatchesPeftReferences) {
 // Three sequences (adapter all, base, adapter qv) prefilled in one batch and then decoding
 // together (decode graphs), CUDA against the CPU backend fed the same tokens.
 TEST_F(CudaLoraGolden, MixedAdapterBatchMatchesCpu) {
-  auto cpu_m = LoadModel(kFx + "/qwen3-tiny", LoadOptions{.n_threads = 2});
+  LoadOptions o;
+  o.n_threads = 2;
+  auto cpu_m = LoadModel(kFx + "/qwen3-tiny", o);
   ASSERT_TRUE(cpu_m.ok());
   auto& cpu = **cpu_m;
   auto host_all = lora::LoadAdapter(kFx + "/qwen3-tiny-lora-all", cpu.config());

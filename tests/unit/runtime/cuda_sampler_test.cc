@@ -254,7 +254,9 @@ TEST_F(CudaSampler, LogprobsMatchHost) {
       EXPECT_EQ(out[r].top[j].first, host.top[j].token) << r << " top " << j;
       EXPECT_NEAR(out[r].top[j].second, host.top[j].logprob, 1e-3) << r << " top " << j;
     }
-    if (specs[r].temperature == 0.0f) EXPECT_EQ(out[r].token, host.token) << r;
+    if (specs[r].temperature == 0.0f) {
+      EXPECT_EQ(out[r].token, host.token) << r;
+    }
   }
 }
 
