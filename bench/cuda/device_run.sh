@@ -24,6 +24,14 @@ for phase in "$@"; do
         "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device 2>&1 | grep -v "^\[" | tail -2
       done
       PETREL_CUDA_PDL=0 "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device 2>&1 | tail -1 | sed 's/^/PDL off: /'
+      for sp in ${SPLITS:-64 128}; do
+        PETREL_CUDA_DECODE_SPLIT=$sp "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device 2>&1 | tail -1 | sed "s/^/split $sp: /"
+      done
+      for w in ${GEMV_WARPS:-8 32}; do
+        PETREL_CUDA_GEMV_WARPS=$w "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device 2>&1 | tail -1 | sed "s/^/gemv warps $w: /"
+      done
+      PETREL_CUDA_PREFILL_MIN_BLOCKS=0 "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device --gen-tokens 16 2>&1 | tail -1 | sed 's/^/tiled prefill always: /'
+      "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device --prompt-tokens 2048 --gen-tokens 32 2>&1 | tail -1 | sed 's/^/prompt 2048: /'
       PETREL_CUDA_GRAPHS=0 "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device --gen-tokens 64 2>&1 | tail -1 | sed 's/^/graphs off: /'
       "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 32,256 --argmax device 2>&1 | tail -2
       ;;
@@ -37,7 +45,7 @@ for phase in "$@"; do
     sanitize)
       F=${SANITIZE_FILTER:-*}
       compute-sanitizer --tool memcheck "$BIN/cuda_kernels_test" --gtest_filter="$F" 2>&1 | grep -E "ERROR SUMMARY|PASSED|FAILED" | head -5
-      compute-sanitizer --tool racecheck "$BIN/cuda_kernels_test" --gtest_filter="*DecodeAttention*:*FusedHeadOps*" 2>&1 | grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED|hazard" | head -5
+      compute-sanitizer --tool racecheck "$BIN/cuda_kernels_test" --gtest_filter="${RACE_FILTER:-*DecodeAttention*:*FusedHeadOps*}" 2>&1 | grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED|hazard" | head -5
       ;;
     micro)
       [ -x "$BIN/cuda_micro_bench" ] && "$BIN/cuda_micro_bench" 2>&1 | tee "$OUT/micro.log"

@@ -44,6 +44,7 @@
 #include "kernels/cuda/head_ops.cuh"
 #include "kernels/cuda/matmul.cuh"
 #include "kernels/cuda/paged_attention.cuh"
+#include "kernels/cuda/prefill_attention.cuh"
 #include "kernels/cuda/rms_norm.cuh"
 #include "kernels/cuda/rope.cuh"
 #include "kernels/cuda/sample.cuh"
@@ -269,6 +270,7 @@ class CudaBackend : public Backend {
     CUDA_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_.get(), kCublasWorkspace));
     cuda::ConfigurePagedAttention();
     cuda::ConfigureDecodeAttention();
+    cuda::ConfigurePrefillAttention();
     // LM-head argmax keys [kGemvMaxRows] u64 and the block counter: zero between launches.
     amax_buf_ = DeviceBuffer(cuda::kGemvMaxRows * 8 + 8);
     CUDA_CHECK(cudaMemset(amax_buf_.get(), 0, amax_buf_.bytes()));
@@ -281,6 +283,10 @@ class CudaBackend : public Backend {
     // PETREL_CUDA_GRAPHS=0 runs every step eagerly (to measure what the graphs save, or to debug).
     const char* g = std::getenv("PETREL_CUDA_GRAPHS");
     graphs_enabled_ = !(g && std::string(g) == "0");
+    // PETREL_CUDA_PREFILL_MIN_BLOCKS: blocks from which prefill attention uses the tiled kernel
+    // (default 264, two per SM; 0 always, for tests).
+    if (const char* p = std::getenv("PETREL_CUDA_PREFILL_MIN_BLOCKS"))
+      prefill_min_blocks_ = std::atoll(p);
     LogInfo("CUDA backend on ", name_, ": ", prop.name, ", ", prop.multiProcessorCount, " SMs, ",
             prop.totalGlobalMem >> 20, " MiB");
   }
@@ -383,6 +389,14 @@ class CudaBackend : public Backend {
              [=](cudaStream_t s) { cuda::LaunchAddRmsNorm(o, xs, ys, wp, we, rows, d, eps, s); });
       return;
     }
+    if (o != xp && rows <= cuda::kGemvMaxRows && d % 8 == 0 && w.dtype == DType::kF32 &&
+        !Overlaps(o, rows * d * 4, xp, rows * d * 4)) {
+      // Deferred: the MatMuls that read `out` next compute it themselves (GemvGroup::norm_x).
+      FlushPending();
+      pending_ = Pending::kNorm;
+      pend_norm_ = PendNorm{o, xp, w.As<float>(), rows, d, eps};
+      return;
+    }
     if (o == xp && d % 2 == 0 && d <= cuda::kMaxHeadOpsDim && w.dtype == DType::kF32) {
       HeadEntry* e = JoinHeads(o, rows * d, d);  // q/k norm: deferred, see FlushHeads
       e->norm_w = w.As<float>();
@@ -416,14 +430,26 @@ class CudaBackend : public Backend {
           !Overlaps(a.out, a.T * a.N * 4, a.x, a.T * a.K * 4)) {
         bool join = pending_ == Pending::kGemv && pend_x_ == a.x && pend_T_ == a.T &&
                           pend_K_ == a.K && pend_elem_ == a.w_elem &&
-                          pend_g_.n_segs < cuda::kMaxGemvSegs;
+                          pend_g_.n_segs < cuda::kMaxGemvSegs && !pend_g_.residual &&
+                          !pend_g_.silu_out && !pend_g_.amax;
         for (int i = 0; join && i < pend_g_.n_segs; ++i)
           join = !Overlaps(a.out, a.T * a.N * 4, pend_g_.seg[i].out, a.T * pend_g_.seg[i].n * 4);
+        if (join && pend_g_.norm_x)
+          join = !Overlaps(a.out, a.T * a.N * 4, pend_g_.norm_x, a.T * a.K * 4);
         if (!join) {
+          // A deferred RmsNorm whose output is this input becomes the group's prologue.
+          const bool norm = pending_ == Pending::kNorm && pend_norm_.out == a.x &&
+                            pend_norm_.d == a.K && pend_norm_.rows == a.T &&
+                            (uintptr_t)pend_norm_.x % 16 == 0 &&
+                            (uintptr_t)pend_norm_.w % 16 == 0 &&
+                            !Overlaps(a.out, a.T * a.N * 4, pend_norm_.x, a.T * a.K * 4);
+          const PendNorm nm = pend_norm_;
+          if (norm) pending_ = Pending::kNone;
           FlushPending();
           pending_ = Pending::kGemv;
           pend_g_ = cuda::GemvGroup{};
           pend_x_ = a.x, pend_T_ = a.T, pend_K_ = a.K, pend_elem_ = a.w_elem;
+          if (norm) pend_g_.norm_x = nm.x, pend_g_.norm_w = nm.w, pend_g_.norm_eps = nm.eps;
         }
         cuda::GemvSeg& sg = pend_g_.seg[pend_g_.n_segs];
         const int64_t begin = pend_g_.n_segs ? pend_g_.seg[pend_g_.n_segs - 1].begin +
@@ -473,6 +499,14 @@ class CudaBackend : public Backend {
     float* xp = x.As<float>();
     const float* yp = y.As<float>();
     const int64_t n = x.NumElements();
+    if (pending_ == Pending::kGemv && pend_g_.n_segs == 1 && pend_g_.seg[0].out == yp &&
+        pend_T_ * pend_g_.seg[0].n == n && !pend_g_.residual && !pend_g_.silu_out &&
+        !pend_g_.amax && !Overlaps(xp, n * 4, yp, n * 4) &&
+        !Overlaps(xp, n * 4, pend_x_, pend_T_ * pend_K_ * 4) &&
+        !(pend_g_.norm_x && Overlaps(xp, n * 4, pend_g_.norm_x, pend_T_ * pend_K_ * 4))) {
+      pend_g_.residual = xp;  // the GEMV that produced y adds it to x in its epilogue
+      return;
+    }
     // Deferred: a following RmsNorm of x fuses with it (see RmsNorm), anything else flushes it.
     FlushPending();
     pending_ = Pending::kAdd;
@@ -551,7 +585,7 @@ class CudaBackend : public Backend {
     // lengths, so the launch (and a graph holding it) stays the same while contexts grow.
     const int64_t capacity = (int64_t)b.table_stride * a.block_size;
     if (b.all_decode && cuda::DecodeAttentionSupported(a)) {  // see decode_attention.cuh
-      const int split = cuda::DecodeSplit(a.kv_elem);
+      const int split = cuda::DecodeSplit(a);
       const int n_splits = (int)((capacity + split - 1) / split);
       attn_parts_.Reserve(cuda::DecodePartFloats(a, n_splits) * sizeof(float));
       const size_t ctr_bytes = cuda::DecodeCounters(a) * sizeof(unsigned);
@@ -569,6 +603,21 @@ class CudaBackend : public Backend {
                      (int64_t)a.n_heads << 32 | a.n_kv_heads, a.head_dim, a.scale,
                      a.sliding_window, n_splits, sc.part_out, sc.counters, pf ? -1 : -2),
              [=](cudaStream_t s) { cuda::LaunchDecodeAttention(a, n_splits, sc, pf, s); });
+      return;
+    }
+    a.n_seqs = (int)seqs.size();
+    const int rpt = cuda::PrefillTileRows(a);
+    int n_tiles = 0;
+    for (const AttentionSeq& sq : seqs) n_tiles += (sq.q_len + rpt - 1) / rpt;
+    // The tiled kernel (see prefill_attention.cuh) once it has blocks for every SM twice over; a
+    // short prompt alone (32 blocks for 128 tokens of Qwen3-0.6B) runs faster on the per-row one.
+    if (!b.all_decode && cuda::PrefillAttentionSupported(a) &&
+        (int64_t)n_tiles * a.n_kv_heads >= prefill_min_blocks_) {
+      Submit(MakeKey(OpCode::kAttention, a.out, a.q, a.k_pool, (int)a.kv_elem, a.row_seq,
+                     a.block_tables, a.table_stride, a.n_rows, a.block_size,
+                     (int64_t)a.n_heads << 32 | a.n_kv_heads, a.head_dim, a.scale,
+                     a.sliding_window, (int64_t)a.n_seqs << 32 | n_tiles, -3),
+             [=](cudaStream_t s) { cuda::LaunchPrefillAttention(a, n_tiles, s); });
       return;
     }
     a.n_parts = (int)((capacity + cuda::kPartition - 1) / cuda::kPartition);
@@ -745,10 +794,16 @@ class CudaBackend : public Backend {
       Submit(MakeKey(OpCode::kGemvGroup, x, T << 40 | (int64_t)e << 36 | (int64_t)g.n_segs << 32 | K,
                      sg[0].out, sg[0].w, sg[0].bias, sg[0].n, sg[1].out, sg[1].w, sg[1].bias,
                      sg[1].n, sg[2].out, sg[2].w, sg[2].bias, sg[2].n, g.silu_out, g.residual,
-                     g.amax_ids),
+                     g.amax_ids, g.norm_x, g.norm_w, g.norm_eps),
              [=](cudaStream_t s) { cuda::LaunchGemvGroup(g, e, x, T, K, s); });
     } else if (p == Pending::kHeads) {
       FlushHeads();
+    } else if (p == Pending::kNorm) {
+      const PendNorm nm = pend_norm_;
+      Submit(MakeKey(OpCode::kRmsNorm, nm.out, nm.x, nm.w, (int)Elem::kF32, nm.rows, nm.d, nm.eps),
+             [=](cudaStream_t s) {
+               cuda::LaunchRmsNorm(nm.out, nm.x, nm.w, Elem::kF32, nm.rows, nm.d, nm.eps, s);
+             });
     } else if (p == Pending::kAdd) {
       float* xp = pend_add_x_;
       const float* yp = pend_add_y_;
@@ -1067,12 +1122,21 @@ class CudaBackend : public Backend {
   DeviceBatch batch_, adhoc_;
 
   Mode mode_ = Mode::kEager;
-  enum class Pending { kNone, kGemv, kAdd, kHeads };
+  enum class Pending { kNone, kGemv, kAdd, kHeads, kNorm };
+  struct PendNorm {
+    float* out = nullptr;
+    const float* x = nullptr;
+    const float* w = nullptr;
+    int64_t rows = 0, d = 0;
+    float eps = 0.0f;
+  };
+  PendNorm pend_norm_;
   Pending pending_ = Pending::kNone;
   PendingHeads heads_;
   DeviceBuffer amax_buf_;      // LM-head argmax keys and counter (see GemvGroup::amax)
   DeviceBuffer attn_counters_;  // decode attention split counters (zero between launches)
   bool kv_adhoc_store_ = false;  // a StoreKv outside the step's slots since the stream last synced
+  int64_t prefill_min_blocks_ = 264;  // tiled prefill attention from this many blocks (Attention)
   cuda::GemvGroup pend_g_;
   const float* pend_x_ = nullptr;
   int64_t pend_T_ = 0, pend_K_ = 0;

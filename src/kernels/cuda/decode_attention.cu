@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <cstdlib>
 
 #include "kernels/cuda/common.cuh"
 
@@ -224,14 +225,26 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
-int DecodeSplit(Elem kv_elem) { return kv_elem == Elem::kF32 ? 32 : 64; }
+int DecodeSplit(const PagedAttentionArgs& a) {
+  // 16-bit KV: 32 tokens for a few rows (more blocks, shorter chains: on the H100, Qwen3-0.6B at
+  // contexts 128-384, batch 1 ran 807-813 tok/s with 32, 755-770 with 64, 783-794 with 128), 64
+  // for batches (the grid covers the table's capacity, so 32 makes many empty blocks: batch 256
+  // fell from 31,174 to 23,456 tok/s). PETREL_CUDA_DECODE_SPLIT=32|64|128|256 overrides it.
+  static const int forced = [] {
+    const char* v = std::getenv("PETREL_CUDA_DECODE_SPLIT");
+    const int n = v ? std::atoi(v) : 0;
+    return (n == 32 || n == 64 || n == 128 || n == 256) ? n : 0;
+  }();
+  if (a.kv_elem == Elem::kF32) return 32;
+  return forced ? forced : (a.n_rows <= 8 ? 32 : 64);
+}
 
 bool DecodeAttentionSupported(const PagedAttentionArgs& a) {
   const int kv_size = a.kv_elem == Elem::kF32 ? 4 : 2;
   const int piece = 16 / kv_size;
   return a.head_dim > 0 && a.head_dim % piece == 0 && a.head_dim <= 256 &&
          a.n_kv_heads > 0 && a.n_heads % a.n_kv_heads == 0 &&
-         SmemBytes(a, DecodeSplit(a.kv_elem), kv_size) <= (size_t)kMaxSmem;
+         SmemBytes(a, DecodeSplit(a), kv_size) <= (size_t)kMaxSmem;
 }
 
 int64_t DecodePartFloats(const PagedAttentionArgs& a, int n_splits) {
@@ -256,7 +269,7 @@ void LaunchDecodeAttention(const PagedAttentionArgs& a, int n_splits,
                            const DecodeAttentionScratch& s, bool prefetch, cudaStream_t stream) {
   if (a.n_rows == 0) return;
   CUDA_CHECK(DecodeAttentionSupported(a) ? cudaSuccess : cudaErrorInvalidConfiguration);
-  const int split = DecodeSplit(a.kv_elem);
+  const int split = DecodeSplit(a);
   const int group = a.n_heads / a.n_kv_heads;
   const int chunks = (group + kMaxGroup - 1) / kMaxGroup;
   const dim3 grid(a.n_rows, a.n_kv_heads * chunks, n_splits);

@@ -23,8 +23,8 @@ struct DecodeAttentionScratch {
   unsigned* counters = nullptr;  // [T * n_kv_heads * head chunks], zero between launches
 };
 
-// Tokens per split for this KV type (64 for 16-bit, 32 for f32).
-int DecodeSplit(Elem kv_elem);
+// Tokens per split: 32 for f32 KV; for 16-bit, 32 up to 8 rows, else 64 (see the .cu).
+int DecodeSplit(const PagedAttentionArgs& a);
 // Whether the decode kernel handles these arguments (head_dim a multiple of one 16-byte piece,
 // at most 256, shared memory within the limit); the general kernel takes the rest.
 bool DecodeAttentionSupported(const PagedAttentionArgs& a);

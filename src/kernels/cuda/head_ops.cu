@@ -1,5 +1,7 @@
 #include "kernels/cuda/head_ops.cuh"
 
+#include <algorithm>
+
 #include "kernels/cuda/common.cuh"
 
 namespace petrel::kernels::cuda {
@@ -8,12 +10,13 @@ namespace {
 
 constexpr int kWarps = 8;
 
-// One block per token, a warp per head (heads of all entries in turn). The head's vector goes
+// Grid (token, head group): a warp per head (heads of all entries numbered in turn, kWarps per
+// block). The head's vector goes
 // through a per-warp shared row: squares summed in f32 and reduced with shuffles (the RmsNorm
 // kernel's arithmetic: w * (x * (1 / sqrt(mean + eps)))), then each lane rotates its pairs with
 // cos/sin of the f32 angle pos * inv_freq[i] taken in double (as LaunchRope) and writes x back,
 // plus the KV cache when the entry is the stored k. v (and k when it is no entry) is copied to
-// the cache by the whole block afterwards.
+// the cache by all blocks of the token, a slice each.
 template <typename KvT>
 __global__ void __launch_bounds__(kWarps * 32) HeadOpsKernel(HeadOpsArgs a) {
   PdlLaunchDependents();
@@ -29,7 +32,7 @@ __global__ void __launch_bounds__(kWarps * 32) HeadOpsKernel(HeadOpsArgs a) {
   int total = 0;
   for (int e = 0; e < a.n_entries; ++e) total += a.e[e].n_heads;
   float* sr = row[warp];
-  for (int item = warp; item < total; item += kWarps) {
+  for (int item = blockIdx.y * kWarps + warp; item < total; item += gridDim.y * kWarps) {
     int e = 0, h = item;
     while (h >= a.e[e].n_heads) h -= a.e[e].n_heads, ++e;
     const HeadOpsEntry& en = a.e[e];
@@ -64,7 +67,9 @@ __global__ void __launch_bounds__(kWarps * 32) HeadOpsKernel(HeadOpsArgs a) {
     __syncwarp();  // sr is rewritten by the warp's next head
   }
   if (!a.k_pool) return;
-  for (int64_t i = threadIdx.x; i < a.kv_row; i += blockDim.x) {
+  const int64_t chunk = (a.kv_row + gridDim.y - 1) / gridDim.y;
+  const int64_t end = min(a.kv_row, (blockIdx.y + 1) * chunk);
+  for (int64_t i = blockIdx.y * chunk + threadIdx.x; i < end; i += blockDim.x) {
     vp[dst + i] = FromF32<KvT>(a.v[t * a.kv_row + i]);
     if (a.k_entry < 0) kp[dst + i] = FromF32<KvT>(a.k[t * a.kv_row + i]);
   }
@@ -78,7 +83,10 @@ void LaunchHeadOps(const HeadOpsArgs& a, cudaStream_t stream) {
                                                                   : cudaErrorInvalidValue);
   DispatchElem(a.kv_elem, [&](auto tag_) {
     using KvT = ElemType<decltype(tag_)>;
-    LaunchPdl(HeadOpsKernel<KvT>, (unsigned)a.n_tokens, kWarps * 32, 0, stream, a);
+    int heads = 0;
+    for (int e = 0; e < a.n_entries; ++e) heads += a.e[e].n_heads;
+    const dim3 grid((unsigned)a.n_tokens, (unsigned)std::max(1, (heads + kWarps - 1) / kWarps));
+    LaunchPdl(HeadOpsKernel<KvT>, grid, kWarps * 32, 0, stream, a);
   });
 }
 

@@ -44,7 +44,7 @@ struct HeadOpsArgs {
   int k_entry = -1;
 };
 
-// head_dim even and <= kMaxHeadOpsDim; n_tokens blocks.
+// head_dim even and <= kMaxHeadOpsDim. Grid: n_tokens x ceil(heads / 8) blocks.
 void LaunchHeadOps(const HeadOpsArgs& a, cudaStream_t stream);
 
 }  // namespace petrel::kernels::cuda

@@ -1,6 +1,7 @@
 #include "kernels/cuda/matmul.cuh"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "kernels/cuda/common.cuh"
 
@@ -90,6 +91,12 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 // PDL: the first pass of weight pieces is loaded before PdlWait(), i.e. while the kernel before
 // (which produced x) may still be running; x and every output are touched only after it.
 //
+// Prologue (GemvGroup::norm_x): the RMSNorm of the rows that feed the GEMVs (the attention and
+// MLP input norms) is computed by every block after the wait: squares of norm_x summed per row
+// in f32 (thread-strided, shuffles, one shared-memory pass), and each piece of x is formed as
+// w * (x * inv) as the RmsNorm kernel does; block 0 stores the normalised rows in x, the norm's
+// output. norm_x is only read, so no block can see another's write.
+//
 // Epilogues (GemvGroup): plain (out = x.w^T + bias); `residual` (one segment: residual += out as
 // well, the residual add that follows o_proj / down_proj); `silu_out` (two segments of equal n,
 // gate then up: the warp's two rows are gate row p and up row p, and silu_out = silu(gate) * up
@@ -154,9 +161,12 @@ __device__ __forceinline__ unsigned long long AmaxKey(float v, int64_t idx) {
   return ((unsigned long long)u << 32) | (unsigned long long)(0xFFFFFFFFu - (unsigned)idx);
 }
 
+// At least 4 blocks per SM for one row of 16-bit weights (<= 64 registers; ptxas spills 16
+// bytes): single-stream decode grids (<= 528 blocks) then run in one wave, where a second wave of
+// the persistent grid would cost a whole extra memory latency. Otherwise 2 (no spills).
 template <typename W, int TMAX, int KS>
-__global__ void __launch_bounds__(256)
-    GemvStreamKernel(GemvGroup g, const float* __restrict__ x, int T, int64_t K, int64_t n_pairs) {
+__global__ void __launch_bounds__(256, (TMAX == 1 && sizeof(W) == 2) ? 4 : 2)
+    GemvStreamKernel(GemvGroup g, const float* x, int T, int64_t K, int64_t n_pairs) {
   constexpr int kWarps = 8, kGroups = kWarps / KS;  // pairs per item
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int grp = warp / KS, ks = warp % KS;
@@ -187,6 +197,8 @@ __global__ void __launch_bounds__(256)
 
   Piece<W> p[kRowsPerWarp][kUnroll];
   int64_t item = blockIdx.x;
+  float* const x_out = const_cast<float*>(x);  // the norm's output (prologue)
+  if (g.norm_x) x = g.norm_x;
   {
     const W* wr[kRowsPerWarp];
     rows_of(item * kGroups + grp, wr);
@@ -196,6 +208,32 @@ __global__ void __launch_bounds__(256)
   PdlWait();
 
   __shared__ float red[kWarps][kRowsPerWarp][TMAX];
+  __shared__ float inv_s[TMAX];
+  if (g.norm_x) {
+    float ss[TMAX];
+#pragma unroll
+    for (int t = 0; t < TMAX; ++t) ss[t] = 0.0f;
+    for (int64_t k = threadIdx.x; k < K; k += blockDim.x) {
+#pragma unroll
+      for (int t = 0; t < TMAX; ++t)
+        if (t < T) ss[t] += x[t * K + k] * x[t * K + k];
+    }
+#pragma unroll
+    for (int t = 0; t < TMAX; ++t) {
+      const float v = WarpSum(ss[t]);
+      if (lane == 0) red[warp][0][t] = v;
+    }
+    __syncthreads();
+    if (threadIdx.x < T) {
+      float tot = 0.0f;
+      for (int w = 0; w < kWarps; ++w) tot += red[w][0][threadIdx.x];
+      inv_s[threadIdx.x] = 1.0f / sqrtf(tot / (float)K + g.norm_eps);
+    }
+    __syncthreads();
+    if (blockIdx.x == 0)
+      for (int64_t i = threadIdx.x; i < T * K; i += blockDim.x)
+        x_out[i] = g.norm_w[i % K] * (x[i] * inv_s[i / K]);
+  }
   unsigned long long best[TMAX];
 #pragma unroll
   for (int t = 0; t < TMAX; ++t) best[t] = 0ull;
@@ -216,11 +254,23 @@ __global__ void __launch_bounds__(256)
       for (int u = 0; u < kUnroll; ++u) {
         const int64_t k = base + u * kStep;
         if (k < K) {
+          float4 na = {1.0f, 1.0f, 1.0f, 1.0f}, nb = na;  // norm weights of this piece
+          if (g.norm_x) {
+            na = *reinterpret_cast<const float4*>(g.norm_w + k);
+            nb = *reinterpret_cast<const float4*>(g.norm_w + k + 4);
+          }
 #pragma unroll
           for (int t = 0; t < TMAX; ++t) {
             if (t < T) {
-              const float4 a = *reinterpret_cast<const float4*>(x + t * K + k);
-              const float4 b = *reinterpret_cast<const float4*>(x + t * K + k + 4);
+              float4 a = *reinterpret_cast<const float4*>(x + t * K + k);
+              float4 b = *reinterpret_cast<const float4*>(x + t * K + k + 4);
+              if (g.norm_x) {
+                const float inv = inv_s[t];
+                a.x = na.x * (a.x * inv), a.y = na.y * (a.y * inv);
+                a.z = na.z * (a.z * inv), a.w = na.w * (a.w * inv);
+                b.x = nb.x * (b.x * inv), b.y = nb.y * (b.y * inv);
+                b.z = nb.z * (b.z * inv), b.w = nb.w * (b.w * inv);
+              }
 #pragma unroll
               for (int r = 0; r < kRowsPerWarp; ++r) {
                 if (wr[r]) {
@@ -345,9 +395,14 @@ void LaunchStream(const GemvGroup& g, const float* x, int T, int64_t K, cudaStre
   for (int i = 0; i < g.n_segs; ++i) rows += g.seg[i].n;
   const int64_t pairs = g.silu_out ? g.seg[0].n : (rows + kRowsPerWarp - 1) / kRowsPerWarp;
   // K slices per row: the fewest that give ~16 warps per SM (132 SMs), while every slice keeps at
-  // least one 256-element piece per lane pass.
+  // least one 256-element piece per lane pass. PETREL_CUDA_GEMV_WARPS=n changes the 16 (tuning).
+  static const int64_t warps_per_sm = [] {
+    const char* v = std::getenv("PETREL_CUDA_GEMV_WARPS");
+    const int n = v ? std::atoi(v) : 16;
+    return (int64_t)(n >= 1 && n <= 64 ? n : 16);
+  }();
   int ks = 1;
-  while (ks < 8 && pairs * ks < 132 * 16 && K >= 256LL * ks * 2) ks *= 2;
+  while (ks < 8 && pairs * ks < 132 * warps_per_sm && K >= 256LL * ks * 2) ks *= 2;
   switch (ks) {
     case 1: LaunchStreamKs<W, TMAX, 1>(g, x, T, K, pairs, stream); break;
     case 2: LaunchStreamKs<W, TMAX, 2>(g, x, T, K, pairs, stream); break;

@@ -50,6 +50,11 @@ struct GemvGroup {
   unsigned long long* amax = nullptr;  // one segment: per-row argmax keys [T], zero between launches
   int32_t* amax_ids = nullptr;         //   the argmax of each row [T] (first maximal index)
   unsigned* amax_counter = nullptr;    //   blocks finished, zero between launches
+  // RMSNorm prologue: the GEMVs' input is RmsNorm(norm_x) * norm_w (rows of K, f32 weight), each
+  // block normalising for itself; block 0 also writes it to the launch's x (the norm's output).
+  const float* norm_x = nullptr;
+  const float* norm_w = nullptr;
+  float norm_eps = 0.0f;
 };
 // Whether a MatMul of these arguments may join a group (16-byte aligned, K % 8 == 0, T small).
 bool GemvGroupable(const float* x, const void* w, int64_t T, int64_t K);

@@ -28,6 +28,7 @@ struct PagedAttentionArgs {
   const int32_t* block_tables = nullptr;  // [S, table_stride]
   int table_stride = 0;
   int n_rows = 0;  // T
+  int n_seqs = 0;  // sequences in seq_info (the prefill kernel's tile lookup)
   int block_size = 16;
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;
   float scale = 1.0f;

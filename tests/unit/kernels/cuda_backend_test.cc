@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <tuple>
@@ -266,7 +267,9 @@ struct AttnCase {
 };
 
 // Paged attention over shuffled block tables: several sequences (prefill chunks and decode rows),
-// GQA, with and without a sliding window, K/V in f32 and bf16.
+// GQA, with and without a sliding window, K/V in f32 and bf16. Batches with prefill rows take the
+// tiled prefill kernel (head_dim a multiple of 8 for bf16, 4 for f32, at most 128), else the
+// general one; decode-only batches take the decode kernel.
 void RunAttention(CudaKernels* t, Backend& be, const AttnCase& c, TensorView (CudaKernels::*upload)(
                       const std::vector<float>&, Shape, DType)) {
   const int Hq = c.n_heads, Hkv = c.n_kv_heads, hd = c.head_dim, bs = c.block_size;
@@ -420,7 +423,9 @@ TEST_F(CudaKernels, GemvEpilogueFusionsMatchReference) {
           EXPECT_LT(MaxRelErr(want, Download(separate_out ? TensorView(od) : TensorView(gd))), 2e-5f)
               << "silu " << DTypeName(dt) << " T=" << T << " K=" << K;
           EXPECT_LT(MaxRelErr(u, Download(ud)), 2e-5f) << "up " << DTypeName(dt) << " T=" << T;
-          if (separate_out) EXPECT_LT(MaxRelErr(g, Download(gd)), 2e-5f) << "gate T=" << T;
+          if (separate_out) {
+            EXPECT_LT(MaxRelErr(g, Download(gd)), 2e-5f) << "gate T=" << T;
+          }
         }
       }
     }
@@ -459,6 +464,48 @@ TEST_F(CudaKernels, GemvEpilogueFusionsMatchReference) {
   }
 }
 
+// A decode layer's skeleton around the GEMVs: o_proj, the residual Add (folded into o_proj's
+// epilogue), the MLP input RMSNorm (computed by the next GEMVs themselves) and two GEMVs on its
+// output. Every tensor the ops write must match the reference: out, the updated residual x, the
+// norm's output h, and both projections.
+TEST_F(CudaKernels, GemvNormPrologueAndResidualMatchReference) {
+  for (DType dt : {DType::kBF16, DType::kF32}) {
+    for (int64_t T : {1, 3, 8}) {
+      for (auto [Ka, d] : {std::pair<int64_t, int64_t>{2048, 1024}, {1032, 776}}) {
+        const int64_t Nq = 1003, Nk = 129;
+        const auto a = Random(T * Ka, 130 + T), x = Random(T * d, 131);
+        const auto wo = RoundTo(Random(d * Ka, 132, 0.03f), dt);
+        const auto wq = RoundTo(Random(Nq * d, 133, 0.05f), dt);
+        const auto wk = RoundTo(Random(Nk * d, 134, 0.05f), dt);
+        const auto wn = RoundTo(Random(d, 135), DType::kBF16);
+        std::vector<float> out(T * d), x1(T * d), h(T * d), q(T * Nq), k(T * Nk);
+        reference::MatMul(a.data(), wo.data(), DType::kF32, nullptr, out.data(), T, Ka, d);
+        for (int64_t i = 0; i < T * d; ++i) x1[i] = x[i] + out[i];
+        reference::RmsNorm(x1.data(), wn.data(), h.data(), T, d, 1e-6f);
+        reference::MatMul(h.data(), wq.data(), DType::kF32, nullptr, q.data(), T, d, Nq);
+        reference::MatMul(h.data(), wk.data(), DType::kF32, nullptr, k.data(), T, d, Nk);
+        TensorView ad = Upload(a, {T, Ka}), xd = Upload(x, {T, d});
+        TensorView wod = Upload(wo, {d, Ka}, dt), wqd = Upload(wq, {Nq, d}, dt);
+        TensorView wkd = Upload(wk, {Nk, d}, dt), wnd = Upload(wn, {d}, DType::kBF16);
+        Tensor od = Poisoned({T, d}), hd = Poisoned({T, d});
+        Tensor qd = Poisoned({T, Nq}), kd = Poisoned({T, Nk});
+        backend_->MatMul(od, ad, wod, TensorView{});
+        backend_->Add(xd, od);
+        backend_->RmsNorm(hd, xd, wnd, 1e-6f);
+        backend_->MatMul(qd, hd, wqd, TensorView{});
+        backend_->MatMul(kd, hd, wkd, TensorView{});
+        const std::string at = std::string(DTypeName(dt)) + " T=" + std::to_string(T) +
+                               " d=" + std::to_string(d);
+        EXPECT_LT(MaxRelErr(q, Download(qd)), 2e-5f) << "q " << at;
+        EXPECT_LT(MaxRelErr(k, Download(kd)), 2e-5f) << "k " << at;
+        EXPECT_LT(MaxRelErr(h, Download(hd)), 2e-5f) << "h " << at;
+        EXPECT_LT(MaxRelErr(x1, Download(xd)), 2e-5f) << "x " << at;
+        EXPECT_LT(MaxRelErr(out, Download(od)), 2e-5f) << "out " << at;
+      }
+    }
+  }
+}
+
 TEST_F(CudaKernels, PagedAttentionMatchesReference) {
   const std::vector<AttnCase> cases = {
       // Small odd head_dim (scalar path), a prefill chunk and a decode row.
@@ -469,8 +516,22 @@ TEST_F(CudaKernels, PagedAttentionMatchesReference) {
       {18, 2, 128, 16, {520, 33}, {1, 33}},
       // MHA (group 1), block size 1.
       {3, 3, 32, 1, {40}, {40}},
+      // Whole prompts over several 64-token tiles (Qwen3-0.6B heads), a chunked prefill (q_len <
+      // ctx), a decode row in the same batch.
+      {16, 8, 128, 16, {200, 77, 130, 9}, {200, 77, 67, 1}},
+      // Group 3 (tiles of 21 rows), head_dim 96.
+      {6, 2, 96, 16, {150}, {150}},
   };
-  for (const AttnCase& c : cases) RunAttention(this, *backend_, c, &CudaKernels::Upload);
+  // The default backend picks the per-row kernel for these small batches; a second one always
+  // takes the tiled prefill kernel.
+  setenv("PETREL_CUDA_PREFILL_MIN_BLOCKS", "0", 1);
+  auto tiled = CreateCudaBackend(0);
+  unsetenv("PETREL_CUDA_PREFILL_MIN_BLOCKS");
+  ASSERT_TRUE(tiled.ok());
+  for (const AttnCase& c : cases) {
+    RunAttention(this, *backend_, c, &CudaKernels::Upload);
+    RunAttention(this, **tiled, c, &CudaKernels::Upload);
+  }
 }
 
 }  // namespace
