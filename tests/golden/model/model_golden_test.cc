@@ -7,6 +7,7 @@
 
 #include "../golden_check.h"
 #include "formats/hf_config.h"
+#include "kernels/backend.h"
 #include "model/model.h"
 #include "model/rope.h"
 
@@ -32,6 +33,28 @@ void RunFamily(const std::string& model_dir, const Json& cases, const std::vecto
   CheckCases(m->get(), nullptr, cases, probe, label);
 }
 
+// The CPU's bf16-activation matmul (--matmul-precision bf16, forced here for every matmul,
+// prefill and decode, although the default takes it only for batches of kBf16MinRows rows and
+// more). Every activation row entering a matmul is rounded to bf16: a relative error of up to
+// 2^-9 per element, repeated in the 7 matmuls of each layer and the LM head. That is the same
+// arithmetic as the CUDA backend's prefill GEMM (see cuda_golden_test.cc, which measured logits
+// moving by at most 0.069 on these fixtures), so the same bounds: 0.15 absolute on top-k logits,
+// logsumexp and probes (about 2-3 bf16 ulps of the largest logits, ~20), and greedy tokens must
+// match the reference wherever its top-2 margin exceeds 0.3. Measured with AVX512_BF16 (Zen4,
+// 2026-11-26): at most 0.104 on qwen3-tiny, 0.050-0.067 on the other families. Needs AVX512_BF16
+// (f32 elsewhere, where this would only repeat the test above).
+void RunFamilyBf16(const std::string& model_dir, const Json& cases, const std::vector<int32_t>& probe,
+                   const std::string& label) {
+  auto m = LoadModel(model_dir, Options("bf16"));
+  ASSERT_TRUE(m.ok()) << m.error().ToString();
+  const float worst = CheckCases(m->get(), nullptr, cases, probe, label + " (bf16 activations)",
+                                 golden::Tolerance{.logit = 0.15f, .margin = 0.3f});
+  // The bf16 path is really taken: logits move well beyond the f32 path's 2e-3.
+  EXPECT_GT(worst, golden::kLogitTol) << label;
+}
+
+bool HaveBf16Matmul() { return std::string(kernels::CpuIsaName()) == "avx512"; }
+
 // The RoPE table petrel builds from config.json against transformers' rotary_emb.inv_freq and
 // attention_scaling (stored by tools/gen_model_refs.py): pins the llama3 / yarn / linear formulas
 // directly, not only through their effect on logits.
@@ -53,6 +76,13 @@ TEST(ModelGolden, Qwen3TinyBaseMatchesTransformers) {
   RunFamily(fx + "/qwen3-tiny", refs["base"], IdsOf(refs["probe_ids"]), "qwen3-tiny");
 }
 
+TEST(ModelGolden, Qwen3TinyBf16ActivationsMatchTransformers) {
+  if (!HaveBf16Matmul()) GTEST_SKIP() << "no AVX512_BF16 on this CPU";
+  const std::string fx = PETREL_FIXTURES;
+  Json refs = LoadRefs(fx + "/refs.json");
+  RunFamilyBf16(fx + "/qwen3-tiny", refs["base"], IdsOf(refs["probe_ids"]), "qwen3-tiny");
+}
+
 // Other families: each tests/fixtures/models/<name>/ holds a model directory and refs.json.
 TEST(ModelGolden, OtherFamiliesMatchTransformers) {
   const std::string root = std::string(PETREL_FIXTURES) + "/models";
@@ -63,6 +93,9 @@ TEST(ModelGolden, OtherFamiliesMatchTransformers) {
     Json refs = LoadRefs((e.path() / "refs.json").string());
     RunFamily(e.path().string(), refs["cases"], IdsOf(refs["probe_ids"]),
               e.path().filename().string());
+    if (HaveBf16Matmul())
+      RunFamilyBf16(e.path().string(), refs["cases"], IdsOf(refs["probe_ids"]),
+                    e.path().filename().string());
     if (refs.contains("rope")) CheckRopeTable(e.path().string(), refs["rope"]);
     ++n;
   }
