@@ -1,7 +1,10 @@
 // The CPU backend: elementwise ops as plain loops (cheap next to the matmuls), matmul and attention
 // through the per-ISA function pointers chosen once at construction, all split over a ThreadPool.
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "core/thread_pool.h"
 #include "kernels/backend.h"
@@ -116,7 +119,9 @@ class CpuBackend : public Backend {
     }
     if (UseBf16Activations(w.dtype, T)) return MatMulBf16(a);
     auto fn = matmul_;
-    pool_.ParallelFor(N, 16, [&](int64_t b, int64_t e, int) { fn(a, b, e); });
+    // About 8 chunks per thread, whole 16-row groups (the kernels' tiles are 4 rows).
+    const int64_t chunk = std::max<int64_t>(16, (N / (8 * pool_.size()) + 15) / 16 * 16);
+    DynamicFor(N, chunk, [&](int64_t b, int64_t e) { fn(a, b, e); });
   }
 
   // Small K (a LoRA rank) with f32 weights: each output is a dot product of K contiguous floats,
@@ -244,8 +249,21 @@ class CpuBackend : public Backend {
     bf16_acts_.resize((size_t)(a.T * pairs));
     uint32_t* xp = bf16_acts_.data();
     pool_.ParallelFor(a.T, 4, [&](int64_t b, int64_t e, int) { cpu::ConvertRowsToBf16Avx512(a.x, a.K, xp, b, e); });
-    pool_.ParallelFor(a.N, cpu::kBf16PanelCols,
-                      [&](int64_t b, int64_t e, int) { cpu::MatMulBf16ActAvx512(a, xp, b, e); });
+    DynamicFor(a.N, cpu::kBf16PanelCols, [&](int64_t b, int64_t e) { cpu::MatMulBf16ActAvx512(a, xp, b, e); });
+  }
+
+  // Runs fn over [0, n) in chunks of `chunk` (the last may be shorter) that the threads take in
+  // turn from a shared counter: a thread slowed down (by other load on the machine, a busier
+  // memory channel) takes fewer chunks instead of keeping the others waiting at the end, as a
+  // fixed split into one range per thread does.
+  void DynamicFor(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn) {
+    const int64_t n_chunks = (n + chunk - 1) / chunk;
+    if (n_chunks <= 1 || pool_.size() == 1) return fn(0, n);
+    std::atomic<int64_t> next{0};
+    pool_.RunOnAll([&](int) {
+      for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;)
+        fn(c * chunk, std::min(n, (c + 1) * chunk));
+    });
   }
 
   ThreadPool pool_;
