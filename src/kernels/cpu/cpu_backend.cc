@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/matmul_bf16.h"
@@ -194,7 +195,8 @@ class CpuBackend : public Backend {
         const float* g = gate.As<float>() + t * F;
         const float* u = up.As<float>() + t * F;
         float* o = out.As<float>() + t * F;
-        for (int64_t i = 0; i < F; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+        if (isa_ == Isa::kAvx512) cpu::SiluMulAvx512(g, u, o, F);
+        else for (int64_t i = 0; i < F; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
       }
     });
   }
