@@ -217,8 +217,10 @@ class Backend {
 //         f32 accumulation, ~2x the f32 FMA rate; only for bf16 weights on CPUs with AVX512_BF16
 //         (f32 elsewhere). Rounding as transformers computing a bf16 model and as llama.cpp rounding
 //         activations to f16 for its F16 matmul.
-//  kAuto: kBF16 for prefill-sized batches (at least kBf16MinRows rows) where it applies, kF32
-//         otherwise — decode keeps f32 activations.
+//  kAuto: kBF16 where it applies for the rows of sequences with at least kBf16MinRows new tokens
+//         in the step (prefill), kF32 for the others (decode), so a sequence's arithmetic does not
+//         depend on what it is batched with (BeginBatch announces the sequences; without it, or
+//         for a matmul over other rows such as the LM head's, the row count decides).
 enum class MatMulPrecision { kAuto, kF32, kBF16 };
 constexpr int64_t kBf16MinRows = 32;
 // Parses "auto" | "f32" | "bf16"; kInvalidArgument otherwise.
