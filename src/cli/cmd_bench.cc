@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "core/json_util.h"
+#include "core/kv_quant.h"
 #include "core/thread_pool.h"
 #include "kernels/backend.h"
 #include "model/sequence_runner.h"
@@ -68,7 +69,7 @@ int RunBench(int argc, char** argv) {
   f.Add("prompt-tokens", &prompt_tokens, "prefill length (default 512)")
       .Add("gen-tokens", &gen_tokens, "decode steps (default 128)")
       .Add("repeats", &repeats, "runs; the median is reported (default 3)")
-      .Add("kv-cache-dtype", &kv, "f32 or bf16 (default f32)")
+      .Add("kv-cache-dtype", &kv, "f32, bf16 or int8 (default f32)")
       .AddSwitch("no-bandwidth", &no_bandwidth, "skip the memory-bandwidth measurement")
       .AddSwitch("json", &json, "print a JSON summary as the last line");
   mf.Register(f);
@@ -77,13 +78,15 @@ int RunBench(int argc, char** argv) {
     std::fprintf(stderr, "%s", f.Usage().c_str());
     return f.help() ? 0 : 2;
   }
-  auto kv_dtype = ParseFloatDType(kv);
+  auto kv_dtype = ParseKvCacheDType(kv);
   if (!kv_dtype.ok()) return ReportError(kv_dtype.error());
   auto t_load0 = std::chrono::steady_clock::now();
   auto model = model::LoadModel(f.positional()[0], mf.ToLoadOptions());
   if (!model.ok()) return ReportError(model.error());
   auto t_load1 = std::chrono::steady_clock::now();
   model::Model& m = **model;
+  if (*kv_dtype == DType::kI8 && std::string_view(m.backend().name()) != "cpu")
+    return ReportError(Unsupported("--kv-cache-dtype int8 is implemented on the CPU backend only"));
   const int threads = mf.threads > 0 ? mf.threads : ThreadPool::HardwareThreads();
   std::mt19937 rng(42);
   std::uniform_int_distribution<int32_t> tok(0, (int32_t)m.config().vocab_size - 1);

@@ -26,10 +26,10 @@ std::string Human(double bytes) {
 int RunKv(int argc, char** argv) {
   std::string contexts = "4096,32768", dtype = "bf16";
   int batch = 1;
-  Flags f("petrel kv MODEL_DIR [--context 4096,32768] [--batch N] [--dtype bf16|f16|f32]");
+  Flags f("petrel kv MODEL_DIR [--context 4096,32768] [--batch N] [--dtype bf16|f16|f32|int8]");
   f.Add("context", &contexts, "context lengths, comma-separated (default 4096,32768)")
       .Add("batch", &batch, "concurrent sequences (default 1)")
-      .Add("dtype", &dtype, "KV element type: bf16 (default), f16, f32");
+      .Add("dtype", &dtype, "KV element type: bf16 (default), f16, f32, int8 (+ an f32 scale per head vector)");
   if (auto st = f.Parse(argc, argv); !st.ok()) return ReportError(st.error());
   if (f.help() || f.positional().size() != 1 || batch < 1) {
     std::fprintf(stderr, "%s", f.Usage().c_str());
@@ -37,7 +37,7 @@ int RunKv(int argc, char** argv) {
   }
   auto config = formats::LoadHfConfig(f.positional()[0]);
   if (!config.ok()) return ReportError(config.error());
-  auto dt = ParseFloatDType(dtype);
+  auto dt = dtype == "int8" ? Result<DType>(DType::kI8) : ParseFloatDType(dtype);
   if (!dt.ok()) return ReportError(dt.error());
   std::vector<int64_t> ctx;
   std::stringstream ss(contexts);

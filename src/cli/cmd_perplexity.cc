@@ -15,6 +15,7 @@
 #include "cli/model_flags.h"
 #include "cli/model_text.h"
 #include "core/json_util.h"
+#include "core/kv_quant.h"
 #include "model/sequence_runner.h"
 #include "tokenizer/tokenizer.h"
 
@@ -35,15 +36,17 @@ void LogSoftmax(const float* row, int64_t n, std::vector<double>& out) {
 }  // namespace
 
 int RunPerplexity(int argc, char** argv) {
-  std::string file;
+  std::string file, kv = "f32";
   int ctx = 512, max_windows = 0;
   bool kl_base = false, json = false;
   ModelFlags mf;
-  Flags f("petrel perplexity MODEL_DIR --file TEXT [--quant int8|int4[:g]|q4_0] [--kl-base] [--ctx 512]");
+  Flags f("petrel perplexity MODEL_DIR --file TEXT [--quant int8|int4[:g]|q4_0] [--kv-cache-dtype int8] [--kl-base] [--ctx 512]");
   f.Add("file", &file, "text file to score")
       .Add("ctx", &ctx, "window length in tokens (default 512)")
       .Add("max-windows", &max_windows, "score at most this many windows (default: all)")
-      .AddSwitch("kl-base", &kl_base, "also run the unquantized model: KL divergence and top-1 agreement")
+      .Add("kv-cache-dtype", &kv, "KV cache of the scored model: f32 (default), bf16 or int8")
+      .AddSwitch("kl-base", &kl_base,
+                 "also run the unquantized model (f32 KV cache): KL divergence and top-1 agreement")
       .AddSwitch("json", &json, "print a JSON summary as the last line");
   mf.Register(f);
   if (auto st = f.Parse(argc, argv); !st.ok()) return ReportError(st.error());
@@ -51,6 +54,8 @@ int RunPerplexity(int argc, char** argv) {
     std::fprintf(stderr, "%s", f.Usage().c_str());
     return f.help() ? 0 : 2;
   }
+  auto kv_dtype = ParseKvCacheDType(kv);
+  if (!kv_dtype.ok()) return ReportError(kv_dtype.error());
   const std::string dir = f.positional()[0];
   std::ifstream in(file, std::ios::binary);
   if (!in) return ReportError(NotFound("cannot read --file ", file));
@@ -78,7 +83,9 @@ int RunPerplexity(int argc, char** argv) {
   if (n_windows == 0)
     return ReportError(InvalidArgument("the file has ", ids->size(), " tokens, fewer than --ctx ", ctx));
 
-  model::SequenceRunner runner(**model, ctx);
+  if (*kv_dtype == DType::kI8 && std::string_view((*model)->backend().name()) != "cpu")
+    return ReportError(Unsupported("--kv-cache-dtype int8 is implemented on the CPU backend only"));
+  model::SequenceRunner runner(**model, ctx, *kv_dtype);
   std::unique_ptr<model::SequenceRunner> base_runner;
   if (base) base_runner = std::make_unique<model::SequenceRunner>(*base, ctx);
   double nll = 0, nll_base = 0, kl = 0;
@@ -113,8 +120,8 @@ int RunPerplexity(int argc, char** argv) {
   }
   std::fprintf(stderr, "\n");
   const double ppl = std::exp(nll / scored);
-  std::printf("tokens scored %lld (%lld windows of %d), quant %s\nperplexity %.4f\n", (long long)scored,
-              (long long)n_windows, ctx, mf.quant.empty() ? "none" : mf.quant.c_str(), ppl);
+  std::printf("tokens scored %lld (%lld windows of %d), quant %s, KV %s\nperplexity %.4f\n", (long long)scored,
+              (long long)n_windows, ctx, mf.quant.empty() ? "none" : mf.quant.c_str(), kv.c_str(), ppl);
   if (base_runner)
     std::printf("base perplexity %.4f\nKL(base||quant) mean %.6f nats\ntop-1 agreement %.2f%%\n",
                 std::exp(nll_base / scored), kl / scored, 100.0 * agree / scored);
@@ -123,6 +130,7 @@ int RunPerplexity(int argc, char** argv) {
     j["tokens"] = scored;
     j["ctx"] = ctx;
     j["quant"] = mf.quant;
+    j["kv_cache_dtype"] = kv;
     j["perplexity"] = ppl;
     if (base_runner) {
       j["base_perplexity"] = std::exp(nll_base / scored);

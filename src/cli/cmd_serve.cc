@@ -98,7 +98,7 @@ int RunServe(int argc, char** argv) {
            "NAME=PATH: serve a LoRA adapter as model NAME (repeatable)")
       .Add("lora", &lora_modules, "same as --lora-modules")
       .Add("max-loras", &max_loras, "LoRA adapters kept resident (LRU of idle ones; default 8)")
-      .Add("kv-cache-dtype", &kv_cache_dtype, "auto (f32 on the CPU, bf16 on a GPU), f32 or bf16")
+      .Add("kv-cache-dtype", &kv_cache_dtype, "auto (f32 on the CPU, bf16 on a GPU), f32, bf16 or int8 (CPU; per-token, per-head scales)")
       .AddSwitch("enable-lora-loading", &enable_lora_loading,
                  "allow POST /v1/load_lora_adapter and /v1/unload_lora_adapter")
       .AddSwitch("no-prefix-caching", &no_prefix_caching, "turn automatic prefix caching off");

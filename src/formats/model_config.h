@@ -9,6 +9,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/kv_quant.h"
 
 namespace petrel::formats {
 
@@ -79,7 +80,7 @@ struct ModelConfig {
 
   // KV-cache bytes per token: 2 (K and V) x layers x kv_heads x head_dim x bytes per element.
   int64_t KvBytesPerToken(DType kv_dtype) const {
-    return 2 * n_layers * n_kv_heads * head_dim * (int64_t)DTypeSize(kv_dtype);
+    return 2 * n_layers * n_kv_heads * KvHeadVectorBytes(kv_dtype, head_dim);  // int8: + scales
   }
   // Parameter count implied by the shapes (embeddings counted once when tied).
   int64_t NumParameters() const;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/kv_quant.h"
 #include "core/tensor.h"
 
 namespace petrel::kernels {
@@ -40,9 +41,9 @@ struct KvCacheLayout {
   int head_dim = 0;
   int block_size = 16;
   int64_t n_blocks = 0;
-  DType dtype = DType::kF32;
+  DType dtype = DType::kF32;  // f32, bf16 (f16 on devices), or i8 (+ one f32 scale per head vector)
   int64_t BytesPerBlock() const {  // K + V, all layers
-    return 2LL * n_layers * block_size * n_kv_heads * head_dim * (int64_t)DTypeSize(dtype);
+    return 2LL * n_layers * block_size * n_kv_heads * KvHeadVectorBytes(dtype, head_dim);
   }
 };
 
@@ -217,10 +218,8 @@ class Backend {
 //         f32 accumulation, ~2x the f32 FMA rate; only for bf16 weights on CPUs with AVX512_BF16
 //         (f32 elsewhere). Rounding as transformers computing a bf16 model and as llama.cpp rounding
 //         activations to f16 for its F16 matmul.
-//  kAuto: kBF16 where it applies for the rows of sequences with at least kBf16MinRows new tokens
-//         in the step (prefill), kF32 for the others (decode), so a sequence's arithmetic does not
-//         depend on what it is batched with (BeginBatch announces the sequences; without it, or
-//         for a matmul over other rows such as the LM head's, the row count decides).
+//  kAuto: kBF16 for prefill-sized batches (at least kBf16MinRows rows) where it applies, kF32
+//         otherwise — decode keeps f32 activations.
 enum class MatMulPrecision { kAuto, kF32, kBF16 };
 constexpr int64_t kBf16MinRows = 32;
 // Parses "auto" | "f32" | "bf16"; kInvalidArgument otherwise.

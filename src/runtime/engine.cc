@@ -14,6 +14,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "core/kv_quant.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "model/lora/adapter.h"
@@ -722,10 +723,13 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<model::Model> mod
   kernels::Backend& be = model->backend();
   const bool device = be.QueryMemory().total_bytes > 0;
   DType kv_dtype = device ? DType::kBF16 : DType::kF32;  // "auto"
-  if (o.kv_cache_dtype == "bf16") kv_dtype = DType::kBF16;
-  else if (o.kv_cache_dtype == "f32") kv_dtype = DType::kF32;
-  else if (o.kv_cache_dtype != "auto" && o.kv_cache_dtype != "f32")
-    return InvalidArgument("--kv-cache-dtype must be auto, f32 or bf16, got \"", o.kv_cache_dtype, "\"");
+  if (o.kv_cache_dtype != "auto") {
+    auto dt = ParseKvCacheDType(o.kv_cache_dtype);
+    if (!dt.ok()) return InvalidArgument("--kv-cache-dtype: ", dt.error().message, " (or auto)");
+    kv_dtype = *dt;
+  }
+  if (kv_dtype == DType::kI8 && device)
+    return Unsupported("--kv-cache-dtype int8 is implemented on the CPU backend only, not on ", be.name());
   if (o.block_size < 1 || o.block_size > 1024) return InvalidArgument("block size must be in [1, 1024]");
   if (o.max_num_seqs < 1) return InvalidArgument("--max-num-seqs must be >= 1");
   if (o.max_num_batched_tokens < 1) return InvalidArgument("--max-num-batched-tokens must be >= 1");

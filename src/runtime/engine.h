@@ -28,7 +28,8 @@ struct EngineOptions {
   int max_waiting = 1024;             // queued requests beyond this are refused (HTTP 429)
   bool enable_prefix_caching = true;
   int n_threads = 0;                  // CPU threads; 0 = all available (used by the loader)
-  std::string kv_cache_dtype = "auto";  // "auto" (f32 on the CPU, bf16 on a device), "f32", "bf16"
+  std::string kv_cache_dtype = "auto";  // "auto" (f32 on the CPU, bf16 on a device), "f32", "bf16",
+                                        // "int8" (CPU: per-token, per-head scale; core/kv_quant.h)
   int max_loras = 8;                  // LoRA adapters resident at once (--max-loras); LRU beyond
 };
 

@@ -21,10 +21,12 @@ namespace petrel::model::golden {
 constexpr float kLogitTol = 2e-3f;   // max |Δ| on top-k logits, logsumexp, probe logits
 constexpr float kMarginTol = 1e-2f;  // greedy steps with a smaller reference margin are ambiguous
 
-// The bounds above, replaceable (the CUDA golden tests pass their bf16 bounds).
+// The bounds above, replaceable (the CUDA golden tests pass their bf16 bounds), and the KV cache
+// element type the check runs with (the int8 KV golden test passes kI8 with its bounds).
 struct Tolerance {
   float logit = kLogitTol;
   float margin = kMarginTol;
+  DType kv_dtype = DType::kF32;
 };
 
 inline std::vector<int32_t> IdsOf(const Json& j) { return j.get<std::vector<int32_t>>(); }
@@ -43,9 +45,10 @@ struct Runner {
   std::vector<int32_t> table;
   static constexpr int kBlock = 16;
 
-  Runner(Model* m, const lora::LoraAdapter* a, int64_t max_tokens = 512) : model(m), adapter(a) {
+  Runner(Model* m, const lora::LoraAdapter* a, int64_t max_tokens = 512, DType kv_dtype = DType::kF32)
+      : model(m), adapter(a) {
     const int64_t n_blocks = (max_tokens + kBlock - 1) / kBlock;
-    cache = model->CreateKvCache(n_blocks, kBlock, DType::kF32);
+    cache = model->CreateKvCache(n_blocks, kBlock, kv_dtype);
     table.resize(n_blocks);
     std::iota(table.begin(), table.end(), 0);
   }
@@ -101,7 +104,7 @@ inline float CheckRow(const float* row, int64_t vocab, const Json& want,
 inline float CheckCase(Model* model, const lora::LoraAdapter* adapter, const Json& ref,
                        const std::vector<int32_t>& probe, const std::string& what,
                        const Tolerance& tol = {}) {
-  Runner r(model, adapter);
+  Runner r(model, adapter, 512, tol.kv_dtype);
   const int64_t vocab = model->config().vocab_size;
   const std::vector<int32_t> ids = IdsOf(ref["ids"]);
   auto logits = r.Run(ids, 0);

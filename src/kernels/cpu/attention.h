@@ -15,7 +15,9 @@ struct AttentionArgs {
   const float* q;          // [T, n_heads * head_dim]
   const void* k_pool;      // this layer: [n_blocks, block_size, n_kv_heads, head_dim]
   const void* v_pool;
-  DType kv_dtype;          // f32 or bf16
+  DType kv_dtype;          // f32, bf16 or i8
+  const float* k_scale;    // i8 only: [n_blocks, block_size, n_kv_heads] (core/kv_quant.h), else null
+  const float* v_scale;
   int block_size;
   std::span<const AttentionSeq> seqs;
   AttentionParams p;

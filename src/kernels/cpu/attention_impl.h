@@ -23,9 +23,11 @@
 namespace petrel::kernels::cpu::impl {
 namespace {
 
+// KV element types: float, uint16_t (bf16 bits) and int8_t (codes with a per-head-vector scale).
 template <typename KvT>
 inline float ToF(KvT v) {
   if constexpr (sizeof(KvT) == 4) return v;
+  else if constexpr (sizeof(KvT) == 1) return (float)v;
   else return BF16ToF32(v);
 }
 
@@ -37,6 +39,8 @@ template <typename KvT>
 inline __m512 LoadKv16(const KvT* p) {
   if constexpr (sizeof(KvT) == 4) {
     return _mm512_loadu_ps(p);
+  } else if constexpr (sizeof(KvT) == 1) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
   } else {
     __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
@@ -92,6 +96,14 @@ inline const KvT* TokenAt(const KvT* pool, const AttentionSeq& seq, int block_si
          (int64_t)kvh * g.hd;
 }
 
+// Scale of cached token t (kv head kvh) of an int8 cache; 1 for float caches (scales null).
+inline float ScaleAt(const float* scales, const AttentionSeq& seq, int block_size, const Geometry& g, int t,
+                     int kvh) {
+  if (!scales) return 1.0f;
+  const int n_kv_heads = (int)(g.token_stride / g.hd);
+  return scales[((int64_t)seq.block_table[t / block_size] * block_size + t % block_size) * n_kv_heads + kvh];
+}
+
 // One query row and head against all its keys: scores, softmax, weighted sum of values, one key at a
 // time (a horizontal reduction per key). Decode uses this: one row has too few query vectors to
 // fill the tiled path's 16 lanes.
@@ -118,6 +130,7 @@ void RowHead(const AttentionArgs& a, const Geometry& g, const AttentionSeq& seq,
     const KvT* kb = TokenAt(kp, seq, a.block_size, g, t, kvh);
     for (int r = 0; r < run; ++r, ++j) {
       scores[j] = p.scale * Dot(q, kb + r * g.token_stride, hd);
+      if constexpr (sizeof(KvT) == 1) scores[j] *= ScaleAt(a.k_scale, seq, a.block_size, g, t + r, kvh);
       mx = std::max(mx, scores[j]);
     }
   }
@@ -132,7 +145,11 @@ void RowHead(const AttentionArgs& a, const Geometry& g, const AttentionSeq& seq,
     const int t = start + j;
     const int run = std::min(a.block_size - t % a.block_size, n - j);
     const KvT* vb = TokenAt(vp, seq, a.block_size, g, t, kvh);
-    for (int r = 0; r < run; ++r, ++j) Axpy(out, scores[j] * inv, vb + r * g.token_stride, hd);
+    for (int r = 0; r < run; ++r, ++j) {
+      float w = scores[j] * inv;
+      if constexpr (sizeof(KvT) == 1) w *= ScaleAt(a.v_scale, seq, a.block_size, g, t + r, kvh);
+      Axpy(out, w, vb + r * g.token_stride, hd);
+    }
   }
 }
 
@@ -199,9 +216,12 @@ void Tile(const AttentionArgs& a, const Geometry& g, const AttentionSeq& seq, in
         krow[j] = reinterpret_cast<const float*>(kb + j * g.token_stride);
         vrow[j] = reinterpret_cast<const float*>(vb + j * g.token_stride);
       } else {
+        // bf16: widen; int8: widen and apply the head vector's scale (1 for bf16).
+        const float ks = ScaleAt(a.k_scale, seq, a.block_size, g, t0 + j, kvh);
+        const float vs = ScaleAt(a.v_scale, seq, a.block_size, g, t0 + j, kvh);
         for (int d = 0; d < hd; ++d) {
-          kc[j * hd + d] = ToF(kb[j * g.token_stride + d]);
-          vc[j * hd + d] = ToF(vb[j * g.token_stride + d]);
+          kc[j * hd + d] = ToF(kb[j * g.token_stride + d]) * ks;
+          vc[j * hd + d] = ToF(vb[j * g.token_stride + d]) * vs;
         }
         krow[j] = kc + j * hd;
         vrow[j] = vc + j * hd;
@@ -319,6 +339,7 @@ void Run(const AttentionArgs& a, ThreadPool& pool) {
 
 inline void Dispatch(const AttentionArgs& a, ThreadPool& pool) {
   if (a.kv_dtype == DType::kBF16) Run<uint16_t>(a, pool);
+  else if (a.kv_dtype == DType::kI8) Run<int8_t>(a, pool);
   else Run<float>(a, pool);
 }
 

@@ -27,12 +27,18 @@ class CpuKvCache : public KvCache {
   explicit CpuKvCache(const KvCacheLayout& layout) {
     layout_ = layout;
     const Shape pool{layout.n_blocks, layout.block_size, layout.n_kv_heads, layout.head_dim};
+    const Shape scales{layout.n_blocks, layout.block_size, layout.n_kv_heads};
     for (int l = 0; l < layout.n_layers; ++l) {
       k.emplace_back(layout.dtype, pool);
       v.emplace_back(layout.dtype, pool);
+      if (layout.dtype == DType::kI8) {
+        k_scale.emplace_back(DType::kF32, scales);
+        v_scale.emplace_back(DType::kF32, scales);
+      }
     }
   }
-  std::vector<Tensor> k, v;  // per layer
+  std::vector<Tensor> k, v;              // per layer
+  std::vector<Tensor> k_scale, v_scale;  // per layer, int8 caches only (core/kv_quant.h)
 };
 
 class CpuBackend : public Backend {
@@ -67,13 +73,6 @@ class CpuBackend : public Backend {
   }
 
   Tensor Allocate(DType dtype, Shape shape) override { return Tensor(dtype, shape); }
-
-  void BeginBatch(const BatchMetadata& meta) override {
-    batch_tokens_ = (int64_t)meta.tokens.size();
-    batch_seqs_.clear();
-    for (const AttentionSeq& seq : meta.seqs) batch_seqs_.push_back({seq.q_begin, seq.q_len});
-    std::sort(batch_seqs_.begin(), batch_seqs_.end());
-  }
 
   std::unique_ptr<KvCache> AllocateKvCache(const KvCacheLayout& layout) override {
     return std::make_unique<CpuKvCache>(layout);
@@ -125,32 +124,11 @@ class CpuBackend : public Backend {
         return cpu::PackedQuantMatMul(a, *p, pool_, isa_);
       return cpu::QuantMatMul(a, pool_, isa_);  // quant_matmul.h
     }
-    if (w.dtype != DType::kBF16 || isa_ != Isa::kAvx512 || precision_ == MatMulPrecision::kF32)
-      return MatMulF32(a);
-    if (precision_ == MatMulPrecision::kBF16) return MatMulBf16(a);
-    // kAuto: per sequence when this matmul runs over the announced batch's rows, so a sequence
-    // gets the same arithmetic whatever it is batched with; else by the number of rows.
-    if (T != batch_tokens_ || batch_seqs_.empty()) return T >= kBf16MinRows ? MatMulBf16(a) : MatMulF32(a);
-    int64_t r0 = 0;
-    bool bf16 = false;
-    auto flush = [&](int64_t r1) {
-      if (r1 <= r0) return;
-      cpu::MatMulArgs part = a;
-      part.x = a.x + r0 * K;
-      part.out = a.out + r0 * N;
-      part.T = r1 - r0;
-      bf16 ? MatMulBf16(part) : MatMulF32(part);
-      r0 = r1;
-    };
-    for (const auto& [begin, len] : batch_seqs_) {  // sorted by first row
-      const bool want = len >= kBf16MinRows;
-      if (begin != r0 || want != bf16) {
-        flush(begin);
-        r0 = begin;
-        bf16 = want;
-      }
-    }
-    flush(T);
+    if (UseBf16Activations(w.dtype, T)) return MatMulBf16(a);
+    auto fn = matmul_;
+    // About 8 chunks per thread, whole 16-row groups (the kernels' tiles are 4 rows).
+    const int64_t chunk = std::max<int64_t>(16, (N / (8 * pool_.size()) + 15) / 16 * 16);
+    DynamicFor(N, chunk, [&](int64_t b, int64_t e) { fn(a, b, e); });
   }
 
   // Small K (a LoRA rank) with f32 weights: each output is a dot product of K contiguous floats,
@@ -235,6 +213,18 @@ class CpuBackend : public Backend {
     const int64_t row = (int64_t)c.layout().n_kv_heads * c.layout().head_dim;
     const DType dt = c.layout().dtype;
     const size_t esz = DTypeSize(dt);
+    if (dt == DType::kI8) {  // one scale per (token, kv head)
+      const int hd = c.layout().head_dim, hkv = c.layout().n_kv_heads;
+      for (size_t t = 0; t < slots.size(); ++t)
+        for (int h = 0; h < hkv; ++h) {
+          const int64_t e = slots[t] * row + (int64_t)h * hd;
+          c.k_scale[layer].As<float>()[slots[t] * hkv + h] =
+              QuantizeKvI8(k.As<float>() + t * row + h * hd, hd, c.k[layer].As<int8_t>() + e);
+          c.v_scale[layer].As<float>()[slots[t] * hkv + h] =
+              QuantizeKvI8(v.As<float>() + t * row + h * hd, hd, c.v[layer].As<int8_t>() + e);
+        }
+      return;
+    }
     for (size_t t = 0; t < slots.size(); ++t) {
       char* kd = static_cast<char*>(c.k[layer].data()) + slots[t] * row * esz;
       char* vd = static_cast<char*>(c.v[layer].data()) + slots[t] * row * esz;
@@ -246,8 +236,17 @@ class CpuBackend : public Backend {
   void Attention(TensorView out, TensorView q, const KvCache& cache,
                  std::span<const AttentionSeq> seqs, const AttentionParams& p) override {
     const auto& c = static_cast<const CpuKvCache&>(cache);
-    cpu::AttentionArgs a{out.As<float>(), q.As<float>(), c.k[p.layer].data(), c.v[p.layer].data(),
-                         c.layout().dtype, c.layout().block_size, seqs, p};
+    const bool i8 = c.layout().dtype == DType::kI8;
+    cpu::AttentionArgs a{out.As<float>(),
+                         q.As<float>(),
+                         c.k[p.layer].data(),
+                         c.v[p.layer].data(),
+                         c.layout().dtype,
+                         i8 ? c.k_scale[p.layer].As<float>() : nullptr,
+                         i8 ? c.v_scale[p.layer].As<float>() : nullptr,
+                         c.layout().block_size,
+                         seqs,
+                         p};
     attention_(a, pool_);
   }
 
@@ -262,11 +261,15 @@ class CpuBackend : public Backend {
   }
 
  private:
-  void MatMulF32(const cpu::MatMulArgs& a) {
-    auto fn = matmul_;
-    // About 8 chunks per thread, whole 16-row groups (the kernels' tiles are 4 rows).
-    const int64_t chunk = std::max<int64_t>(16, (a.N / (8 * pool_.size()) + 15) / 16 * 16);
-    DynamicFor(a.N, chunk, [&](int64_t b, int64_t e) { fn(a, b, e); });
+  // MatMulPrecision (backend.h): bf16 activations only over bf16 weights, only with AVX512_BF16.
+  bool UseBf16Activations(DType w_dtype, int64_t T) const {
+    if (w_dtype != DType::kBF16 || isa_ != Isa::kAvx512) return false;
+    switch (precision_) {
+      case MatMulPrecision::kF32: return false;
+      case MatMulPrecision::kBF16: return true;
+      case MatMulPrecision::kAuto: return T >= kBf16MinRows;
+    }
+    return false;
   }
 
   // Activations to bf16 pairs once (split over rows), then 64-column panels split over threads.
@@ -295,10 +298,6 @@ class CpuBackend : public Backend {
   ThreadPool pool_;
   Isa isa_;
   MatMulPrecision precision_;
-  // The rows (first, count) of each sequence of the step announced by BeginBatch, sorted, and the
-  // step's row count: MatMulPrecision::kAuto's per-sequence choice.
-  int64_t batch_tokens_ = -1;
-  std::vector<std::pair<int64_t, int64_t>> batch_seqs_;
   std::vector<uint32_t> bf16_acts_;  // MatMulBf16's activations, reused across calls
   cpu::PackedWeights packed_;  // packed Q8_0 / Q4_0 copies of uploaded weights
   cpu::MatMulFn matmul_ = nullptr;

@@ -2,12 +2,14 @@
 // scalar reference on random inputs with odd sizes (remainders and tails).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "core/kv_quant.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/reference/reference.h"
@@ -132,42 +134,6 @@ TEST_P(CpuKernels, Bf16ActivationMatMulMatchesReference) {
   }
 }
 
-// kAuto with the step's sequences announced (BeginBatch): bf16 activations for the rows of a
-// sequence with at least kBf16MinRows new tokens, f32 for the others, whatever the batch's total.
-TEST_P(CpuKernels, AutoPrecisionIsChosenPerSequence) {
-  const DType dt = GetParam().w_dtype;
-  const bool bf16_path = GetParam().isa == Isa::kAvx512 && dt == DType::kBF16;
-  auto be = Create(MatMulPrecision::kAuto);
-  const int64_t K = 70, N = 90;
-  std::vector<float> w_exact;
-  Tensor w = MakeWeights(Random(N * K, 71, 0.1f), dt, {N, K}, &w_exact);
-  // A 40-token prefill chunk between two decode rows; then 40 decode rows (one per sequence).
-  for (const std::vector<int32_t>& lens : {std::vector<int32_t>{1, 40, 1}, std::vector<int32_t>(40, 1)}) {
-    std::vector<AttentionSeq> seqs;
-    int32_t T = 0;
-    for (int32_t len : lens) {
-      seqs.push_back({T, len, len, {}});
-      T += len;
-    }
-    std::vector<int32_t> tokens(T, 0);
-    be->BeginBatch({.tokens = tokens, .seqs = seqs});
-    auto x = Random((size_t)T * K, 72);
-    std::vector<float> want_f32(T * N), want_bf16(T * N);
-    reference::MatMul(x.data(), w_exact.data(), DType::kF32, nullptr, want_f32.data(), T, K, N);
-    reference::MatMulBf16Activations(x.data(), w_exact.data(), DType::kF32, nullptr, want_bf16.data(), T, K, N);
-    Tensor xt(DType::kF32, {T, K}), out(DType::kF32, {T, N});
-    std::copy(x.begin(), x.end(), xt.As<float>());
-    be->MatMul(out, xt, w, TensorView{});
-    for (const AttentionSeq& seq : seqs) {
-      const bool bf16 = bf16_path && seq.q_len >= kBf16MinRows;
-      const auto b = (bf16 ? want_bf16 : want_f32).begin() + (int64_t)seq.q_begin * N;
-      const std::vector<float> want(b, b + (int64_t)seq.q_len * N);
-      EXPECT_LT(MaxRelErr(want, out.As<float>() + (int64_t)seq.q_begin * N), 2e-5f)
-          << "rows " << seq.q_begin << "+" << seq.q_len << " of " << T;
-    }
-  }
-}
-
 // out += x . w^T: the small-K f32 path (LoRA ranks) and the generic path (other dtypes, large K).
 TEST_P(CpuKernels, MatMulAddMatchesReference) {
   const DType dt = GetParam().w_dtype;
@@ -222,11 +188,51 @@ TEST_P(CpuKernels, RmsNormRopeSiluMatchReference) {
   EXPECT_LT(MaxRelErr(sw, so.As<float>()), 1e-5f);
 }
 
+// What a KV cache of `dt` will hold for these values: bf16 rounding, or int8 codes times the
+// scale of each head vector (hd elements), dequantized.
+void RoundLikeCache(DType dt, int hd, std::vector<float>& x) {
+  if (dt == DType::kBF16)
+    for (auto& f : x) f = BF16ToF32(F32ToBF16(f));
+  if (dt == DType::kI8) {
+    std::vector<int8_t> q(hd);
+    for (size_t i = 0; i + hd <= x.size(); i += hd) {
+      const float s = QuantizeKvI8(x.data() + i, hd, q.data());
+      for (int d = 0; d < hd; ++d) x[i + d] = q[d] * s;
+    }
+  }
+}
+
+TEST(KvQuant, RoundTripWithinHalfAStep) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  for (int n : {1, 7, 64, 128, 129}) {
+    std::vector<float> x(n);
+    for (auto& f : x) f = nd(rng);
+    std::vector<int8_t> q(n);
+    const float s = QuantizeKvI8(x.data(), n, q.data());
+    float amax = 0;
+    for (float f : x) amax = std::max(amax, std::fabs(f));
+    EXPECT_FLOAT_EQ(s, amax / 127.0f);
+    for (int i = 0; i < n; ++i) {
+      EXPECT_LE(std::abs((int)q[i]), 127);
+      EXPECT_LE(std::fabs(q[i] * s - x[i]), 0.5f * s * 1.0001f) << n << " " << i;
+    }
+  }
+  std::vector<float> zeros(16, 0.0f);
+  std::vector<int8_t> q(16, 1);
+  EXPECT_EQ(QuantizeKvI8(zeros.data(), 16, q.data()), 0.0f);  // no NaN, codes 0
+  for (int8_t c : q) EXPECT_EQ(c, 0);
+  EXPECT_EQ(KvHeadVectorBytes(DType::kI8, 128), 132);
+  EXPECT_EQ(KvHeadVectorBytes(DType::kBF16, 128), 256);
+  EXPECT_TRUE(ParseKvCacheDType("int8").ok());
+  EXPECT_FALSE(ParseKvCacheDType("f16").ok());  // the CPU attention reads f32, bf16 and int8 only
+}
+
 // Paged attention over a shuffled block table, two sequences (one prefill chunk, one decode), GQA,
-// with and without a sliding window, KV in f32 and bf16.
+// with and without a sliding window, KV in f32, bf16 and int8.
 TEST_P(CpuKernels, PagedAttentionMatchesReference) {
   const int Hq = 6, Hkv = 2, hd = 20, bs = 4;
-  for (DType kv_dtype : {DType::kF32, DType::kBF16}) {
+  for (DType kv_dtype : {DType::kF32, DType::kBF16, DType::kI8}) {
     for (int window : {0, 5}) {
       KvCacheLayout layout{.n_layers = 1, .n_kv_heads = Hkv, .head_dim = hd, .block_size = bs,
                            .n_blocks = 16, .dtype = kv_dtype};
@@ -245,10 +251,8 @@ TEST_P(CpuKernels, PagedAttentionMatchesReference) {
         std::vector<int64_t> slots;
         for (int t = 0; t < ctx[s]; ++t) slots.push_back((int64_t)(*bts[s])[t / bs] * bs + t % bs);
         backend_->StoreKv(*cache, 0, kt, vt, slots);
-        if (kv_dtype == DType::kBF16) {
-          for (auto& f : k) f = BF16ToF32(F32ToBF16(f));
-          for (auto& f : v) f = BF16ToF32(F32ToBF16(f));
-        }
+        RoundLikeCache(kv_dtype, hd, k);
+        RoundLikeCache(kv_dtype, hd, v);
         auto q = Random((size_t)qlen[s] * Hq * hd, 40 + s);
         std::vector<float> o(q.size());
         reference::Attention(q.data(), k.data(), v.data(), o.data(), qlen[s], ctx[s], Hq, Hkv, hd,
@@ -278,7 +282,7 @@ TEST_P(CpuKernels, TiledPrefillAttentionMatchesReference) {
                           {6, 2, 20, 5, 41, 41, 0},    {3, 1, 20, 16, 50, 23, 7},
                           {8, 1, 34, 5, 33, 9, 0},     {4, 2, 128, 16, 100, 100, 19},
                           {16, 8, 128, 16, 48, 48, 0}, {2, 1, 16, 4, 20, 1, 0}};
-  for (DType kv_dtype : {DType::kF32, DType::kBF16}) {
+  for (DType kv_dtype : {DType::kF32, DType::kBF16, DType::kI8}) {
     for (const Shape& sh : shapes) {
       const int n_blocks = (sh.ctx + sh.bs - 1) / sh.bs;
       KvCacheLayout layout{.n_layers = 1, .n_kv_heads = sh.hkv, .head_dim = sh.hd, .block_size = sh.bs,
@@ -293,10 +297,8 @@ TEST_P(CpuKernels, TiledPrefillAttentionMatchesReference) {
       std::vector<int64_t> slots;
       for (int t = 0; t < sh.ctx; ++t) slots.push_back((int64_t)table[t / sh.bs] * sh.bs + t % sh.bs);
       backend_->StoreKv(*cache, 0, kt, vt, slots);
-      if (kv_dtype == DType::kBF16) {
-        for (auto& f : k) f = BF16ToF32(F32ToBF16(f));
-        for (auto& f : v) f = BF16ToF32(F32ToBF16(f));
-      }
+      RoundLikeCache(kv_dtype, sh.hd, k);
+      RoundLikeCache(kv_dtype, sh.hd, v);
       auto q = Random((size_t)sh.qlen * sh.hq * sh.hd, 62);
       std::vector<float> want(q.size());
       const float scale = 1.0f / std::sqrt((float)sh.hd);

@@ -99,6 +99,31 @@ TEST(Engine, BatchedEqualsSequentialAndPreemptionIsInvisible) {
   }
 }
 
+// The INT8 KV cache (--kv-cache-dtype int8): each token's K/V are quantized on their own, so a
+// request still gets exactly what it gets alone under batching, chunked prefill and prefix caching;
+// the planner counts the per-head scales; an unknown dtype is refused by name.
+TEST(Engine, Int8KvCacheIsBatchInvariantAndCountsScales) {
+  auto e1 = MakeEngine(EngineOptions{.max_num_seqs = 1, .kv_cache_dtype = "int8"});
+  // qwen3-tiny: 4 layers x 2 kv heads x (32 int8 + 4 scale bytes) x K,V.
+  EXPECT_EQ(e1->model_info().kv_bytes_per_token, 2 * 4 * 2 * (32 + 4));
+  std::vector<std::vector<int32_t>> alone;
+  {
+    Client c(*e1);
+    for (auto& p : Prompts()) alone.push_back(c.Start(Greedy(p, 8)).get().tokens);
+  }
+  auto e = MakeEngine(EngineOptions{.max_num_seqs = 8, .max_num_batched_tokens = 24, .kv_cache_dtype = "int8"});
+  Client c(*e);
+  std::vector<std::future<Collected>> futs;
+  for (auto& p : Prompts()) futs.push_back(c.Start(Greedy(p, 8)));
+  for (size_t i = 0; i < futs.size(); ++i) EXPECT_EQ(futs[i].get().tokens, alone[i]) << "request " << i;
+
+  auto m = model::LoadModel(std::string(PETREL_FIXTURES) + "/qwen3-tiny", model::LoadOptions{.n_threads = 2});
+  ASSERT_TRUE(m.ok());
+  auto bad = Engine::Create(std::move(m).value(), EngineOptions{.kv_cache_dtype = "f16"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("f16"), std::string::npos) << bad.error().message;
+}
+
 TEST(Engine, PrefixCacheServesRepeatedPrompt) {
   auto e = MakeEngine(EngineOptions{});
   Client c(*e);
