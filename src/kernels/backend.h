@@ -218,8 +218,11 @@ class Backend {
 //         f32 accumulation, ~2x the f32 FMA rate; only for bf16 weights on CPUs with AVX512_BF16
 //         (f32 elsewhere). Rounding as transformers computing a bf16 model and as llama.cpp rounding
 //         activations to f16 for its F16 matmul.
-//  kAuto: kBF16 for prefill-sized batches (at least kBf16MinRows rows) where it applies, kF32
-//         otherwise — decode keeps f32 activations.
+//  kAuto: per sequence of the step (BeginBatch): kBF16 for the rows of a sequence that brings at
+//         least kBf16MinRows new tokens (a prefill chunk), kF32 for the others (decode rows) and for
+//         products over gathered rows (the LM head of a batch). So a sequence's arithmetic never
+//         depends on which other sequences share its batch: 32 concurrent requests get exactly
+//         what each gets alone. Direct calls outside a step: kBF16 from kBf16MinRows rows.
 enum class MatMulPrecision { kAuto, kF32, kBF16 };
 constexpr int64_t kBf16MinRows = 32;
 // Parses "auto" | "f32" | "bf16"; kInvalidArgument otherwise.

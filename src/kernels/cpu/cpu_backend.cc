@@ -124,7 +124,51 @@ class CpuBackend : public Backend {
         return cpu::PackedQuantMatMul(a, *p, pool_, isa_);
       return cpu::QuantMatMul(a, pool_, isa_);  // quant_matmul.h
     }
+    if (Bf16Capable(w.dtype) && precision_ == MatMulPrecision::kAuto && T == batch_rows_ && !runs_.empty()) {
+      // Per sequence (see MatMulPrecision): each run of rows in its own precision.
+      for (const RowRun& r : runs_) {
+        cpu::MatMulArgs ra = a;
+        ra.x = a.x + r.begin * K;
+        ra.out = a.out + r.begin * N;
+        ra.T = r.end - r.begin;
+        if (r.bf16) MatMulBf16(ra);
+        else MatMulF32(ra);
+      }
+      return;
+    }
     if (UseBf16Activations(w.dtype, T)) return MatMulBf16(a);
+    MatMulF32(a);
+  }
+
+  // Remembers which rows of this step's batch belong to sequences with at least kBf16MinRows new
+  // tokens (prefill chunks: bf16 activations under kAuto) and which do not (f32).
+  void BeginBatch(const BatchMetadata& meta) override {
+    batch_rows_ = (int64_t)meta.tokens.size();
+    runs_.clear();
+    std::vector<RowRun> rows;
+    for (const AttentionSeq& s : meta.seqs)
+      rows.push_back({s.q_begin, (int64_t)s.q_begin + s.q_len, s.q_len >= kBf16MinRows});
+    std::sort(rows.begin(), rows.end(), [](const RowRun& x, const RowRun& y) { return x.begin < y.begin; });
+    int64_t at = 0;
+    auto add = [&](int64_t b, int64_t e, bool bf16) {
+      if (e <= b) return;
+      if (!runs_.empty() && runs_.back().bf16 == bf16 && runs_.back().end == b) runs_.back().end = e;
+      else runs_.push_back({b, e, bf16});
+    };
+    for (const RowRun& r : rows) {
+      if (r.begin < at || r.end > batch_rows_) {  // not a partition of the rows: no per-sequence runs
+        runs_.clear();
+        return;
+      }
+      add(at, r.begin, false);  // rows of no sequence
+      add(r.begin, r.end, r.bf16);
+      at = r.end;
+    }
+    add(at, batch_rows_, false);
+  }
+
+  void MatMulF32(const cpu::MatMulArgs& a) {
+    const int64_t N = a.N;
     auto fn = matmul_;
     // About 8 chunks per thread, whole 16-row groups (the kernels' tiles are 4 rows).
     const int64_t chunk = std::max<int64_t>(16, (N / (8 * pool_.size()) + 15) / 16 * 16);
@@ -262,12 +306,18 @@ class CpuBackend : public Backend {
 
  private:
   // MatMulPrecision (backend.h): bf16 activations only over bf16 weights, only with AVX512_BF16.
+  bool Bf16Capable(DType w_dtype) const {
+    return w_dtype == DType::kBF16 && isa_ == Isa::kAvx512 && precision_ != MatMulPrecision::kF32;
+  }
+  // A call that is not split per sequence: under kAuto, inside a step (the LM head over gathered
+  // rows, one per sequence, LoRA products) f32, so that no row's arithmetic depends on the batch;
+  // outside any step (direct calls) bf16 from kBf16MinRows rows.
   bool UseBf16Activations(DType w_dtype, int64_t T) const {
     if (w_dtype != DType::kBF16 || isa_ != Isa::kAvx512) return false;
     switch (precision_) {
       case MatMulPrecision::kF32: return false;
       case MatMulPrecision::kBF16: return true;
-      case MatMulPrecision::kAuto: return T >= kBf16MinRows;
+      case MatMulPrecision::kAuto: return batch_rows_ < 0 && T >= kBf16MinRows;
     }
     return false;
   }
@@ -298,6 +348,12 @@ class CpuBackend : public Backend {
   ThreadPool pool_;
   Isa isa_;
   MatMulPrecision precision_;
+  struct RowRun {
+    int64_t begin, end;
+    bool bf16;
+  };
+  int64_t batch_rows_ = -1;    // T of the step announced by BeginBatch
+  std::vector<RowRun> runs_;   // its rows in runs of one precision (kAuto)
   std::vector<uint32_t> bf16_acts_;  // MatMulBf16's activations, reused across calls
   cpu::PackedWeights packed_;  // packed Q8_0 / Q4_0 copies of uploaded weights
   cpu::MatMulFn matmul_ = nullptr;

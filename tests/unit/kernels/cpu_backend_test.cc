@@ -188,6 +188,51 @@ TEST_P(CpuKernels, RmsNormRopeSiluMatchReference) {
   EXPECT_LT(MaxRelErr(sw, so.As<float>()), 1e-5f);
 }
 
+// kAuto inside a step decides per sequence: a batch of one 40-token prefill chunk and 35 one-token
+// decode rows (more than kBf16MinRows rows in all) gives the decode rows exactly the f32 result and
+// the prefill rows exactly the bf16 result each gets alone, bit for bit, so batching never changes
+// a request's arithmetic. The LM head over gathered rows (T != the step's rows) stays f32.
+TEST_P(CpuKernels, AutoPrecisionIsPerSequence) {
+  const DType dt = GetParam().w_dtype;
+  auto be_auto = Create(MatMulPrecision::kAuto);
+  auto be_bf16 = Create(MatMulPrecision::kBF16);
+  const int64_t K = 96, N = 70, P = 40, D = 35, T = P + D;
+  std::vector<float> w_exact;
+  Tensor w = MakeWeights(Random(N * K, 7, 0.1f), dt, {N, K}, &w_exact);
+  auto x = Random(T * K, 8);
+  Tensor xt(DType::kF32, {T, K}), out(DType::kF32, {T, N});
+  std::copy(x.begin(), x.end(), xt.As<float>());
+  // Rows: decode seqs 0..9, the prefill chunk, decode seqs 10..34.
+  std::vector<int32_t> table = {0};
+  std::vector<AttentionSeq> seqs;
+  std::vector<bool> prefill_row(T, false);
+  for (int i = 0; i < 10; ++i) seqs.push_back({i, 1, 5, table});
+  seqs.push_back({10, (int32_t)P, (int32_t)P, table});
+  for (int64_t r = 10; r < 10 + P; ++r) prefill_row[r] = true;
+  for (int i = 0; i < 25; ++i) seqs.push_back({(int32_t)(10 + P + i), 1, 5, table});
+  std::vector<int32_t> tokens(T, 0);
+  be_auto->BeginBatch({.tokens = tokens, .seqs = seqs});
+  be_auto->MatMul(out, xt, w, TensorView{});
+  std::vector<float> want_f32(T * N), want_bf16(T * N);
+  {
+    Tensor o(DType::kF32, {T, N});
+    backend_->MatMul(o, xt, w, TensorView{});  // f32 backend
+    std::copy(o.As<float>(), o.As<float>() + T * N, want_f32.begin());
+    be_bf16->MatMul(o, xt, w, TensorView{});
+    std::copy(o.As<float>(), o.As<float>() + T * N, want_bf16.begin());
+  }
+  for (int64_t r = 0; r < T; ++r)
+    for (int64_t n = 0; n < N; ++n) {
+      const float want = prefill_row[r] ? want_bf16[r * N + n] : want_f32[r * N + n];
+      ASSERT_EQ(out.As<float>()[r * N + n], want) << "row " << r << " col " << n;
+    }
+  // Gathered rows inside the step (an LM head over 35 rows): f32.
+  Tensor x35(DType::kF32, {D, K}), o35(DType::kF32, {D, N});
+  std::copy(x.begin(), x.begin() + D * K, x35.As<float>());
+  be_auto->MatMul(o35, x35, w, TensorView{});
+  for (int64_t i = 0; i < D * N; ++i) ASSERT_EQ(o35.As<float>()[i], want_f32[i]) << i;
+}
+
 // What a KV cache of `dt` will hold for these values: bf16 rounding, or int8 codes times the
 // scale of each head vector (hd elements), dequantized.
 void RoundLikeCache(DType dt, int hd, std::vector<float>& x) {
