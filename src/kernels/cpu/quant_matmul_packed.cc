@@ -49,7 +49,12 @@ bool PackedWeights::Add(const TensorView& w, ThreadPool& pool) {
   if (w.empty() || w.shape.rank != 2 || !CanPack(w.dtype, w.dim(0), w.dim(1))) return false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (map_.count(w.data)) return true;
+    auto it = map_.find(w.data);
+    if (it != map_.end()) {
+      const PackedQuant& p = it->second.p;
+      if (p.type == w.dtype && p.N == w.dim(0) && p.K == w.dim(1)) return true;
+      map_.erase(it);  // another weight at a released address: pack anew
+    }
   }
   Entry e;
   e.p.type = w.dtype;
@@ -67,7 +72,7 @@ bool PackedWeights::Add(const TensorView& w, ThreadPool& pool) {
   e.p.scales = reinterpret_cast<const uint16_t*>(e.buf.get() + code_bytes);
   pool.ParallelFor(groups, 1, [&](int64_t b, int64_t en, int) { PackGroups(w.data, e.p, b, en); });
   std::lock_guard<std::mutex> lock(mu_);
-  map_.emplace(w.data, std::move(e));
+  map_.insert_or_assign(w.data, std::move(e));
   return true;
 }
 

@@ -64,6 +64,9 @@ void PackGroups(const void* w, const PackedQuant& p, int64_t g_begin, int64_t g_
 
 // Packed copies owned by a backend, looked up by the plain tensor's data pointer (a view of the
 // same weight, e.g. the tied lm_head, finds the same copy). Add() and Find() may run concurrently.
+// As with a CUDA upload, an added weight's memory must stay unchanged while the registry lives
+// (a model's weights live as long as its backend); re-adding a different type or shape at the same
+// address replaces the copy.
 class PackedWeights {
  public:
   // Packs w (on `pool`) unless it cannot be packed or is already known. Returns whether a packed

@@ -250,6 +250,14 @@ TEST(PackedWeights, OnlyQ8_0AndQ4_0WithRowsInSixteens) {
   cpu::PackedWeights packed;
   EXPECT_FALSE(packed.Add(w.view(), pool));
   EXPECT_EQ(packed.Find(w.data(), DType::kQ8_0, 37, 64), nullptr);
+  // A different weight at the same address (type or shape changed) replaces the packed copy.
+  Tensor w2(DType::kQ8_0, {32, 64});
+  TensorView as_q4{w2.data(), DType::kQ4_0, Shape{32, 64}};
+  EXPECT_TRUE(packed.Add(w2.view(), pool));
+  EXPECT_NE(packed.Find(w2.data(), DType::kQ8_0, 32, 64), nullptr);
+  EXPECT_TRUE(packed.Add(as_q4, pool));
+  EXPECT_EQ(packed.Find(w2.data(), DType::kQ8_0, 32, 64), nullptr);
+  EXPECT_NE(packed.Find(w2.data(), DType::kQ4_0, 32, 64), nullptr);
 }
 
 std::vector<KernelCase> PackedKernelCases() {
