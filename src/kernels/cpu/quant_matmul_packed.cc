@@ -46,6 +46,12 @@ void PackGroups(const void* w, const PackedQuant& p, int64_t g_begin, int64_t g_
 }
 
 bool PackedWeights::Add(const TensorView& w, ThreadPool& pool) {
+  // PETREL_NO_PACK=1: keep the plain-layout kernel (A/B benchmarks, debugging).
+  static const bool disabled = [] {
+    const char* e = std::getenv("PETREL_NO_PACK");
+    return e && *e && std::strcmp(e, "0") != 0;
+  }();
+  if (disabled) return false;
   if (w.empty() || w.shape.rank != 2 || !CanPack(w.dtype, w.dim(0), w.dim(1))) return false;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -69,8 +69,8 @@ void PackGroups(const void* w, const PackedQuant& p, int64_t g_begin, int64_t g_
 // address replaces the copy.
 class PackedWeights {
  public:
-  // Packs w (on `pool`) unless it cannot be packed or is already known. Returns whether a packed
-  // copy exists afterwards.
+  // Packs w (on `pool`) unless it cannot be packed, is already known, or the environment sets
+  // PETREL_NO_PACK=1 (A/B benchmarks of the plain kernel). Returns whether a packed copy exists.
   bool Add(const TensorView& w, ThreadPool& pool);
   // The packed copy of the weight at `data` with this type and shape, or nullptr.
   const PackedQuant* Find(const void* data, DType t, int64_t N, int64_t K) const;
