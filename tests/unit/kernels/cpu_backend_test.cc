@@ -134,6 +134,42 @@ TEST_P(CpuKernels, Bf16ActivationMatMulMatchesReference) {
   }
 }
 
+// kAuto with the step's sequences announced (BeginBatch): bf16 activations for the rows of a
+// sequence with at least kBf16MinRows new tokens, f32 for the others, whatever the batch's total.
+TEST_P(CpuKernels, AutoPrecisionIsChosenPerSequence) {
+  const DType dt = GetParam().w_dtype;
+  const bool bf16_path = GetParam().isa == Isa::kAvx512 && dt == DType::kBF16;
+  auto be = Create(MatMulPrecision::kAuto);
+  const int64_t K = 70, N = 90;
+  std::vector<float> w_exact;
+  Tensor w = MakeWeights(Random(N * K, 71, 0.1f), dt, {N, K}, &w_exact);
+  // A 40-token prefill chunk between two decode rows; then 40 decode rows (one per sequence).
+  for (const std::vector<int32_t>& lens : {std::vector<int32_t>{1, 40, 1}, std::vector<int32_t>(40, 1)}) {
+    std::vector<AttentionSeq> seqs;
+    int32_t T = 0;
+    for (int32_t len : lens) {
+      seqs.push_back({T, len, len, {}});
+      T += len;
+    }
+    std::vector<int32_t> tokens(T, 0);
+    be->BeginBatch({.tokens = tokens, .seqs = seqs});
+    auto x = Random((size_t)T * K, 72);
+    std::vector<float> want_f32(T * N), want_bf16(T * N);
+    reference::MatMul(x.data(), w_exact.data(), DType::kF32, nullptr, want_f32.data(), T, K, N);
+    reference::MatMulBf16Activations(x.data(), w_exact.data(), DType::kF32, nullptr, want_bf16.data(), T, K, N);
+    Tensor xt(DType::kF32, {T, K}), out(DType::kF32, {T, N});
+    std::copy(x.begin(), x.end(), xt.As<float>());
+    be->MatMul(out, xt, w, TensorView{});
+    for (const AttentionSeq& seq : seqs) {
+      const bool bf16 = bf16_path && seq.q_len >= kBf16MinRows;
+      const auto b = (bf16 ? want_bf16 : want_f32).begin() + (int64_t)seq.q_begin * N;
+      const std::vector<float> want(b, b + (int64_t)seq.q_len * N);
+      EXPECT_LT(MaxRelErr(want, out.As<float>() + (int64_t)seq.q_begin * N), 2e-5f)
+          << "rows " << seq.q_begin << "+" << seq.q_len << " of " << T;
+    }
+  }
+}
+
 // out += x . w^T: the small-K f32 path (LoRA ranks) and the generic path (other dtypes, large K).
 TEST_P(CpuKernels, MatMulAddMatchesReference) {
   const DType dt = GetParam().w_dtype;
