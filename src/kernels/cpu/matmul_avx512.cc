@@ -129,6 +129,9 @@ void DotRowStream(const MatMulArgs& a, int64_t n, int64_t t0) {
 template <DType D, int T>
 void DecodeRows(const MatMulArgs& a, int64_t n_begin, int64_t n_end, int64_t t0) {
   int64_t n = n_begin;
+  if constexpr (T == 1) {  // one token: 16 weight streams in flight (measured +6% over 4)
+    for (; n + 16 <= n_end; n += 16) DotTile<D, 16, T>(a, n, t0);
+  }
   for (; n + kRows <= n_end; n += kRows) DotTile<D, kRows, T>(a, n, t0);
   for (; n < n_end; ++n) DotRowStream<D, T>(a, n, t0);
 }
