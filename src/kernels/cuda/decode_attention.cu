@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kv_tile.cuh"
 
 namespace petrel::kernels::cuda {
 
@@ -13,27 +14,6 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kMaxGroup = 8;  // query heads per block; larger GQA groups take several blocks
 constexpr int kMaxSmem = 160 * 1024;
-
-__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem) {
-  const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-__device__ __forceinline__ void CpAsyncWaitAll() { asm volatile("cp.async.wait_all;" ::: "memory"); }
-
-// One 16-byte piece of a K/V row in shared memory as f32.
-template <typename KvT>
-__device__ __forceinline__ void LoadPiece(const KvT* p, float (&v)[16 / sizeof(KvT)]) {
-  if constexpr (sizeof(KvT) == 2) {
-    const uint4 raw = *reinterpret_cast<const uint4*>(p);
-    const KvT* e = reinterpret_cast<const KvT*>(&raw);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) v[i] = ToF32(e[i]);
-  } else {
-    const float4 r = *reinterpret_cast<const float4*>(p);
-    v[0] = r.x, v[1] = r.y, v[2] = r.z, v[3] = r.w;
-  }
-}
 
 // Shared memory of one block, in bytes: K and V pieces [split][head_dim + one piece of padding]
 // (the padding spreads consecutive rows over the banks), then f32 q [ng][hd], probabilities
