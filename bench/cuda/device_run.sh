@@ -9,8 +9,11 @@ BIN=${BIN:-build-cudaperf/bin}
 OUT=${OUT:-/tmp/out}
 M=bench/models/qwen3-0.6b
 mkdir -p "$OUT"
-# The tests find their fixtures through the source path compiled in (/work/main/tests/fixtures).
-mkdir -p /work && { [ -e /work/main ] || ln -s "$PWD" /work/main; }
+# The tests find their fixtures through the source path compiled in (PETREL_FIXTURES): set
+# BUILT_AT to the checkout path the binaries were built in, and it is linked to this checkout.
+if [ -n "${BUILT_AT:-}" ]; then
+  mkdir -p "$(dirname "$BUILT_AT")" && { [ -e "$BUILT_AT" ] || ln -s "$PWD" "$BUILT_AT"; }
+fi
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader
 for phase in "$@"; do
   echo "=== $phase"

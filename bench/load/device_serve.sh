@@ -14,8 +14,11 @@ LEVELS=${LEVELS:-1,64,256}
 SECONDS_PER_LEVEL=${SECONDS_PER_LEVEL:-40}
 REQUESTS_PER_CLIENT=${REQUESTS_PER_CLIENT:-8}  # requests per level: concurrency x this, at least 64
 mkdir -p "$OUT"
-# The tests find their fixtures through the source path compiled in (/work/main/tests/fixtures).
-mkdir -p /work && { [ -e /work/main ] || ln -s "$PWD" /work/main; }
+# The tests find their fixtures through the source path compiled in (PETREL_FIXTURES): set
+# BUILT_AT to the checkout path the binaries were built in, and it is linked to this checkout.
+if [ -n "${BUILT_AT:-}" ]; then
+  mkdir -p "$(dirname "$BUILT_AT")" && { [ -e "$BUILT_AT" ] || ln -s "$PWD" "$BUILT_AT"; }
+fi
 nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv,noheader
 
 wait_ready() {  # log file; waits for the "ready" line (or the server's exit)
