@@ -122,32 +122,36 @@ Result<ModelConfig> ModelConfigFromGguf(const GgufFile& f) {
   return c;
 }
 
-void UnpermuteQkRows(void* rows, int64_t n_heads, int64_t head_dim, size_t row_bytes) {
-  // The converter's permute: row (h, i, j) of [n_heads, 2, head_dim / 2] goes to (h, j, i) of
-  // [n_heads, head_dim / 2, 2]. Undo: stored row h * hd + 2 * j + i -> HF row h * hd + i * hd/2 + j.
+namespace {
+
+// Row (h, i, j) of [n_heads, 2, head_dim / 2] (HF order) <-> row (h, j, i) of
+// [n_heads, head_dim / 2, 2] (the llama.cpp converter's order), per head through one scratch copy.
+void MoveQkRows(void* rows, int64_t n_heads, int64_t head_dim, size_t row_bytes, bool to_hf) {
   const int64_t half = head_dim / 2;
   std::vector<char> tmp((size_t)head_dim * row_bytes);
   char* base = static_cast<char*>(rows);
   for (int64_t h = 0; h < n_heads; ++h) {
     char* head = base + (size_t)(h * head_dim) * row_bytes;
     for (int64_t j = 0; j < half; ++j)
-      for (int64_t i = 0; i < 2; ++i)
-        std::memcpy(tmp.data() + (size_t)(i * half + j) * row_bytes, head + (size_t)(2 * j + i) * row_bytes, row_bytes);
+      for (int64_t i = 0; i < 2; ++i) {
+        const int64_t hf = i * half + j, gguf = 2 * j + i;
+        std::memcpy(tmp.data() + (size_t)(to_hf ? hf : gguf) * row_bytes,
+                    head + (size_t)(to_hf ? gguf : hf) * row_bytes, row_bytes);
+      }
     std::memcpy(head, tmp.data(), tmp.size());
   }
 }
 
+}  // namespace
+
+// The converter's permute: row (h, i, j) of [n_heads, 2, head_dim / 2] goes to (h, j, i) of
+// [n_heads, head_dim / 2, 2]. Undo: stored row h * hd + 2 * j + i -> HF row h * hd + i * hd/2 + j.
+void UnpermuteQkRows(void* rows, int64_t n_heads, int64_t head_dim, size_t row_bytes) {
+  MoveQkRows(rows, n_heads, head_dim, row_bytes, /*to_hf=*/true);
+}
+
 void PermuteQkRows(void* rows, int64_t n_heads, int64_t head_dim, size_t row_bytes) {
-  const int64_t half = head_dim / 2;
-  std::vector<char> tmp((size_t)head_dim * row_bytes);
-  char* base = static_cast<char*>(rows);
-  for (int64_t h = 0; h < n_heads; ++h) {
-    char* head = base + (size_t)(h * head_dim) * row_bytes;
-    for (int64_t j = 0; j < half; ++j)
-      for (int64_t i = 0; i < 2; ++i)
-        std::memcpy(tmp.data() + (size_t)(2 * j + i) * row_bytes, head + (size_t)(i * half + j) * row_bytes, row_bytes);
-    std::memcpy(head, tmp.data(), tmp.size());
-  }
+  MoveQkRows(rows, n_heads, head_dim, row_bytes, /*to_hf=*/false);
 }
 
 }  // namespace petrel::formats
