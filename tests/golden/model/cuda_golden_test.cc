@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <numeric>
 
+#include "../golden_check.h"
 #include "core/json_util.h"
 #include "model/model.h"
 
@@ -39,101 +40,17 @@ bool HaveCuda() {
   return LoadOn(std::string(PETREL_FIXTURES) + "/qwen3-tiny", "cuda") != nullptr;
 }
 
-std::vector<int32_t> IdsOf(const Json& j) { return j.get<std::vector<int32_t>>(); }
+using golden::IdsOf;
+using golden::LoadRefs;
 
-// One sequence at `start` with all rows' logits.
-std::vector<float> Run(Model& m, kernels::KvCache& cache, const std::vector<int32_t>& ids,
-                       int start, const std::vector<int32_t>& table) {
-  ForwardBatch b;
-  const int n = (int)ids.size();
-  for (int i = 0; i < n; ++i) {
-    const int pos = start + i;
-    b.tokens.push_back(ids[i]);
-    b.positions.push_back(pos);
-    b.slots.push_back((int64_t)table[pos / kBlock] * kBlock + pos % kBlock);
-    b.logit_rows.push_back(i);
-  }
-  b.seqs.push_back(kernels::AttentionSeq{0, n, start + n, table});
-  std::vector<float> logits((size_t)n * m.config().vocab_size);
-  m.Forward(b, cache, logits.data());
-  return logits;
-}
-
-float CheckRow(const float* row, int64_t vocab, const Json& want, const std::vector<int32_t>& probe,
-               const std::string& what) {
-  float worst = 0;
-  const float mx = *std::max_element(row, row + vocab);
-  double s = 0;
-  for (int64_t i = 0; i < vocab; ++i) s += std::exp((double)row[i] - mx);
-  const float lse = mx + (float)std::log(s);
-  worst = std::max(worst, std::abs(lse - want["logsumexp"].get<float>()));
-  EXPECT_NEAR(lse, want["logsumexp"].get<float>(), kLogitTol) << what << " logsumexp";
-  const auto top_ids = IdsOf(want["top_ids"]);
-  const auto top_logits = want["top_logits"].get<std::vector<float>>();
-  for (size_t i = 0; i < top_ids.size(); ++i) {
-    worst = std::max(worst, std::abs(row[top_ids[i]] - top_logits[i]));
-    EXPECT_NEAR(row[top_ids[i]], top_logits[i], kLogitTol) << what << " top " << i;
-  }
-  if (top_logits.size() > 1 && top_logits[0] - top_logits[1] > kMarginTol) {
-    EXPECT_EQ(std::max_element(row, row + vocab) - row, top_ids[0]) << what << " argmax";
-  }
-  const auto probe_logits = want["probe_logits"].get<std::vector<float>>();
-  for (size_t i = 0; i < probe.size(); ++i) {
-    worst = std::max(worst, std::abs(row[probe[i]] - probe_logits[i]));
-    EXPECT_NEAR(row[probe[i]], probe_logits[i], kLogitTol) << what << " probe " << i;
-  }
-  return worst;
-}
-
-// Prompt logits, then greedy steps (decode graphs are recorded at the first and replayed after).
-float CheckCase(Model& m, const Json& ref, const std::vector<int32_t>& probe,
-                const std::string& what) {
-  const int64_t vocab = m.config().vocab_size;
-  auto cache = m.CreateKvCache(64, kBlock, DType::kF32);
-  std::vector<int32_t> table(64);
-  std::iota(table.begin(), table.end(), 0);
-  const std::vector<int32_t> ids = IdsOf(ref["ids"]);
-  auto logits = Run(m, *cache, ids, 0, table);
-  const auto& positions = ref["positions"];
-  EXPECT_EQ(logits.size(), positions.size() * vocab) << what;
-  float worst = 0;
-  for (size_t p = 0; p < positions.size(); ++p)
-    worst = std::max(worst, CheckRow(logits.data() + p * vocab, vocab, positions[p], probe,
-                                     what + " pos " + std::to_string(p)));
-  if (!ref.contains("greedy")) return worst;
-  std::vector<float> last(logits.end() - vocab, logits.end());
-  int pos = (int)ids.size();
-  for (size_t step = 0; step < ref["greedy"].size(); ++step) {
-    const Json& g = ref["greedy"][step];
-    const std::string at = what + " greedy " + std::to_string(step);
-    worst = std::max(worst, CheckRow(last.data(), vocab, g, probe, at));
-    const int32_t want = g["token"].get<int32_t>();
-    const int32_t got = (int32_t)(std::max_element(last.begin(), last.end()) - last.begin());
-    if (g["margin"].get<float>() > kMarginTol) {
-      EXPECT_EQ(got, want) << at;
-      if (got != want) break;
-    } else if (got != want) {
-      break;  // an ambiguous step went the other way: the rest of the reference does not apply
-    }
-    last = Run(m, *cache, {want}, pos++, table);
-  }
-  return worst;
-}
-
+// The shared golden checks (../golden_check.h: prompt logits, then greedy steps, whose decode
+// graphs are recorded at the first step and replayed after) with the bf16 bounds above.
 void RunFamily(const std::string& dir, const Json& cases, const std::vector<int32_t>& probe,
                const std::string& label) {
   auto m = LoadOn(dir, "cuda");
   ASSERT_TRUE(m) << label;
-  float worst = 0;
-  for (const auto& c : cases)
-    worst = std::max(worst, CheckCase(*m, c, probe, label + "/" + c["name"].get<std::string>()));
-  std::printf("%s on cuda: max |logit delta| = %g\n", label.c_str(), worst);
-}
-
-Json LoadRefs(const std::string& path) {
-  auto j = ReadJsonFile(path);
-  EXPECT_TRUE(j.ok()) << j.error().ToString();
-  return j.ok() ? *j : Json();
+  golden::CheckCases(m.get(), nullptr, cases, probe, label + " on cuda",
+                     golden::Tolerance{.logit = kLogitTol, .margin = kMarginTol});
 }
 
 class CudaGolden : public testing::Test {
