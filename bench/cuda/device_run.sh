@@ -3,7 +3,8 @@
 # Run from the repository root on the device machine with the binaries of a -DPETREL_CUDA=ON build
 # carried in BIN (default build-cudaperf/bin); results go to $OUT.
 #
-#   bash bench/cuda/device_run.sh [tests] [bench] [ncu] [sanitize] [micro]
+#   bash bench/cuda/device_run.sh [tests] [bench] [ab] [ncu] [sanitize] [micro]
+#   (ab: AB='PETREL_CUDA_X=0;PETREL_CUDA_Y=1' runs batch-1 decode under each variant)
 set -uo pipefail
 BIN=${BIN:-build-cudaperf/bin}
 OUT=${OUT:-/tmp/out}
@@ -37,6 +38,16 @@ for phase in "$@"; do
       "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device --prompt-tokens 2048 --gen-tokens 32 2>&1 | tail -1 | sed 's/^/prompt 2048: /'
       PETREL_CUDA_GRAPHS=0 "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device --gen-tokens 64 2>&1 | tail -1 | sed 's/^/graphs off: /'
       "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 32,256 --argmax device 2>&1 | tail -2
+      ;;
+    ab)
+      # Batch-1 decode under each environment variant of AB (';'-separated lists of VAR=value,
+      # an empty one for the defaults), twice round, so drift shows.
+      IFS=';' read -ra variants <<< "${AB:-}"
+      for round in 1 2; do
+        for v in "" "${variants[@]}"; do
+          echo "[${v:-default}] $(env $v "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device 2>&1 | tail -1)"
+        done
+      done
       ;;
     ncu)
       ncu --clock-control none --metrics gpu__time_duration.sum,dram__bytes_read.sum,launch__grid_size,sm__cycles_elapsed.avg.per_second \

@@ -44,6 +44,8 @@
 #include "kernels/cuda/embedding.cuh"
 #include "kernels/cuda/graph_record.h"
 #include "kernels/cuda/head_ops.cuh"
+#include "kernels/cuda/pending_heads.h"
+#include "kernels/cuda/step_timer.h"
 #include "kernels/cuda/matmul.cuh"
 #include "kernels/cuda/paged_attention.cuh"
 #include "kernels/cuda/prefill_attention.cuh"
@@ -70,6 +72,7 @@ namespace {
 using cuda::Elem;
 
 using cuda::CudaKvCache, cuda::DeviceBatch, cuda::DeviceBuffer, cuda::DevicePool, cuda::PinnedBuffer;
+using cuda::HeadEntry, cuda::Overlaps, cuda::PendingHeads, cuda::ToDecodeHeadOps;
 using cuda::DecodeGraph, cuda::ElemOf, cuda::MakeKey, cuda::NextPow2, cuda::OpKey, cuda::RecordedOp,
     cuda::RoundUp;
 
@@ -77,12 +80,6 @@ enum class OpCode : int {
   kEmbedding, kRmsNorm, kMatMul, kRope, kAdd, kSiluMul, kStoreKv, kAttention, kGatherRows,
   kGemvGroup, kAddRmsNorm, kArgMax, kHeadOps, kSample
 };
-
-bool Overlaps(const void* a, size_t an, const void* b, size_t bn) {
-  const char* x = static_cast<const char*>(a);
-  const char* y = static_cast<const char*>(b);
-  return x < y + bn && y < x + an;
-}
 
 class CudaBackend : public Backend {
  public:
@@ -162,6 +159,7 @@ class CudaBackend : public Backend {
   void BeginBatch(const BatchMetadata& meta) override {
     FlushPending();
     FinishStep();
+    timer_.BeginStep();
     Upload(meta, batch_);
     // Decode-shaped steps (one new token per sequence) are recorded or replayed as a graph.
     bool decode = !meta.seqs.empty() && meta.tokens.size() == meta.seqs.size() &&
@@ -370,14 +368,15 @@ class CudaBackend : public Backend {
     if (d_slots != batch_.slots) kv_adhoc_store_ = true;  // not this step's new tokens
     if (pending_ == Pending::kHeads && heads_.T == n && heads_.d == c.layout().head_dim &&
         AllRoped() && !Find(const_cast<float*>(vx))) {
-      // This layer's q/k norms and ropes, then the store: one HeadOps launch.
+      // This layer's q/k norms and ropes, then the store: one HeadOps launch, or none when the
+      // decode attention that normally follows does them (see Attention). Still deferred: any
+      // other op runs it first (Submit).
       HeadEntry* ke = Find(const_cast<float*>(kx));
       if (!ke || ke->n == n * row) {
         heads_.store = true;
         heads_.k_pool = kp, heads_.v_pool = vp, heads_.kv_elem = e;
         heads_.k = kx, heads_.v = vx, heads_.slots = d_slots, heads_.kv_row = row;
         heads_.k_entry = ke ? (int)(ke - heads_.e) : -1;
-        FlushPending();
         return;
       }
     }
@@ -424,11 +423,14 @@ class CudaBackend : public Backend {
       sc.part_out = static_cast<float*>(attn_parts_.get());
       sc.part_ml = sc.part_out + (int64_t)a.n_rows * a.n_heads * n_splits * a.head_dim;
       sc.counters = static_cast<unsigned*>(attn_counters_.get());
+      const cuda::DecodeHeadOps h = pf ? TakeHeadsFor(a, p) : cuda::DecodeHeadOps{};
       Submit(MakeKey(OpCode::kAttention, a.out, a.q, a.k_pool, (int)a.kv_elem, a.row_seq,
                      a.block_tables, a.table_stride, a.n_rows, a.block_size,
                      (int64_t)a.n_heads << 32 | a.n_kv_heads, a.head_dim, a.scale,
-                     a.sliding_window, n_splits, sc.part_out, sc.counters, pf ? -1 : -2),
-             [=](cudaStream_t s) { cuda::LaunchDecodeAttention(a, n_splits, sc, pf, s); });
+                     a.sliding_window, n_splits, sc.part_out, sc.counters, pf ? -1 : -2, h.k,
+                     h.v, h.q_norm_w, h.k_norm_w, h.q_eps, h.k_eps, h.positions, h.inv_freq,
+                     h.attention_scaling, h.slots),
+             [=](cudaStream_t s) { cuda::LaunchDecodeAttention(a, n_splits, sc, pf, s, h); });
       return;
     }
     a.n_seqs = (int)seqs.size();
@@ -639,47 +641,26 @@ class CudaBackend : public Backend {
     }
   }
 
-  // Deferred per-head ops: RmsNorm over each head in place (Qwen3 q/k norm), Rope, then StoreKv,
-  // collected as they are called; when every entry is roped they run as one HeadOps launch (with
-  // the store when it came), else one launch per op in the order called (FlushHeads).
-  struct HeadEntry {
-    float* x = nullptr;
-    int64_t n = 0;  // elements
-    int d = 0;      // head_dim
-    const float* norm_w = nullptr;
-    float eps = 0.0f;
-    bool rope = false;
-    int n_heads = 0;
-  };
-  struct PendingHeads {
-    HeadEntry e[cuda::kMaxHeadOpsEntries];
-    int n = 0, d = 0;
-    const int32_t* positions = nullptr;
-    const float* inv_freq = nullptr;
-    float scaling = 1.0f;
-    int64_t T = 0;
-    bool store = false;
-    void* k_pool = nullptr;
-    void* v_pool = nullptr;
-    Elem kv_elem = Elem::kBF16;
-    const float* k = nullptr;
-    const float* v = nullptr;
-    const int64_t* slots = nullptr;
-    int64_t kv_row = 0;
-    int k_entry = -1;
-  };
+  // Deferred per-head ops (pending_heads.h): collected as they are called, run by FlushHeads
+  // or handed to the decode attention (TakeHeadsFor).
+  // The pending head ops as a DecodeHeadOps for the decode attention about to run (then no longer
+  // pending) when they are exactly this layer's (see ToDecodeHeadOps); else {}, still pending.
+  cuda::DecodeHeadOps TakeHeadsFor(const cuda::PagedAttentionArgs& a, const AttentionParams& p) {
+    static const bool enabled = [] {  // PETREL_CUDA_FUSE_HEADS=0: a HeadOps launch (to measure)
+      const char* v = std::getenv("PETREL_CUDA_FUSE_HEADS");
+      return !(v && v[0] == '0');
+    }();
+    if (!enabled || pending_ != Pending::kHeads || !cuda::DecodeHeadOpsSupported(a)) return {};
+    const cuda::DecodeHeadOps o = ToDecodeHeadOps(heads_, a, p.n_heads, p.n_kv_heads, batch_.slots);
+    if (o.on) {
+      pending_ = Pending::kNone;
+      heads_ = PendingHeads{};
+    }
+    return o;
+  }
 
-  HeadEntry* Find(const float* x) {
-    if (pending_ != Pending::kHeads) return nullptr;
-    for (int i = 0; i < heads_.n; ++i)
-      if (heads_.e[i].x == x) return &heads_.e[i];
-    return nullptr;
-  }
-  bool AllRoped() const {
-    for (int i = 0; i < heads_.n; ++i)
-      if (!heads_.e[i].rope) return false;
-    return heads_.n > 0;
-  }
+  HeadEntry* Find(const float* x) { return pending_ == Pending::kHeads ? heads_.Find(x) : nullptr; }
+  bool AllRoped() const { return heads_.AllRoped(); }
   // A new entry for x (n elements, heads of d) in the pending head ops; runs the pending ops first
   // when x overlaps an entry already there, the batch is full or its head size differs.
   HeadEntry* JoinHeads(float* x, int64_t n, int d) {
@@ -779,7 +760,9 @@ class CudaBackend : public Backend {
   void FinishStep() {
     if (mode_ == Mode::kReplay) {
       if (replay_pos_ == replay_->ops.size()) {
+        timer_.BeforeLaunch(stream_);
         CUDA_CHECK(cudaGraphLaunch(replay_->exec, stream_));
+        timer_.AfterLaunch(stream_);
         mode_ = Mode::kEager;
         replay_ = nullptr;
         return;
@@ -961,6 +944,7 @@ class CudaBackend : public Backend {
   PendingHeads heads_;
   DeviceBuffer amax_buf_;      // LM-head argmax keys and counter (see GemvGroup::amax)
   DeviceBuffer attn_counters_;  // decode attention split counters (zero between launches)
+  cuda::StepTimer timer_;
   bool kv_adhoc_store_ = false;  // a StoreKv outside the step's slots since the stream last synced
   int64_t prefill_min_blocks_ = 264;  // tiled prefill attention from this many blocks (Attention)
   cuda::GemvGroup pend_g_;

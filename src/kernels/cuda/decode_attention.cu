@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/head_ops_device.cuh"
 #include "kernels/cuda/kv_tile.cuh"
 
 namespace petrel::kernels::cuda {
@@ -17,13 +18,14 @@ constexpr int kMaxSmem = 160 * 1024;
 
 // Shared memory of one block, in bytes: K and V pieces [split][head_dim + one piece of padding]
 // (the padding spreads consecutive rows over the banks), then f32 q [ng][hd], probabilities
-// [ng][split] and the P.V partial sums [slices][ng][hd].
+// [ng][split], the P.V partial sums [slices][ng][hd] (also the new k's row while the head ops
+// run) and the rotated, unscaled q [ng][hd] (DecodeHeadOps: written back at the end).
 size_t SmemBytes(const PagedAttentionArgs& a, int split, int kv_size) {
   const int piece = 16 / kv_size, ppr = a.head_dim / piece;
   const int ngm = std::min(a.n_heads / a.n_kv_heads, kMaxGroup);
   const int slices = kThreads / ppr;
   return (size_t)2 * split * (a.head_dim + piece) * kv_size +
-         sizeof(float) * ((size_t)ngm * a.head_dim + (size_t)ngm * split +
+         sizeof(float) * ((size_t)2 * ngm * a.head_dim + (size_t)ngm * split +
                           (size_t)slices * ngm * a.head_dim);
 }
 
@@ -31,7 +33,7 @@ size_t SmemBytes(const PagedAttentionArgs& a, int split, int kv_size) {
 template <typename KvT>
 __global__ void __launch_bounds__(kThreads)
     DecodeAttentionKernel(PagedAttentionArgs a, int split, int n_splits, DecodeAttentionScratch sc,
-                          bool prefetch) {
+                          bool prefetch, DecodeHeadOps fh) {
   PdlLaunchDependents();
   constexpr int kPiece = 16 / sizeof(KvT);  // elements per 16-byte piece
   const int t = blockIdx.x;
@@ -67,6 +69,7 @@ __global__ void __launch_bounds__(kThreads)
   float* qs = reinterpret_cast<float*>(vs + (int64_t)split * rs);  // [ngm][hd]
   float* ps = qs + ngm * hd;                                        // [ngm][split]
   float* red = ps + ngm * split;                                    // [slices][ngm][hd]
+  float* qr = red + (kThreads / ppr) * ngm * hd;                    // [ngm][hd]
   __shared__ float m_s[kMaxGroup], l_s[kMaxGroup];
   __shared__ bool last;
 
@@ -86,10 +89,58 @@ __global__ void __launch_bounds__(kThreads)
   };
   if (prefetch) copy_rows(0, first_new);
   PdlWait();
-  copy_rows(prefetch ? first_new : 0, hi);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t q_row = (int64_t)t * a.n_heads * hd;
-  for (int i = threadIdx.x; i < ng * hd; i += kThreads)
-    qs[i] = a.q[q_row + (int64_t)g0 * hd + i] * a.scale;
+  if (!fh.on) {
+    copy_rows(prefetch ? first_new : 0, hi);
+    for (int i = threadIdx.x; i < ng * hd; i += kThreads)
+      qs[i] = a.q[q_row + (int64_t)g0 * hd + i] * a.scale;
+  } else {
+    // The head ops (DecodeHeadOps; the row's token is position pos = first_new): a warp per
+    // query head, and one for the new k when this split holds the token.
+    if (!prefetch) copy_rows(0, first_new);
+    const bool has_new = pos >= lo && pos < hi;
+    const float pos_f = (float)fh.positions[t];
+    const int half = hd / 2;
+    const int64_t new_k = (int64_t)t * token_stride + (int64_t)kvh * hd;  // in fh.k / fh.v
+    const int64_t new_slot = has_new ? fh.slots[t] * token_stride : 0;
+    for (int item = warp; item < ng + (has_new ? 1 : 0); item += kThreads / 32) {
+      const bool is_k = item == ng;
+      float* sr = is_k ? red : qr + item * hd;
+      const float* src = is_k ? fh.k + new_k : fh.q + q_row + (int64_t)(g0 + item) * hd;
+      float ss = 0.0f;
+      for (int i = lane; i < hd; i += 32) {
+        const float v = src[i];
+        sr[i] = v;
+        ss += v * v;
+      }
+      const float* nw = is_k ? fh.k_norm_w : fh.q_norm_w;
+      if (nw) WarpNormHead(sr, hd, ss, nw, is_k ? fh.k_eps : fh.q_eps, lane);
+      __syncwarp();
+      for (int i = lane; i < half; i += 32) {
+        float r0, r1;
+        RopePair(pos_f, fh.inv_freq[i], fh.attention_scaling, sr[i], sr[i + half], r0, r1);
+        if (is_k) {
+          const KvT k0 = FromF32<KvT>(r0), k1 = FromF32<KvT>(r1);
+          KvT* kr = ks + (pos - lo) * rs;
+          KvT* kg = const_cast<KvT*>(kb) + new_slot;
+          kr[i] = k0, kr[i + half] = k1;
+          kg[i] = k0, kg[i + half] = k1;
+          fh.k[new_k + i] = r0, fh.k[new_k + i + half] = r1;
+        } else {
+          sr[i] = r0, sr[i + half] = r1;
+          qs[item * hd + i] = r0 * a.scale, qs[item * hd + i + half] = r1 * a.scale;
+        }
+      }
+    }
+    if (has_new) {
+      for (int i = threadIdx.x; i < hd; i += kThreads) {
+        const KvT v = FromF32<KvT>(fh.v[new_k + i]);
+        vs[(pos - lo) * rs + i] = v;
+        const_cast<KvT*>(vb)[new_slot + i] = v;
+      }
+    }
+  }
   CpAsyncWaitAll();
   __syncthreads();
 
@@ -110,7 +161,6 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
 
   // Softmax over the split, a warp per head: running max m, sum l.
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   for (int g = warp; g < ng; g += kThreads / 32) {
     float m = -FLT_MAX;
     for (int j = lane; j < n; j += 32) m = fmaxf(m, ps[g * split + j]);
@@ -172,7 +222,16 @@ __global__ void __launch_bounds__(kThreads)
       if (d == 0) sc.part_ml[2 * pi] = m_s[g], sc.part_ml[2 * pi + 1] = l_s[g];
     }
   }
-  if (single) return;
+  // The rotated q back in place (DecodeHeadOps) by the row's finishing block: every split has
+  // read the raw q by then (the single one, or all that counted before the last).
+  auto write_q = [&] {
+    if (fh.on)
+      for (int i = threadIdx.x; i < ng * hd; i += kThreads) fh.q[q_row + (int64_t)g0 * hd + i] = qr[i];
+  };
+  if (single) {
+    write_q();
+    return;
+  }
   __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -201,6 +260,7 @@ __global__ void __launch_bounds__(kThreads)
     }
     a.out[q_row + (int64_t)h * hd + d] = o / l;
   }
+  write_q();
 }
 
 }  // namespace
@@ -227,6 +287,11 @@ bool DecodeAttentionSupported(const PagedAttentionArgs& a) {
          SmemBytes(a, DecodeSplit(a), kv_size) <= (size_t)kMaxSmem;
 }
 
+bool DecodeHeadOpsSupported(const PagedAttentionArgs& a) {
+  return DecodeAttentionSupported(a) && a.head_dim % 2 == 0 &&
+         a.n_heads / a.n_kv_heads <= kMaxGroup;
+}
+
 int64_t DecodePartFloats(const PagedAttentionArgs& a, int n_splits) {
   return (int64_t)a.n_rows * a.n_heads * n_splits * (a.head_dim + 2);
 }
@@ -246,9 +311,12 @@ void ConfigureDecodeAttention() {
 }
 
 void LaunchDecodeAttention(const PagedAttentionArgs& a, int n_splits,
-                           const DecodeAttentionScratch& s, bool prefetch, cudaStream_t stream) {
+                           const DecodeAttentionScratch& s, bool prefetch, cudaStream_t stream,
+                           const DecodeHeadOps& heads) {
   if (a.n_rows == 0) return;
-  CUDA_CHECK(DecodeAttentionSupported(a) ? cudaSuccess : cudaErrorInvalidConfiguration);
+  CUDA_CHECK(DecodeAttentionSupported(a) && (!heads.on || DecodeHeadOpsSupported(a))
+                 ? cudaSuccess
+                 : cudaErrorInvalidConfiguration);
   const int split = DecodeSplit(a);
   const int group = a.n_heads / a.n_kv_heads;
   const int chunks = (group + kMaxGroup - 1) / kMaxGroup;
@@ -256,7 +324,7 @@ void LaunchDecodeAttention(const PagedAttentionArgs& a, int n_splits,
   DispatchElem(a.kv_elem, [&](auto tag_) {
     using KvT = ElemType<decltype(tag_)>;
     LaunchPdl(DecodeAttentionKernel<KvT>, grid, kThreads, SmemBytes(a, split, sizeof(KvT)), stream,
-              a, split, n_splits, s, prefetch);
+              a, split, n_splits, s, prefetch, heads);
   });
 }
 

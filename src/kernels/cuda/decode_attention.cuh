@@ -23,6 +23,30 @@ struct DecodeAttentionScratch {
   unsigned* counters = nullptr;  // [T * n_kv_heads * head chunks], zero between launches
 };
 
+// The step's per-head ops (head_ops.cuh: q/k RMSNorm per head, RoPE, the KV store of k and v)
+// done by the decode attention kernel itself instead of a HeadOps launch before it: each block
+// normalises and rotates its own query heads, the block whose split holds the row's token also
+// its KV head's new k, and writes k and v to the cache (into its shared copy as well); q and k
+// are left normed and rotated in place as the separate ops leave them (q by the block that
+// finishes the row, after every split has read it). For decode batches whose rows are one new
+// token each, at the slots `slots`, with GQA groups of at most 8 query heads (one head chunk).
+struct DecodeHeadOps {
+  bool on = false;
+  float* q = nullptr;  // the attention's q [T, n_heads * head_dim], raw on entry
+  float* k = nullptr;  // [T, n_kv_heads * head_dim], raw on entry
+  const float* v = nullptr;
+  const float* q_norm_w = nullptr;  // [head_dim] or nullptr (no norm)
+  float q_eps = 0.0f;
+  const float* k_norm_w = nullptr;
+  float k_eps = 0.0f;
+  const int32_t* positions = nullptr;  // [T]
+  const float* inv_freq = nullptr;     // [head_dim / 2]
+  float attention_scaling = 1.0f;
+  const int64_t* slots = nullptr;  // [T] the cache slot of each row's token
+};
+// Whether the kernel can do the head ops for these arguments (see DecodeHeadOps).
+bool DecodeHeadOpsSupported(const PagedAttentionArgs& a);
+
 // Tokens per split: 32 for f32 KV; for 16-bit, 32 up to 8 rows, else 64 (see the .cu).
 int DecodeSplit(const PagedAttentionArgs& a);
 // Whether the decode kernel handles these arguments (head_dim a multiple of one 16-byte piece,
@@ -37,6 +61,7 @@ void ConfigureDecodeAttention();
 // by any kernel that may still run (so they are fetched before the PDL wait); false when the
 // caller cannot promise it (KV stored outside the step's announced slots since the last sync).
 void LaunchDecodeAttention(const PagedAttentionArgs& a, int n_splits,
-                           const DecodeAttentionScratch& s, bool prefetch, cudaStream_t stream);
+                           const DecodeAttentionScratch& s, bool prefetch, cudaStream_t stream,
+                           const DecodeHeadOps& heads = {});
 
 }  // namespace petrel::kernels::cuda

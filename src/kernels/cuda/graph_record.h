@@ -17,7 +17,7 @@ namespace petrel::kernels::cuda {
 
 // One recorded op: what it depends on, and how to enqueue it.
 struct OpKey {
-  std::array<uint64_t, 24> v{};
+  std::array<uint64_t, 32> v{};
   int n = 0;
   bool operator==(const OpKey& o) const {
     return n == o.n && std::equal(v.begin(), v.begin() + n, o.v.begin());

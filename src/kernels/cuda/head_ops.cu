@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/head_ops_device.cuh"
 
 namespace petrel::kernels::cuda {
 
@@ -43,20 +44,12 @@ __global__ void __launch_bounds__(kWarps * 32) HeadOpsKernel(HeadOpsArgs a) {
       sr[i] = v;
       ss += v * v;
     }
-    if (en.norm_w) {
-      ss = WarpSum(ss);
-      const float inv = 1.0f / sqrtf(ss / (float)hd + en.eps);
-      for (int i = lane; i < hd; i += 32) sr[i] = en.norm_w[i] * (sr[i] * inv);
-    }
+    if (en.norm_w) WarpNormHead(sr, hd, ss, en.norm_w, en.eps, lane);
     __syncwarp();
     const bool store = e == a.k_entry;
     for (int i = lane; i < half; i += 32) {
-      const float ang = pos * a.inv_freq[i];
-      double sd, cd;
-      sincos((double)ang, &sd, &cd);
-      const float cs = (float)cd * a.attention_scaling, sn = (float)sd * a.attention_scaling;
-      const float x0 = sr[i], x1 = sr[i + half];
-      const float r0 = x0 * cs - x1 * sn, r1 = x1 * cs + x0 * sn;
+      float r0, r1;
+      RopePair(pos, a.inv_freq[i], a.attention_scaling, sr[i], sr[i + half], r0, r1);
       x[i] = r0;
       x[i + half] = r1;
       if (store) {

@@ -397,6 +397,119 @@ TEST_F(CudaKernels, FusedHeadOpsMatchReference) {
   }
 }
 
+// A decode step's per-head ops as the model calls them (q/k RMSNorm per head, RoPE of q and k,
+// StoreKv, then Attention): the decode attention kernel does them itself (DecodeHeadOps). Several
+// sequences with contexts inside one split, across splits and one token; GQA 2 and 1; head_dim
+// 64, 128, 256; with and without the norms; f32 and bf16 KV. The output must match attention of
+// the reference q over the reference cache, q and k must be left normed and rotated in place, and
+// the cache must hold the new k and v (a second attention, of the exact q, reads them back).
+TEST_F(CudaKernels, HeadOpsFusedIntoDecodeAttention) {
+  struct Case {
+    int Hq, Hkv, hd, bs;
+    std::vector<int> ctx;
+    bool norm;
+  };
+  const std::vector<Case> cases = {{16, 8, 128, 16, {1, 40, 300}, true},
+                                   {6, 2, 64, 16, {33, 7}, false},
+                                   {4, 4, 256, 1, {70}, true}};
+  for (DType kv_dtype : {DType::kBF16, DType::kF32}) {
+    for (const Case& c : cases) {
+      const int Hq = c.Hq, Hkv = c.Hkv, hd = c.hd, bs = c.bs, S = (int)c.ctx.size();
+      const int kvr = Hkv * hd;
+      int n_blocks = 0;
+      for (int n : c.ctx) n_blocks += (n + bs - 1) / bs;
+      KvCacheLayout layout{.n_layers = 1, .n_kv_heads = Hkv, .head_dim = hd, .block_size = bs,
+                           .n_blocks = n_blocks + 2, .dtype = kv_dtype};
+      auto cache = backend_->AllocateKvCache(layout);
+      RopeTable rope;
+      for (int i = 0; i < hd / 2; ++i) rope.inv_freq.push_back(std::pow(1e6f, -2.0f * i / hd));
+      const auto wq = RoundTo(Random(hd, 203), DType::kBF16), wk = RoundTo(Random(hd, 204), DType::kBF16);
+      TensorView wqd = Upload(wq, {hd}, DType::kBF16), wkd = Upload(wk, {hd}, DType::kBF16);
+
+      // The earlier tokens of every sequence, stored by an announced step (as a prefill stores).
+      std::vector<std::vector<int32_t>> tables(S);
+      std::vector<std::vector<float>> k_ctx(S), v_ctx(S);
+      std::vector<int64_t> old_slots, new_slots;
+      std::vector<float> k_old, v_old;
+      std::vector<int32_t> old_pos, new_pos;
+      int next = 1;  // physical block 0 stays unused
+      for (int s = 0; s < S; ++s) {
+        for (int b = 0; b < (c.ctx[s] + bs - 1) / bs; ++b) tables[s].push_back(next++);
+        k_ctx[s] = Random((size_t)c.ctx[s] * kvr, 210 + s);
+        v_ctx[s] = Random((size_t)c.ctx[s] * kvr, 220 + s);
+        for (int i = 0; i < c.ctx[s]; ++i) {
+          const int64_t slot = (int64_t)tables[s][i / bs] * bs + i % bs;
+          if (i + 1 < c.ctx[s]) {
+            old_slots.push_back(slot);
+            old_pos.push_back(i);
+            k_old.insert(k_old.end(), k_ctx[s].begin() + (int64_t)i * kvr, k_ctx[s].begin() + (int64_t)(i + 1) * kvr);
+            v_old.insert(v_old.end(), v_ctx[s].begin() + (int64_t)i * kvr, v_ctx[s].begin() + (int64_t)(i + 1) * kvr);
+          } else {
+            new_slots.push_back(slot);
+            new_pos.push_back(i);
+          }
+        }
+      }
+      if (!old_slots.empty()) {
+        const int n_old = (int)old_slots.size();
+        backend_->BeginBatch({.positions = old_pos, .slots = old_slots});
+        backend_->StoreKv(*cache, 0, Upload(k_old, {n_old, kvr}), Upload(v_old, {n_old, kvr}), old_slots);
+      }
+
+      // The decode step: raw q, k, v of each sequence's newest token.
+      const auto q = Random((size_t)S * Hq * hd, 230), k = Random((size_t)S * kvr, 231);
+      const auto v = Random((size_t)S * kvr, 232);
+      std::vector<float> q_want(q.size()), k_want(k.size());
+      if (c.norm) {
+        reference::RmsNorm(q.data(), wq.data(), q_want.data(), (int64_t)S * Hq, hd, 1e-6f);
+        reference::RmsNorm(k.data(), wk.data(), k_want.data(), (int64_t)S * Hkv, hd, 1e-6f);
+      } else {
+        q_want = q, k_want = k;
+      }
+      reference::Rope(q_want.data(), S, Hq, hd, new_pos.data(), rope.inv_freq, 1.0f);
+      reference::Rope(k_want.data(), S, Hkv, hd, new_pos.data(), rope.inv_freq, 1.0f);
+      std::vector<float> want;
+      std::vector<AttentionSeq> seqs;
+      std::vector<int32_t> tokens(S, 0);
+      for (int s = 0; s < S; ++s) {
+        std::copy(k_want.begin() + (int64_t)s * kvr, k_want.begin() + (int64_t)(s + 1) * kvr,
+                  k_ctx[s].end() - kvr);
+        std::copy(v.begin() + (int64_t)s * kvr, v.begin() + (int64_t)(s + 1) * kvr, v_ctx[s].end() - kvr);
+        const auto kc = RoundTo(k_ctx[s], kv_dtype), vc = RoundTo(v_ctx[s], kv_dtype);
+        std::vector<float> o((size_t)Hq * hd);
+        reference::Attention(q_want.data() + (int64_t)s * Hq * hd, kc.data(), vc.data(), o.data(), 1,
+                             c.ctx[s], Hq, Hkv, hd, 0.2f, 0);
+        want.insert(want.end(), o.begin(), o.end());
+        seqs.push_back(AttentionSeq{s, 1, c.ctx[s], tables[s]});
+      }
+      const AttentionParams params{.layer = 0, .n_heads = Hq, .n_kv_heads = Hkv, .head_dim = hd,
+                                   .scale = 0.2f};
+      TensorView qd = Upload(q, {S, Hq * hd}), kd = Upload(k, {S, kvr}), vd = Upload(v, {S, kvr});
+      Tensor out = Poisoned({S, Hq * hd});
+      backend_->BeginBatch({.tokens = tokens, .positions = new_pos, .slots = new_slots, .seqs = seqs});
+      if (c.norm) {
+        backend_->RmsNorm(qd, qd, wqd, 1e-6f);
+        backend_->RmsNorm(kd, kd, wkd, 1e-6f);
+      }
+      backend_->Rope(qd, Hq, hd, new_pos, rope);
+      backend_->Rope(kd, Hkv, hd, new_pos, rope);
+      backend_->StoreKv(*cache, 0, kd, vd, new_slots);
+      backend_->Attention(out, qd, *cache, seqs, params);
+      const std::string what = std::string(DTypeName(kv_dtype)) + " Hq " + std::to_string(Hq) +
+                               " hd " + std::to_string(hd) + (c.norm ? " norm" : "");
+      EXPECT_LT(MaxRelErr(want, Download(out)), 2e-5f) << what;
+      EXPECT_LT(MaxRelErr(q_want, Download(qd)), 2e-5f) << "q " << what;
+      EXPECT_LT(MaxRelErr(k_want, Download(kd)), 2e-5f) << "k " << what;
+
+      // The cache now holds the new k and v: attention of the exact q reads them back.
+      Tensor out2 = Poisoned({S, Hq * hd});
+      backend_->BeginBatch({.tokens = tokens, .positions = new_pos, .slots = new_slots, .seqs = seqs});
+      backend_->Attention(out2, Upload(q_want, {S, Hq * hd}), *cache, seqs, params);
+      EXPECT_LT(MaxRelErr(want, Download(out2)), 2e-5f) << "cache " << what;
+    }
+  }
+}
+
 // The gate/up GEMVs followed by SiluMul run as one launch (silu(gate) * up written besides gate
 // and up), and the LM-head GEMV followed by ArgMax reduces the argmax in its blocks. Odd sizes,
 // T 1 to 8, bf16 and f32 weights; ties go to the first index; a second launch checks that the
