@@ -115,6 +115,7 @@ class CudaBackend : public Backend {
   }
 
   ~CudaBackend() override {
+    OnDevice();
     cudaStreamSynchronize(stream_);
     for (auto& [t, g] : graphs_)
       if (g.exec) cudaGraphExecDestroy(g.exec);
@@ -127,11 +128,13 @@ class CudaBackend : public Backend {
   const char* name() const override { return name_.c_str(); }
 
   Tensor Allocate(DType dtype, Shape shape) override {
+    OnDevice();
     const size_t bytes = (size_t)shape.NumElements() * DTypeSize(dtype);
     return Tensor(pool_.Get(bytes), dtype, shape, &DevicePool::Release, &pool_);
   }
 
   std::unique_ptr<KvCache> AllocateKvCache(const KvCacheLayout& layout) override {
+    OnDevice();
     PETREL_CHECK(layout.dtype == DType::kF32 || layout.dtype == DType::kBF16 ||
                  layout.dtype == DType::kF16)
         << "KV cache dtype " << DTypeName(layout.dtype);
@@ -139,6 +142,7 @@ class CudaBackend : public Backend {
   }
 
   TensorView UploadWeight(TensorView host) override {
+    OnDevice();
     if (host.empty()) return host;
     std::vector<float> f32;
     const void* src = host.data;
@@ -157,6 +161,7 @@ class CudaBackend : public Backend {
   }
 
   void BeginBatch(const BatchMetadata& meta) override {
+    OnDevice();
     FlushPending();
     FinishStep();
     timer_.BeginStep();
@@ -473,6 +478,7 @@ class CudaBackend : public Backend {
   }
 
   void ToHost(TensorView src, float* dst) override {
+    OnDevice();
     FlushPending();
     FinishStep();
     batch_.host = BatchMetadata{};  // the step's host arrays may die now: forget their addresses
@@ -489,6 +495,7 @@ class CudaBackend : public Backend {
   }
 
   void ArgMax(TensorView logits, int32_t* ids) override {
+    OnDevice();
     const int64_t V = logits.dim(logits.shape.rank - 1);
     const int64_t R = logits.NumElements() / V;
     ids_dev_.Reserve(std::max<int64_t>(R, 4096) * sizeof(int32_t));
@@ -516,6 +523,7 @@ class CudaBackend : public Backend {
   }
 
   MemoryInfo QueryMemory() override {
+    OnDevice();
     size_t free_b = 0, total_b = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     return MemoryInfo{(int64_t)free_b, (int64_t)total_b};
@@ -536,6 +544,7 @@ class CudaBackend : public Backend {
 
   bool SampleRows(TensorView logits, std::span<const SampleSpec> specs,
                   std::span<SampleResult> out) override {
+    OnDevice();
     const int64_t V = logits.dim(logits.shape.rank - 1);
     const int64_t R = logits.NumElements() / V;
     PETREL_CHECK((int64_t)specs.size() == R && (int64_t)out.size() == R) << "SampleRows: " << R << " rows";
@@ -721,6 +730,15 @@ class CudaBackend : public Backend {
                    a.n_tokens << 16 | a.head_dim << 4 | a.n_entries, a.attention_scaling, a.k_pool,
                    a.v_pool, (int)a.kv_elem << 8 | (a.k_entry + 1), a.k, a.v, a.slots, a.kv_row),
            [=](cudaStream_t s) { cuda::LaunchHeadOps(a, s); });
+  }
+
+  // The CUDA runtime's current device is per host thread: the entry points a thread may call
+  // first (the engine thread's BeginBatch, the loader's uploads, the server's queries) make it
+  // this backend's GPU (--device cuda:N) when it is not already.
+  void OnDevice() const {
+    int current = -1;
+    CUDA_CHECK(cudaGetDevice(&current));
+    if (current != device_) CUDA_CHECK(cudaSetDevice(device_));
   }
 
   // Runs, records or checks one op (see the file comment).
