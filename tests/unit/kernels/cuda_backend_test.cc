@@ -335,6 +335,9 @@ TEST_F(CudaKernels, DecodeAttentionMatchesReference) {
       {6, 2, 20, 4, {11, 97}, {1, 1}},
       {4, 4, 256, 16, {200, 3}, {1, 1}},
       {3, 3, 32, 1, {40, 7}, {1, 1}},
+      // 532 splits of one head: more (m, l) pairs than the fast merge stages in shared memory
+      // with f32 KV (the per-output loop), fewer with bf16.
+      {3, 3, 32, 16, {17000, 5}, {1, 1}},
   };
   for (const AttnCase& c : cases) RunAttention(this, *backend_, c, &CudaKernels::Upload);
 }
