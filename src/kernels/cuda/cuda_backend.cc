@@ -379,9 +379,7 @@ class CudaBackend : public Backend {
       HeadEntry* ke = Find(const_cast<float*>(kx));
       if (!ke || ke->n == n * row) {
         heads_.store = true;
-        heads_.k_pool = kp, heads_.v_pool = vp, heads_.kv_elem = e;
-        heads_.k = kx, heads_.v = vx, heads_.slots = d_slots, heads_.kv_row = row;
-        heads_.k_entry = ke ? (int)(ke - heads_.e) : -1;
+        heads_.kv = {kp, vp, e, kx, vx, d_slots, row, ke ? (int)(ke - heads_.e) : -1};
         return;
       }
     }
@@ -724,15 +722,15 @@ class CudaBackend : public Backend {
     a.n_tokens = h.T, a.head_dim = h.d;
     a.positions = h.positions, a.inv_freq = h.inv_freq, a.attention_scaling = h.scaling;
     if (h.store) {
-      a.k_pool = h.k_pool, a.v_pool = h.v_pool, a.kv_elem = h.kv_elem;
-      a.k = h.k, a.v = h.v, a.slots = h.slots, a.kv_row = h.kv_row, a.k_entry = h.k_entry;
+      a.kv = h.kv;
     }
     const cuda::HeadOpsEntry& e0 = a.e[0];
     const cuda::HeadOpsEntry& e1 = a.e[1];
     Submit(MakeKey(OpCode::kHeadOps, e0.x, e0.norm_w, e0.eps, e1.x, e1.norm_w, e1.eps,
                    (int64_t)e0.n_heads << 32 | e1.n_heads, a.positions, a.inv_freq,
-                   a.n_tokens << 16 | a.head_dim << 4 | a.n_entries, a.attention_scaling, a.k_pool,
-                   a.v_pool, (int)a.kv_elem << 8 | (a.k_entry + 1), a.k, a.v, a.slots, a.kv_row),
+                   a.n_tokens << 16 | a.head_dim << 4 | a.n_entries, a.attention_scaling, a.kv.k_pool,
+                   a.kv.v_pool, (int)a.kv.kv_elem << 8 | (a.kv.k_entry + 1), a.kv.k, a.kv.v,
+                   a.kv.slots, a.kv.kv_row),
            [=](cudaStream_t s) { cuda::LaunchHeadOps(a, s); });
   }
 

@@ -27,9 +27,9 @@ __global__ void __launch_bounds__(kWarps * 32) HeadOpsKernel(HeadOpsArgs a) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int hd = a.head_dim, half = hd / 2;
   const float pos = (float)a.positions[t];
-  const int64_t dst = a.k_pool ? a.slots[t] * a.kv_row : 0;
-  KvT* kp = static_cast<KvT*>(a.k_pool);
-  KvT* vp = static_cast<KvT*>(a.v_pool);
+  const int64_t dst = a.kv.k_pool ? a.kv.slots[t] * a.kv.kv_row : 0;
+  KvT* kp = static_cast<KvT*>(a.kv.k_pool);
+  KvT* vp = static_cast<KvT*>(a.kv.v_pool);
   int total = 0;
   for (int e = 0; e < a.n_entries; ++e) total += a.e[e].n_heads;
   float* sr = row[warp];
@@ -46,7 +46,7 @@ __global__ void __launch_bounds__(kWarps * 32) HeadOpsKernel(HeadOpsArgs a) {
     }
     if (en.norm_w) WarpNormHead(sr, hd, ss, en.norm_w, en.eps, lane);
     __syncwarp();
-    const bool store = e == a.k_entry;
+    const bool store = e == a.kv.k_entry;
     for (int i = lane; i < half; i += 32) {
       float r0, r1;
       RopePair(pos, a.inv_freq[i], a.attention_scaling, sr[i], sr[i + half], r0, r1);
@@ -59,12 +59,12 @@ __global__ void __launch_bounds__(kWarps * 32) HeadOpsKernel(HeadOpsArgs a) {
     }
     __syncwarp();  // sr is rewritten by the warp's next head
   }
-  if (!a.k_pool) return;
-  const int64_t chunk = (a.kv_row + gridDim.y - 1) / gridDim.y;
-  const int64_t end = min(a.kv_row, (blockIdx.y + 1) * chunk);
+  if (!a.kv.k_pool) return;
+  const int64_t chunk = (a.kv.kv_row + gridDim.y - 1) / gridDim.y;
+  const int64_t end = min(a.kv.kv_row, (blockIdx.y + 1) * chunk);
   for (int64_t i = blockIdx.y * chunk + threadIdx.x; i < end; i += blockDim.x) {
-    vp[dst + i] = FromF32<KvT>(a.v[t * a.kv_row + i]);
-    if (a.k_entry < 0) kp[dst + i] = FromF32<KvT>(a.k[t * a.kv_row + i]);
+    vp[dst + i] = FromF32<KvT>(a.kv.v[t * a.kv.kv_row + i]);
+    if (a.kv.k_entry < 0) kp[dst + i] = FromF32<KvT>(a.kv.k[t * a.kv.kv_row + i]);
   }
 }
 
@@ -74,7 +74,7 @@ void LaunchHeadOps(const HeadOpsArgs& a, cudaStream_t stream) {
   if (a.n_tokens == 0) return;
   CUDA_CHECK(a.head_dim % 2 == 0 && a.head_dim <= kMaxHeadOpsDim ? cudaSuccess
                                                                   : cudaErrorInvalidValue);
-  DispatchElem(a.kv_elem, [&](auto tag_) {
+  DispatchElem(a.kv.kv_elem, [&](auto tag_) {
     using KvT = ElemType<decltype(tag_)>;
     int heads = 0;
     for (int e = 0; e < a.n_entries; ++e) heads += a.e[e].n_heads;

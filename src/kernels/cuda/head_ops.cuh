@@ -23,6 +23,19 @@ struct HeadOpsEntry {
   float eps = 0.0f;
 };
 
+// The KV store that may end the per-head ops: k, v [n_tokens, kv_row] go to the pools at
+// slots[t]. When k is entry k_entry's x, the values written are the normed and rotated ones.
+struct HeadOpsStore {
+  void* k_pool = nullptr;
+  void* v_pool = nullptr;
+  Elem kv_elem = Elem::kBF16;
+  const float* k = nullptr;
+  const float* v = nullptr;
+  const int64_t* slots = nullptr;
+  int64_t kv_row = 0;
+  int k_entry = -1;
+};
+
 struct HeadOpsArgs {
   HeadOpsEntry e[kMaxHeadOpsEntries];
   int n_entries = 0;
@@ -32,16 +45,7 @@ struct HeadOpsArgs {
   const int32_t* positions = nullptr;
   const float* inv_freq = nullptr;
   float attention_scaling = 1.0f;
-  // Optional KV store (k_pool == nullptr: none): k, v [n_tokens, kv_row] go to the pools at
-  // slots[t]. When k is entry k_entry's x, the values written are the normed and rotated ones.
-  void* k_pool = nullptr;
-  void* v_pool = nullptr;
-  Elem kv_elem = Elem::kBF16;
-  const float* k = nullptr;
-  const float* v = nullptr;
-  const int64_t* slots = nullptr;
-  int64_t kv_row = 0;
-  int k_entry = -1;
+  HeadOpsStore kv;  // optional (kv.k_pool == nullptr: none)
 };
 
 // head_dim even and <= kMaxHeadOpsDim. Grid: n_tokens x ceil(heads / 8) blocks.

@@ -37,14 +37,7 @@ struct PendingHeads {
   float scaling = 1.0f;
   int64_t T = 0;
   bool store = false;
-  void* k_pool = nullptr;
-  void* v_pool = nullptr;
-  Elem kv_elem = Elem::kBF16;
-  const float* k = nullptr;
-  const float* v = nullptr;
-  const int64_t* slots = nullptr;
-  int64_t kv_row = 0;
-  int k_entry = -1;
+  HeadOpsStore kv;  // when store
 
   HeadEntry* Find(const float* x) {
     for (int i = 0; i < n; ++i)
@@ -64,22 +57,22 @@ struct PendingHeads {
 // token, into a's pools. Otherwise {} (on == false).
 inline DecodeHeadOps ToDecodeHeadOps(const PendingHeads& h, const PagedAttentionArgs& a,
                                      int n_heads, int n_kv_heads, const int64_t* step_slots) {
-  if (!h.store || !h.AllRoped() || h.n != 2 || h.k_entry < 0 || h.slots != step_slots ||
-      h.T != a.n_rows || h.d != a.head_dim || h.k_pool != a.k_pool || h.v_pool != a.v_pool ||
-      h.kv_elem != a.kv_elem)
+  if (!h.store || !h.AllRoped() || h.n != 2 || h.kv.k_entry < 0 || h.kv.slots != step_slots ||
+      h.T != a.n_rows || h.d != a.head_dim || h.kv.k_pool != a.k_pool || h.kv.v_pool != a.v_pool ||
+      h.kv.kv_elem != a.kv_elem)
     return {};
-  const HeadEntry& ke = h.e[h.k_entry];
-  const HeadEntry& qe = h.e[1 - h.k_entry];
-  if (qe.x != a.q || qe.n_heads != n_heads || ke.n_heads != n_kv_heads || ke.x != h.k ||
-      Overlaps(h.v, (size_t)(h.T * h.kv_row * 4), qe.x, (size_t)qe.n * 4))
+  const HeadEntry& ke = h.e[h.kv.k_entry];
+  const HeadEntry& qe = h.e[1 - h.kv.k_entry];
+  if (qe.x != a.q || qe.n_heads != n_heads || ke.n_heads != n_kv_heads || ke.x != h.kv.k ||
+      Overlaps(h.kv.v, (size_t)(h.T * h.kv.kv_row * 4), qe.x, (size_t)qe.n * 4))
     return {};
   DecodeHeadOps o;
   o.on = true;
-  o.q = qe.x, o.k = ke.x, o.v = h.v;
+  o.q = qe.x, o.k = ke.x, o.v = h.kv.v;
   o.q_norm_w = qe.norm_w, o.q_eps = qe.eps;
   o.k_norm_w = ke.norm_w, o.k_eps = ke.eps;
   o.positions = h.positions, o.inv_freq = h.inv_freq, o.attention_scaling = h.scaling;
-  o.slots = h.slots;
+  o.slots = h.kv.slots;
   return o;
 }
 
