@@ -19,13 +19,13 @@ constexpr int kMaxSmem = 160 * 1024;
 // Shared memory of one block, in bytes: K and V pieces [split][head_dim + one piece of padding]
 // (the padding spreads consecutive rows over the banks), then f32 q [ng][hd], probabilities
 // [ng][split], the P.V partial sums [slices][ng][hd] (also the new k's row while the head ops
-// run) and the rotated, unscaled q [ng][hd] (DecodeHeadOps: written back at the end).
-size_t SmemBytes(const PagedAttentionArgs& a, int split, int kv_size) {
+// run) and, with the head ops only, the rotated, unscaled q [ng][hd] (written back at the end).
+size_t SmemBytes(const PagedAttentionArgs& a, int split, int kv_size, bool heads) {
   const int piece = 16 / kv_size, ppr = a.head_dim / piece;
   const int ngm = std::min(a.n_heads / a.n_kv_heads, kMaxGroup);
   const int slices = kThreads / ppr;
   return (size_t)2 * split * (a.head_dim + piece) * kv_size +
-         sizeof(float) * ((size_t)2 * ngm * a.head_dim + (size_t)ngm * split +
+         sizeof(float) * ((size_t)(heads ? 2 : 1) * ngm * a.head_dim + (size_t)ngm * split +
                           (size_t)slices * ngm * a.head_dim);
 }
 
@@ -287,7 +287,7 @@ bool DecodeAttentionSupported(const PagedAttentionArgs& a) {
   const int piece = 16 / kv_size;
   return a.head_dim > 0 && a.head_dim % piece == 0 && a.head_dim <= 256 &&
          a.n_kv_heads > 0 && a.n_heads % a.n_kv_heads == 0 &&
-         SmemBytes(a, DecodeSplit(a), kv_size) <= (size_t)kMaxSmem;
+         SmemBytes(a, DecodeSplit(a), kv_size, true) <= (size_t)kMaxSmem;
 }
 
 bool DecodeHeadOpsSupported(const PagedAttentionArgs& a) {
@@ -330,7 +330,7 @@ void LaunchDecodeAttention(const PagedAttentionArgs& a, int n_splits,
   DispatchElem(a.kv_elem, [&](auto tag_) {
     using KvT = ElemType<decltype(tag_)>;
     LaunchPdl(heads.on ? DecodeAttentionKernel<KvT, true> : DecodeAttentionKernel<KvT, false>,
-              grid, kThreads, SmemBytes(a, split, sizeof(KvT)), stream,
+              grid, kThreads, SmemBytes(a, split, sizeof(KvT), heads.on), stream,
               a, split, n_splits, s, prefetch, heads);
   });
 }
