@@ -119,6 +119,27 @@ void TileEo(const Mat& m, const float* xd, float* out, int64_t n) {
   for (int r = 0; r < R; ++r) out[n + r] = _mm512_reduce_add_ps(acc[r]);
 }
 
+// R rows one after the other (row-major rows are contiguous: one sequential stream), 4
+// accumulators per row, a software prefetch kDist bytes ahead of the read position.
+template <int R, int kDist, int hint>
+void Seq(const Mat& m, const float* x, float* out, int64_t n) {
+  for (int r = 0; r < R; ++r) {
+    const uint16_t* w = m.w + (n + r) * m.K;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t k = 0; k < m.K; k += 64) {
+      if constexpr (kDist > 0) {
+        Prefetch<hint>(w + k + kDist / 2);
+        Prefetch<hint>(w + k + 32 + kDist / 2);
+      }
+      a0 = _mm512_fmadd_ps(Bf16(w + k), _mm512_loadu_ps(x + k), a0);
+      a1 = _mm512_fmadd_ps(Bf16(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
+      a2 = _mm512_fmadd_ps(Bf16(w + k + 32), _mm512_loadu_ps(x + k + 32), a2);
+      a3 = _mm512_fmadd_ps(Bf16(w + k + 48), _mm512_loadu_ps(x + k + 48), a3);
+    }
+    out[n + r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+  }
+}
+
 using TileFn = void (*)(const Mat&, const float*, float*, int64_t);
 
 struct Variant {
@@ -174,6 +195,13 @@ int main(int argc, char** argv) {
       {"rows16-own", Tile<16, true, kPfNextT0>, 16, 2},
       {"rows16-pft1-static", Tile<16, true, kPfNextT1>, 16, 1},
       {"rows16-pft1-own", Tile<16, true, kPfNextT1>, 16, 2},
+      {"seq16-pf0-own", Seq<16, 0, _MM_HINT_T0>, 16, 2},
+      {"seq16-pf1k-own", Seq<16, 1024, _MM_HINT_T0>, 16, 2},
+      {"seq16-pf2k-own", Seq<16, 2048, _MM_HINT_T0>, 16, 2},
+      {"seq16-pf4k-own", Seq<16, 4096, _MM_HINT_T0>, 16, 2},
+      {"seq16-pf8k-own", Seq<16, 8192, _MM_HINT_T0>, 16, 2},
+      {"seq16-pf4kt1-own", Seq<16, 4096, _MM_HINT_T1>, 16, 2},
+      {"seq16-pf8kt1-own", Seq<16, 8192, _MM_HINT_T1>, 16, 2},
       {"rows16-pft2-own", Tile<16, true, kPfNextT2>, 16, 2},
       {"rows8-pft1-own", Tile<8, true, kPfNextT1>, 8, 2},
       {"rows16-nofma-pft1-own", Tile<16, false, kPfNextT1>, 16, 2},
