@@ -26,7 +26,7 @@ class CpuKvCache : public KvCache {
  public:
   explicit CpuKvCache(const KvCacheLayout& layout) {
     layout_ = layout;
-    const Shape pool{layout.n_blocks, layout.block_size, layout.n_kv_heads, layout.head_dim};
+    const Shape pool{layout.n_blocks, layout.n_kv_heads, layout.block_size, layout.head_dim};  // attention.h
     const Shape scales{layout.n_blocks, layout.block_size, layout.n_kv_heads};
     for (int l = 0; l < layout.n_layers; ++l) {
       k.emplace_back(layout.dtype, pool);
@@ -257,26 +257,25 @@ class CpuBackend : public Backend {
   void StoreKv(KvCache& cache, int layer, TensorView k, TensorView v,
                std::span<const int64_t> slots) override {
     auto& c = static_cast<CpuKvCache&>(cache);
-    const int64_t row = (int64_t)c.layout().n_kv_heads * c.layout().head_dim;
+    const int hd = c.layout().head_dim, hkv = c.layout().n_kv_heads, bs = c.layout().block_size;
+    const int64_t row = (int64_t)hkv * hd;
     const DType dt = c.layout().dtype;
     const size_t esz = DTypeSize(dt);
-    if (dt == DType::kI8) {  // one scale per (token, kv head)
-      const int hd = c.layout().head_dim, hkv = c.layout().n_kv_heads;
-      for (size_t t = 0; t < slots.size(); ++t)
-        for (int h = 0; h < hkv; ++h) {
-          const int64_t e = slots[t] * row + (int64_t)h * hd;
-          c.k_scale[layer].As<float>()[slots[t] * hkv + h] =
-              QuantizeKvI8(k.As<float>() + t * row + h * hd, hd, c.k[layer].As<int8_t>() + e);
-          c.v_scale[layer].As<float>()[slots[t] * hkv + h] =
-              QuantizeKvI8(v.As<float>() + t * row + h * hd, hd, c.v[layer].As<int8_t>() + e);
-        }
-      return;
-    }
+    // Pools are [n_blocks, n_kv_heads, block_size, head_dim] (attention.h); int8 scales stay
+    // [n_blocks, block_size, n_kv_heads], one per (token, kv head).
     for (size_t t = 0; t < slots.size(); ++t) {
-      char* kd = static_cast<char*>(c.k[layer].data()) + slots[t] * row * esz;
-      char* vd = static_cast<char*>(c.v[layer].data()) + slots[t] * row * esz;
-      ConvertFromF32(k.As<float>() + t * row, dt, kd, row);
-      ConvertFromF32(v.As<float>() + t * row, dt, vd, row);
+      for (int h = 0; h < hkv; ++h) {
+        const int64_t e = ((slots[t] / bs * hkv + h) * bs + slots[t] % bs) * hd;  // element index
+        const float* ks = k.As<float>() + t * row + h * hd;
+        const float* vs = v.As<float>() + t * row + h * hd;
+        if (dt == DType::kI8) {
+          c.k_scale[layer].As<float>()[slots[t] * hkv + h] = QuantizeKvI8(ks, hd, c.k[layer].As<int8_t>() + e);
+          c.v_scale[layer].As<float>()[slots[t] * hkv + h] = QuantizeKvI8(vs, hd, c.v[layer].As<int8_t>() + e);
+        } else {
+          ConvertFromF32(ks, dt, static_cast<char*>(c.k[layer].data()) + e * esz, hd);
+          ConvertFromF32(vs, dt, static_cast<char*>(c.v[layer].data()) + e * esz, hd);
+        }
+      }
     }
   }
 

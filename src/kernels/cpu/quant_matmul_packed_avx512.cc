@@ -34,6 +34,9 @@ constexpr int64_t kKChunk = PETREL_PACKED_KCHUNK;
 // Decode: software prefetch of each group's weight stream this many bytes ahead (0 = hardware
 // prefetcher only); 1 KB measured 0-20% faster than none on one thread, DRAM-resident weights.
 constexpr int64_t kPrefetchBytes = PETREL_PACKED_PREFETCH;
+#ifndef PETREL_PACKED_DECODE_G
+#define PETREL_PACKED_DECODE_G 4
+#endif
 
 inline __m512i Bcast(const int8_t* p) {
   int32_t v;
@@ -154,7 +157,8 @@ void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t 
          int64_t g_end) {
   if (m.T <= 2) {  // decode: 4 groups (64 rows) per tile for more independent accumulators
     int64_t g = g_begin;
-    for (; g + 4 <= g_end; g += 4) Tokens<D, 4>(m, p, a, g, 0, m.T, 0, p.nb);
+    constexpr int DG = PETREL_PACKED_DECODE_G;
+    for (; g + DG <= g_end; g += DG) Tokens<D, DG>(m, p, a, g, 0, m.T, 0, p.nb);
     for (; g < g_end; ++g) Tokens<D, 1>(m, p, a, g, 0, m.T, 0, p.nb);
     return;
   }
