@@ -92,7 +92,9 @@ class CpuBackend : public Backend {
     const int64_t rows = x.NumElements() / d;
     std::vector<float> wf(d);
     ConvertToF32(w.data, w.dtype, wf.data(), d);
-    pool_.ParallelFor(rows, 8, [&](int64_t b, int64_t e, int) {
+    // Rows of at least 4096 elements per thread (a decode step's per-head q/k norms, 16 x 128,
+    // run inline: a parallel region costs more than the work).
+    pool_.ParallelFor(rows, std::max<int64_t>(8, 4096 / d), [&](int64_t b, int64_t e, int) {
       for (int64_t r = b; r < e; ++r) {
         const float* xr = x.As<float>() + r * d;
         float* o = out.As<float>() + r * d;
