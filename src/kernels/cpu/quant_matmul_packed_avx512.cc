@@ -157,7 +157,7 @@ void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t 
          int64_t g_end) {
   if (m.T <= 2) {  // decode: 4 groups (64 rows) per tile for more independent accumulators
     for (int64_t g = g_begin; g < g_end;) {
-      if (g % kPackSuper == 0 && g + 4 <= g_end && PackedSuperSize(p, g) == 4) {
+      if (g + 4 <= g_end && PackedTileFits(p, g, 4)) {
         Tokens<D, 4>(m, p, a, g, 0, m.T, 0, p.nb);
         g += 4;
       } else {
@@ -172,7 +172,7 @@ void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t 
     const int64_t t1 = std::min(m.T, t0 + kTokenChunk);
     for (int64_t g = g_begin; g < g_end;) {
       // A pair of groups only inside one super-group.
-      const int G = g + 2 <= g_end && g / kPackSuper == (g + 1) / kPackSuper ? 2 : 1;
+      const int G = g + 2 <= g_end && PackedTileFits(p, g, 2) ? 2 : 1;
       for (int64_t b0 = 0; b0 < p.nb; b0 += kKChunk) {
         const int64_t b1 = std::min(p.nb, b0 + kKChunk);
         if (G == 2) Tokens<D, 2>(m, p, a, g, t0, t1, b0, b1);
