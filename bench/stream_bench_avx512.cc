@@ -11,8 +11,11 @@
 //   probe            uint64 sums over each thread's contiguous half (cmd_bench.cc's probe)
 //   rowsR[-nofma]    R-row tiles as matmul_avx512.cc's DotTile<bf16, R, 1>, prefetch as there
 //   ...-pfX          prefetch variants (none, t1/t2/nta hint, 2 tiles ahead, whole next tile)
+//   eo16             as rows16, one 64-byte load per row and step (even/odd bf16 halves)
+//   seq16-pfX        rows one after the other (one sequential stream), prefetch X ahead or none
 //   panel16          16-row interleaved layout [N/16][K/32][16][32]: one sequential stream
 //   ...-static       each thread a fixed half of every matrix (else chunks from a counter)
+//   ...-own          each thread its own half in 64-row chunks, then the other's (OwnedFor)
 #include <immintrin.h>
 #include <sys/mman.h>
 
