@@ -13,7 +13,10 @@ namespace petrel::kernels::cpu {
 struct AttentionArgs {
   float* out;              // [T, n_heads * head_dim]
   const float* q;          // [T, n_heads * head_dim]
-  const void* k_pool;      // this layer: [n_blocks, block_size, n_kv_heads, head_dim]
+  // This layer's pools, [n_blocks, n_kv_heads, block_size, head_dim]: head-major inside a block,
+  // so one kv head's keys of a block are one contiguous run (a decode step reads them as a
+  // stream instead of head_dim-sized pieces a whole token row apart).
+  const void* k_pool;
   const void* v_pool;
   DType kv_dtype;          // f32, bf16 or i8
   const float* k_scale;    // i8 only: [n_blocks, block_size, n_kv_heads] (core/kv_quant.h), else null

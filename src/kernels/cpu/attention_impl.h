@@ -84,71 +84,103 @@ inline void Axpy(float* __restrict out, float w, const KvT* __restrict v, int n)
 // Geometry of one layer's call, shared by both paths.
 struct Geometry {
   int hd, group;
+  int n_kv_heads;
   int64_t row_stride;    // elements per query / output row (all heads)
-  int64_t token_stride;  // elements per cached token (all kv heads)
 };
 
-// Pointer to cached token t of a sequence (kv head kvh), through its block table.
+// Pointer to cached token t of a sequence (kv head kvh), through its block table. The CPU pools
+// are [n_blocks, n_kv_heads, block_size, head_dim] (attention.h): the following tokens of the
+// same block and head are hd elements apart.
 template <typename KvT>
 inline const KvT* TokenAt(const KvT* pool, const AttentionSeq& seq, int block_size, const Geometry& g,
                           int t, int kvh) {
-  return pool + ((int64_t)seq.block_table[t / block_size] * block_size + t % block_size) * g.token_stride +
-         (int64_t)kvh * g.hd;
+  return pool + (((int64_t)seq.block_table[t / block_size] * g.n_kv_heads + kvh) * block_size + t % block_size) *
+                    g.hd;
 }
 
 // Scale of cached token t (kv head kvh) of an int8 cache; 1 for float caches (scales null).
 inline float ScaleAt(const float* scales, const AttentionSeq& seq, int block_size, const Geometry& g, int t,
                      int kvh) {
   if (!scales) return 1.0f;
-  const int n_kv_heads = (int)(g.token_stride / g.hd);
-  return scales[((int64_t)seq.block_table[t / block_size] * block_size + t % block_size) * n_kv_heads + kvh];
+  return scales[((int64_t)seq.block_table[t / block_size] * block_size + t % block_size) * g.n_kv_heads + kvh];
 }
 
-// One query row and head against all its keys: scores, softmax, weighted sum of values, one key at a
-// time (a horizontal reduction per key). Decode uses this: one row has too few query vectors to
-// fill the tiled path's 16 lanes.
+// Software prefetch of one cached head vector (hd elements). The KV read by a decode step was
+// written steps ago and evicted since by the weights streaming through the caches; the hardware
+// prefetchers do not follow the block table (nor page boundaries), so each key would wait for
+// DRAM latency. kAhead keys ahead, across block boundaries.
+constexpr int kAhead = 4;
 template <typename KvT>
-void RowHead(const AttentionArgs& a, const Geometry& g, const AttentionSeq& seq, int i, int h,
-             std::vector<float>& scores) {
+inline void PrefetchRow(const KvT* p, int hd) {
+#if defined(__AVX512F__)
+  const char* c = reinterpret_cast<const char*>(p);
+  for (int64_t off = 0; off < (int64_t)hd * (int64_t)sizeof(KvT); off += 64) _mm_prefetch(c + off, _MM_HINT_T0);
+#else
+  (void)p;
+  (void)hd;
+#endif
+}
+
+// One query row and the `group` query heads that share kv head kvh, against all their keys:
+// scores, softmax, weighted sum of values, one key at a time (a horizontal reduction per key and
+// head). Decode uses this: one row has too few query vectors to fill the tiled path's 16 lanes.
+// Each key and value vector is read from memory once for the whole group (the second head finds
+// it in L1); per head the arithmetic is that of a single (row, head).
+template <typename KvT>
+void RowGroup(const AttentionArgs& a, const Geometry& g, const AttentionSeq& seq, int i, int kvh,
+              std::vector<float>& scores) {
   const AttentionParams& p = a.p;
-  const int hd = g.hd;
+  const int hd = g.hd, G = g.group;
   const KvT* kp = static_cast<const KvT*>(a.k_pool);
   const KvT* vp = static_cast<const KvT*>(a.v_pool);
   const int row = seq.q_begin + i;
   const int pos = seq.ctx_len - seq.q_len + i;
   const int start = p.sliding_window > 0 ? std::max(0, pos - p.sliding_window + 1) : 0;
   const int n = pos - start + 1;
-  const float* q = a.q + row * g.row_stride + h * hd;
-  float* out = a.out + row * g.row_stride + h * hd;
-  const int kvh = h / g.group;
-  scores.resize(n);
-  float mx = -INFINITY;
+  const float* q = a.q + row * g.row_stride + (int64_t)kvh * G * hd;  // the group's heads, adjacent
+  float* out = a.out + row * g.row_stride + (int64_t)kvh * G * hd;
+  scores.resize((size_t)G * n);
+  float* sc = scores.data();  // [G][n]
   // Walk the block table one block at a time (no division per position).
   for (int j = 0; j < n;) {
     const int t = start + j;
     const int run = std::min(a.block_size - t % a.block_size, n - j);
     const KvT* kb = TokenAt(kp, seq, a.block_size, g, t, kvh);
+    const KvT* vb = TokenAt(vp, seq, a.block_size, g, t, kvh);
+    const KvT* kn = j + run < n ? TokenAt(kp, seq, a.block_size, g, t + run, kvh) : nullptr;  // next block
+    if (j == 0)
+      for (int r = 0; r < std::min(kAhead, run); ++r) PrefetchRow(kb + r * hd, hd);
     for (int r = 0; r < run; ++r, ++j) {
-      scores[j] = p.scale * Dot(q, kb + r * g.token_stride, hd);
-      if constexpr (sizeof(KvT) == 1) scores[j] *= ScaleAt(a.k_scale, seq, a.block_size, g, t + r, kvh);
-      mx = std::max(mx, scores[j]);
+      if (r + kAhead < run) PrefetchRow(kb + (r + kAhead) * hd, hd);
+      else if (kn && r + kAhead - run < n - j - (run - r)) PrefetchRow(kn + (r + kAhead - run) * hd, hd);
+      PrefetchRow(vb + r * hd, hd);  // the values, for the second pass
+      const float ks = sizeof(KvT) == 1 ? ScaleAt(a.k_scale, seq, a.block_size, g, t + r, kvh) : 1.0f;
+      for (int h = 0; h < G; ++h) {
+        sc[h * n + j] = p.scale * Dot(q + h * hd, kb + r * hd, hd);
+        if constexpr (sizeof(KvT) == 1) sc[h * n + j] *= ks;
+      }
     }
   }
-  float sum = 0;
-  for (int j = 0; j < n; ++j) {
-    scores[j] = std::exp(scores[j] - mx);
-    sum += scores[j];
+  for (int h = 0; h < G; ++h) {
+    float* s = sc + h * n;
+    float mx = -INFINITY;
+    for (int j = 0; j < n; ++j) mx = std::max(mx, s[j]);
+    float sum = 0;
+    for (int j = 0; j < n; ++j) {
+      s[j] = std::exp(s[j] - mx);
+      sum += s[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int j = 0; j < n; ++j) s[j] *= inv;
   }
-  const float inv = 1.0f / sum;
-  std::fill(out, out + hd, 0.0f);
+  std::fill(out, out + (int64_t)G * hd, 0.0f);
   for (int j = 0; j < n;) {
     const int t = start + j;
     const int run = std::min(a.block_size - t % a.block_size, n - j);
     const KvT* vb = TokenAt(vp, seq, a.block_size, g, t, kvh);
     for (int r = 0; r < run; ++r, ++j) {
-      float w = scores[j] * inv;
-      if constexpr (sizeof(KvT) == 1) w *= ScaleAt(a.v_scale, seq, a.block_size, g, t + r, kvh);
-      Axpy(out, w, vb + r * g.token_stride, hd);
+      const float vs = sizeof(KvT) == 1 ? ScaleAt(a.v_scale, seq, a.block_size, g, t + r, kvh) : 1.0f;
+      for (int h = 0; h < G; ++h) Axpy(out + h * hd, sc[h * n + j] * vs, vb + r * hd, hd);
     }
   }
 }
@@ -213,15 +245,15 @@ void Tile(const AttentionArgs& a, const Geometry& g, const AttentionSeq& seq, in
       if (j >= nk) {
         krow[j] = vrow[j] = zero;
       } else if constexpr (sizeof(KvT) == 4) {
-        krow[j] = reinterpret_cast<const float*>(kb + j * g.token_stride);
-        vrow[j] = reinterpret_cast<const float*>(vb + j * g.token_stride);
+        krow[j] = reinterpret_cast<const float*>(kb + j * hd);
+        vrow[j] = reinterpret_cast<const float*>(vb + j * hd);
       } else {
         // bf16: widen; int8: widen and apply the head vector's scale (1 for bf16).
         const float ks = ScaleAt(a.k_scale, seq, a.block_size, g, t0 + j, kvh);
         const float vs = ScaleAt(a.v_scale, seq, a.block_size, g, t0 + j, kvh);
         for (int d = 0; d < hd; ++d) {
-          kc[j * hd + d] = ToF(kb[j * g.token_stride + d]) * ks;
-          vc[j * hd + d] = ToF(vb[j * g.token_stride + d]) * vs;
+          kc[j * hd + d] = ToF(kb[j * hd + d]) * ks;
+          vc[j * hd + d] = ToF(vb[j * hd + d]) * vs;
         }
         krow[j] = kc + j * hd;
         vrow[j] = vc + j * hd;
@@ -288,13 +320,13 @@ void Tile(const AttentionArgs& a, const Geometry& g, const AttentionSeq& seq, in
 template <typename KvT>
 void Run(const AttentionArgs& a, ThreadPool& pool) {
   const AttentionParams& p = a.p;
-  const Geometry g{p.head_dim, p.n_heads / p.n_kv_heads, (int64_t)p.n_heads * p.head_dim,
-                   (int64_t)p.n_kv_heads * p.head_dim};
+  const Geometry g{p.head_dim, p.n_heads / p.n_kv_heads, p.n_kv_heads, (int64_t)p.n_heads * p.head_dim};
   // Work units, each with its cost in keys visited: a tile of 16 query vectors of one kv head
-  // (sequences with at least 16 query vectors per kv head, AVX-512 only), else one (row, head).
+  // (sequences with at least 16 query vectors per kv head, AVX-512 only), else one row and the
+  // query heads of one kv head.
   struct Unit {
     int64_t cost;
-    int seq, a, b;  // tile: kv head, first lane index; row: row, head
+    int seq, a, b;  // tile: kv head, first lane index; row: row, kv head
     bool tile;
   };
   std::vector<Unit> units;
@@ -317,7 +349,7 @@ void Run(const AttentionArgs& a, ThreadPool& pool) {
     }
 #endif
     for (int i = 0; i < seq.q_len; ++i)
-      for (int h = 0; h < p.n_heads; ++h) units.push_back({keys(i), s, i, h, false});
+      for (int kvh = 0; kvh < p.n_kv_heads; ++kvh) units.push_back({keys(i) * g.group, s, i, kvh, false});
   }
   // Largest first, then dealt dynamically: balances causal prefill (later rows cost more).
   std::stable_sort(units.begin(), units.end(), [](const Unit& x, const Unit& y) { return x.cost > y.cost; });
@@ -332,7 +364,7 @@ void Run(const AttentionArgs& a, ThreadPool& pool) {
         continue;
       }
 #endif
-      RowHead<KvT>(a, g, a.seqs[w.seq], w.a, w.b, scratch);
+      RowGroup<KvT>(a, g, a.seqs[w.seq], w.a, w.b, scratch);
     }
   });
 }

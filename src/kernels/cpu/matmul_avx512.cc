@@ -1,9 +1,10 @@
 // AVX-512 matmul out[T, N] = x[T, K] . W[N, K]^T (+ bias), f32 accumulation.
 //
 // Two regimes:
-//  - T <= 4 (decode): memory-bound on W. Four weight rows are converted to f32 in registers
+//  - T <= 4 (decode): memory-bound on W. Weight rows are converted to f32 in registers
 //    (bf16: zero-extend + shift; f16: vcvtph2ps) and dotted with all T activation rows at once,
-//    so each weight byte is read exactly once.
+//    so each weight byte is read exactly once: T = 1 one row after the other (one sequential
+//    stream), T = 2..4 four rows per tile.
 //  - T > 4 (prefill): compute-bound. Four weight rows are converted once into an f32 scratch
 //    panel (L1-resident per K block), then a 4 x 6 register tile (24 zmm accumulators) runs over
 //    the activation rows; each step does 4 + 6 loads for 24 FMAs.
@@ -126,12 +127,38 @@ void DotRowStream(const MatMulArgs& a, int64_t n, int64_t t0) {
     a.out[(t0 + t) * a.N + n] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t])) + b;
 }
 
+// One token: the rows [n_begin, n_end) one after the other. Rows are contiguous, so this reads
+// one sequential stream, which the hardware prefetchers follow at the full read bandwidth without
+// any software prefetch (bench/stream_bench, 2 threads, Qwen3-0.6B's matrices: 47.8 GB/s against
+// 38.5 for 16 interleaved row streams per tile and 46.1 for the plain read probe); four
+// accumulators keep the FMA chain of one row off the critical path.
+template <DType D>
+void DotRowsSeq(const MatMulArgs& a, int64_t n_begin, int64_t n_end) {
+  const float* x = a.x;
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    const void* w = WRow<D>(a, n);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    int64_t k = 0;
+    for (; k + 64 <= a.K; k += 64) {
+      acc0 = _mm512_fmadd_ps(LoadW<D>(w, k), _mm512_loadu_ps(x + k), acc0);
+      acc1 = _mm512_fmadd_ps(LoadW<D>(w, k + 16), _mm512_loadu_ps(x + k + 16), acc1);
+      acc2 = _mm512_fmadd_ps(LoadW<D>(w, k + 32), _mm512_loadu_ps(x + k + 32), acc2);
+      acc3 = _mm512_fmadd_ps(LoadW<D>(w, k + 48), _mm512_loadu_ps(x + k + 48), acc3);
+    }
+    for (; k < a.K; k += 16) {
+      const int64_t left = a.K - k;
+      const __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+      acc0 = _mm512_fmadd_ps(LoadWMasked<D>(w, k, m), _mm512_maskz_loadu_ps(m, x + k), acc0);
+    }
+    const float b = a.bias ? a.bias[n] : 0.0f;
+    a.out[n] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3))) + b;
+  }
+}
+
 template <DType D, int T>
 void DecodeRows(const MatMulArgs& a, int64_t n_begin, int64_t n_end, int64_t t0) {
+  if constexpr (T == 1) return DotRowsSeq<D>(a, n_begin, n_end);
   int64_t n = n_begin;
-  if constexpr (T == 1) {  // one token: 16 weight streams in flight (measured +6% over 4)
-    for (; n + 16 <= n_end; n += 16) DotTile<D, 16, T>(a, n, t0);
-  }
   for (; n + kRows <= n_end; n += kRows) DotTile<D, kRows, T>(a, n, t0);
   for (; n < n_end; ++n) DotRowStream<D, T>(a, n, t0);
 }

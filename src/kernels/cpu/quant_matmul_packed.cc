@@ -25,8 +25,8 @@ void PackGroups(const void* w, const PackedQuant& p, int64_t g_begin, int64_t g_
     for (int r = 0; r < kPackRows; ++r) {
       const char* row = static_cast<const char*>(w) + (size_t)(g * kPackRows + r) * row_bytes;
       for (int64_t b = 0; b < nb; ++b) {
-        uint8_t* chunk = codes + (g * nb + b) * cb;
-        uint16_t* sc = scales + (g * nb + b) * kPackRows;
+        uint8_t* chunk = codes + PackedChunk(p, g, b) * cb;
+        uint16_t* sc = scales + PackedChunk(p, g, b) * kPackRows;
         if (p.type == DType::kQ8_0) {
           const auto& blk = reinterpret_cast<const quant::BlockQ8_0*>(row)[b];
           sc[r] = blk.d;
@@ -108,7 +108,7 @@ void PackedMatMulGeneric(const MatMulArgs& m, const PackedQuant& p, const QuantA
         const int8_t* xq = a.q + t * a.nb * 32;
         float acc = 0;
         for (int64_t b = 0; b < nb; ++b) {
-          const uint8_t* chunk = p.codes + (g * nb + b) * cb;
+          const uint8_t* chunk = p.codes + PackedChunk(p, g, b) * cb;
           int32_t dot = -off * a.qsum[t * a.nb + b];
           for (int i = 0; i < 32; ++i) {
             int u;
@@ -121,7 +121,7 @@ void PackedMatMulGeneric(const MatMulArgs& m, const PackedQuant& p, const QuantA
             }
             dot += u * (int32_t)xq[b * 32 + i];
           }
-          const float dw = F16ToF32(p.scales[(g * nb + b) * kPackRows + r]);
+          const float dw = F16ToF32(p.scales[PackedChunk(p, g, b) * kPackRows + r]);
           acc += dw * a.dexp[t * a.nb * 8 + b * 8] * (float)dot;
         }
         m.out[t * m.N + n] = acc + (m.bias ? m.bias[n] : 0.0f);
@@ -134,7 +134,8 @@ void PackedQuantMatMul(const MatMulArgs& m, const PackedQuant& p, ThreadPool& po
   PETREL_CHECK(m.K == p.K && m.N == p.N) << "packed matmul: shape mismatch";
   const QuantActs acts = PrepareQuantActs(m, pool, isa);
   const PackedMatMulFn fn = isa == Isa::kAvx512 ? PackedMatMulAvx512 : PackedMatMulGeneric;
-  pool.ParallelFor(p.N / kPackRows, 2, [&](int64_t b, int64_t e, int) { fn(m, p, acts, b, e); });
+  // Whole super-groups per thread (the kernel's tiles stay inside one).
+  pool.ParallelFor(p.N / kPackRows, kPackSuper, [&](int64_t b, int64_t e, int) { fn(m, p, acts, b, e); });
 }
 
 }  // namespace petrel::kernels::cpu

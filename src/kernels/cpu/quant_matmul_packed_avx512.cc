@@ -35,6 +35,7 @@ constexpr int64_t kKChunk = PETREL_PACKED_KCHUNK;
 // prefetcher only); 1 KB measured 0-20% faster than none on one thread, DRAM-resident weights.
 constexpr int64_t kPrefetchBytes = PETREL_PACKED_PREFETCH;
 
+
 inline __m512i Bcast(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -52,7 +53,6 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
   constexpr int32_t kOff = D == DType::kQ8_0 ? 128 : 8;
   constexpr int S = TT == 1 ? 2 : 1;
   constexpr int64_t kPrefetch = kPrefetchBytes / CB;  // in blocks
-  const int64_t nb = p.nb;
   __m512 facc[G][TT];
   for (int g = 0; g < G; ++g) {
     const int64_t n = (g0 + g) * kPackRows;
@@ -68,11 +68,14 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
     dx[t] = a.dexp + (t0 + t) * a.nb * 8;
     qs[t] = a.qsum + (t0 + t) * a.nb;
   }
+  // The G groups lie in one super-group (Run): consecutive blocks of a group are `step` chunks apart.
+  const int64_t step = PackedSuperSize(p, g0);
+  const int64_t cstride = step * CB, sstride = step * kPackRows;
   const uint8_t* wc[G];
   const uint16_t* ws[G];
   for (int g = 0; g < G; ++g) {
-    wc[g] = p.codes + (g0 + g) * nb * CB;
-    ws[g] = p.scales + (g0 + g) * nb * kPackRows;
+    wc[g] = p.codes + PackedChunk(p, g0 + g, 0) * CB;
+    ws[g] = p.scales + PackedChunk(p, g0 + g, 0) * kPackRows;
   }
   const __m512i k0f = _mm512_set1_epi8(0x0F);
   for (int64_t b = b_begin; b < b_end; ++b) {
@@ -89,8 +92,8 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
         __m512i w[G];
         for (int g = 0; g < G; ++g) {
           if constexpr (kPrefetch > 0 && TT == 1)
-            _mm_prefetch(reinterpret_cast<const char*>(wc[g] + (b + kPrefetch) * CB + j * 64), _MM_HINT_T0);
-          w[g] = _mm512_load_si512(wc[g] + b * CB + j * 64);
+            _mm_prefetch(reinterpret_cast<const char*>(wc[g] + (b + kPrefetch) * cstride + j * 64), _MM_HINT_T0);
+          w[g] = _mm512_load_si512(wc[g] + b * cstride + j * 64);
         }
         for (int t = 0; t < TT; ++t) {
           const __m512i xv = Bcast(xq[t] + b * 32 + 4 * j);
@@ -102,8 +105,8 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
         __m512i lo[G], hi[G];
         for (int g = 0; g < G; ++g) {
           if constexpr (kPrefetch > 0 && TT == 1)
-            _mm_prefetch(reinterpret_cast<const char*>(wc[g] + (b + kPrefetch) * CB + j * 64), _MM_HINT_T0);
-          const __m512i raw = _mm512_load_si512(wc[g] + b * CB + j * 64);
+            _mm_prefetch(reinterpret_cast<const char*>(wc[g] + (b + kPrefetch) * cstride + j * 64), _MM_HINT_T0);
+          const __m512i raw = _mm512_load_si512(wc[g] + b * cstride + j * 64);
           lo[g] = _mm512_and_si512(raw, k0f);
           hi[g] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), k0f);
         }
@@ -119,7 +122,7 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
     }
     for (int g = 0; g < G; ++g) {
       const __m512 dw = _mm512_cvtph_ps(
-          _mm256_load_si256(reinterpret_cast<const __m256i*>(ws[g] + b * kPackRows)));
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(ws[g] + b * sstride)));
       for (int t = 0; t < TT; ++t) {
         __m512i sum = acc[0][g][t];
         if constexpr (S == 2) sum = _mm512_add_epi32(sum, acc[S - 1][g][t]);
@@ -153,22 +156,29 @@ template <DType D>
 void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g_begin,
          int64_t g_end) {
   if (m.T <= 2) {  // decode: 4 groups (64 rows) per tile for more independent accumulators
-    int64_t g = g_begin;
-    for (; g + 4 <= g_end; g += 4) Tokens<D, 4>(m, p, a, g, 0, m.T, 0, p.nb);
-    for (; g < g_end; ++g) Tokens<D, 1>(m, p, a, g, 0, m.T, 0, p.nb);
+    for (int64_t g = g_begin; g < g_end;) {
+      if (g + 4 <= g_end && PackedTileFits(p, g, 4)) {
+        Tokens<D, 4>(m, p, a, g, 0, m.T, 0, p.nb);
+        g += 4;
+      } else {
+        Tokens<D, 1>(m, p, a, g++, 0, m.T, 0, p.nb);
+      }
+    }
     return;
   }
   // Prefill: the weights of 2 groups x kKChunk blocks (16 KB of Q8_0) stay in L1 while every
   // token tile of the chunk passes over them; partial sums go through out.
   for (int64_t t0 = 0; t0 < m.T; t0 += kTokenChunk) {
     const int64_t t1 = std::min(m.T, t0 + kTokenChunk);
-    int64_t g = g_begin;
-    for (; g < g_end; g += 2) {
+    for (int64_t g = g_begin; g < g_end;) {
+      // A pair of groups only inside one super-group.
+      const int G = g + 2 <= g_end && PackedTileFits(p, g, 2) ? 2 : 1;
       for (int64_t b0 = 0; b0 < p.nb; b0 += kKChunk) {
         const int64_t b1 = std::min(p.nb, b0 + kKChunk);
-        if (g + 2 <= g_end) Tokens<D, 2>(m, p, a, g, t0, t1, b0, b1);
+        if (G == 2) Tokens<D, 2>(m, p, a, g, t0, t1, b0, b1);
         else Tokens<D, 1>(m, p, a, g, t0, t1, b0, b1);
       }
+      g += G;
     }
   }
 }

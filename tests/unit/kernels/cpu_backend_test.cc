@@ -69,7 +69,10 @@ class CpuKernels : public testing::TestWithParam<Case> {
 TEST_P(CpuKernels, MatMulMatchesReference) {
   const DType dt = GetParam().w_dtype;
   for (int64_t T : {1, 2, 3, 4, 5, 7, 13, 33}) {
-    for (auto [K, N] : {std::pair<int64_t, int64_t>{1, 1}, {17, 5}, {64, 64}, {100, 37}, {1030, 9}, {2100, 21}}) {
+    // {130, 1001}: decode rows split in many chunks over the 3 threads (CpuBackend::OwnedFor)
+    // and a K that is not a multiple of the one-token kernel's 64-wide step.
+    for (auto [K, N] : {std::pair<int64_t, int64_t>{1, 1}, {17, 5}, {64, 64}, {100, 37}, {1030, 9}, {2100, 21},
+                        {130, 1001}}) {
       auto x = Random(T * K, 1 + T);
       std::vector<float> w_exact;
       Tensor w = MakeWeights(Random(N * K, 2 + K, 0.1f), dt, {N, K}, &w_exact);
@@ -362,7 +365,9 @@ TEST_P(CpuKernels, TiledPrefillAttentionMatchesReference) {
   const Shape shapes[] = {{2, 2, 128, 16, 37, 37, 0},  {4, 2, 128, 16, 70, 29, 0},
                           {6, 2, 20, 5, 41, 41, 0},    {3, 1, 20, 16, 50, 23, 7},
                           {8, 1, 34, 5, 33, 9, 0},     {4, 2, 128, 16, 100, 100, 19},
-                          {16, 8, 128, 16, 48, 48, 0}, {2, 1, 16, 4, 20, 1, 0}};
+                          {16, 8, 128, 16, 48, 48, 0}, {2, 1, 16, 4, 20, 1, 0},
+                          // one-row decode (RowGroup: all query heads of a kv head per unit)
+                          {16, 8, 128, 16, 70, 1, 0},  {8, 2, 34, 5, 33, 1, 9}};
   for (DType kv_dtype : {DType::kF32, DType::kBF16, DType::kI8}) {
     for (const Shape& sh : shapes) {
       const int n_blocks = (sh.ctx + sh.bs - 1) / sh.bs;

@@ -186,7 +186,10 @@ TEST_P(PackedKernels, MatchesReference) {
   const cpu::PackedMatMulFn fn = isa == Isa::kAvx512 ? cpu::PackedMatMulAvx512 : cpu::PackedMatMulGeneric;
   ThreadPool pool(2);
   for (int64_t T : {1, 2, 3, 5, 6, 9, 131}) {
-    for (auto [K, N] : {std::pair<int64_t, int64_t>{32, 16}, {96, 48}, {160, 32}, {1056, 16}, {2080, 80}}) {
+    // Group counts 1, 2, 3, 5, 7 and 13: whole 4-group super-groups and every size of a last,
+    // partial one (PackedChunk).
+    for (auto [K, N] : {std::pair<int64_t, int64_t>{32, 16}, {96, 48}, {160, 32}, {1056, 16}, {2080, 80},
+                        {64, 112}, {96, 208}}) {
       if (T > 9 && K > 160) continue;  // keeps the scalar case fast
       auto x = Random(T * K, 11 + T + K);
       auto wf = Random(N * K, 12 + K + N, 0.05f);
