@@ -33,8 +33,10 @@ struct RopeTable {
   float attention_scaling = 1.0f;
 };
 
-// A paged KV cache: for each layer, K and V pools of [n_blocks, block_size, n_kv_heads, head_dim]
-// in `dtype` (f32 or bf16). Owned by the backend that allocated it.
+// A paged KV cache: for each layer, K and V pools of n_blocks blocks, each holding block_size
+// tokens x n_kv_heads x head_dim in `dtype`; the order inside a block is the backend's own (CPU:
+// head-major, [n_kv_heads, block_size, head_dim]; CUDA: token-major). Owned by the backend that
+// allocated it; only its StoreKv and Attention touch the pools.
 struct KvCacheLayout {
   int n_layers = 0;
   int n_kv_heads = 0;
