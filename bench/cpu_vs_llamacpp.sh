@@ -9,7 +9,7 @@
 # PEER_DIR holds qwen3-0.6b-f16.gguf, q8.gguf, q4.gguf, q4pure.gguf.
 set -u
 P=${PETREL:-build/bin/petrel}
-LB=${LLAMA_BENCH:?set LLAMA_BENCH to llama.cpp's llama-bench}
+LB=${LLAMA_BENCH:?set LLAMA_BENCH to the llama-bench binary of llama.cpp}
 D=${PEER_DIR:?set PEER_DIR to the directory of the peer GGUFs}
 M=bench/models/qwen3-0.6b
 pp() { echo "  petrel pp512 $*: $($P bench "$@" --threads 2 --prompt-tokens 512 --gen-tokens 16 --json 2>&1 | tail -1)"; }
