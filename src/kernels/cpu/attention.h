@@ -26,6 +26,12 @@ struct AttentionArgs {
   AttentionParams p;
 };
 
+// Element offset of the vector of (cache slot, kv head) in a pool laid out as above: the one
+// definition of the layout, for StoreKv's writes and the kernels' reads.
+inline int64_t KvVectorOffset(int64_t slot, int kvh, int n_kv_heads, int block_size, int head_dim) {
+  return ((slot / block_size * n_kv_heads + kvh) * block_size + slot % block_size) * head_dim;
+}
+
 using AttentionFn = void (*)(const AttentionArgs& a, ThreadPool& pool);
 void AttentionGeneric(const AttentionArgs& a, ThreadPool& pool);
 void AttentionAvx512(const AttentionArgs& a, ThreadPool& pool);

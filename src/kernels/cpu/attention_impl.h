@@ -94,8 +94,8 @@ struct Geometry {
 template <typename KvT>
 inline const KvT* TokenAt(const KvT* pool, const AttentionSeq& seq, int block_size, const Geometry& g,
                           int t, int kvh) {
-  return pool + (((int64_t)seq.block_table[t / block_size] * g.n_kv_heads + kvh) * block_size + t % block_size) *
-                    g.hd;
+  const int64_t slot = (int64_t)seq.block_table[t / block_size] * block_size + t % block_size;
+  return pool + KvVectorOffset(slot, kvh, g.n_kv_heads, block_size, g.hd);
 }
 
 // Scale of cached token t (kv head kvh) of an int8 cache; 1 for float caches (scales null).

@@ -267,7 +267,7 @@ class CpuBackend : public Backend {
     // [n_blocks, block_size, n_kv_heads], one per (token, kv head).
     for (size_t t = 0; t < slots.size(); ++t) {
       for (int h = 0; h < hkv; ++h) {
-        const int64_t e = ((slots[t] / bs * hkv + h) * bs + slots[t] % bs) * hd;  // element index
+        const int64_t e = cpu::KvVectorOffset(slots[t], h, hkv, bs, hd);
         const float* ks = k.As<float>() + t * row + h * hd;
         const float* vs = v.As<float>() + t * row + h * hd;
         if (dt == DType::kI8) {

@@ -11,13 +11,12 @@ namespace petrel::kernels::cuda {
 
 // A warp normalises one head's vector held in shared memory (sr[0, hd), each lane its strided
 // elements; ss = this lane's sum of squares of them) in place, as the RmsNorm kernel does:
-// w * (x * (1 / sqrt(mean + eps))). Ends with __syncwarp (sr is then read across lanes).
+// w * (x * (1 / sqrt(mean + eps))). The caller syncs the warp before sr is read across lanes.
 __device__ __forceinline__ void WarpNormHead(float* sr, int hd, float ss, const float* w, float eps,
                                              int lane) {
   ss = WarpSum(ss);
   const float inv = 1.0f / sqrtf(ss / (float)hd + eps);
   for (int i = lane; i < hd; i += 32) sr[i] = w[i] * (sr[i] * inv);
-  __syncwarp();
 }
 
 // RoPE ("rotate_half") of the pair (x0, x1) = (x[i], x[i + hd/2]) at position pos: the f32 angle
