@@ -73,6 +73,27 @@ void ThreadPool::RunOnAll(const std::function<void(int)>& fn) {
   job_ = nullptr;
 }
 
+void ThreadPool::OwnedFor(int64_t n, int64_t chunk,
+                          const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  chunk = std::max<int64_t>(1, chunk);
+  const int64_t n_chunks = (n + chunk - 1) / chunk;
+  const int P = n_threads_;
+  if (n_chunks <= 1 || P == 1) return fn(0, n);
+  if ((int)owned_.size() < P) owned_ = std::vector<OwnedRange>(P);
+  for (int i = 0; i < P; ++i) {
+    owned_[i].next.store(n_chunks * i / P, std::memory_order_relaxed);
+    owned_[i].end = n_chunks * (i + 1) / P;
+  }
+  RunOnAll([&](int self) {
+    for (int j = 0; j < P; ++j) {
+      OwnedRange& r = owned_[(self + j) % P];
+      for (int64_t c; (c = r.next.fetch_add(1, std::memory_order_relaxed)) < r.end;)
+        fn(c * chunk, std::min(n, (c + 1) * chunk));
+    }
+  });
+}
+
 void ThreadPool::ParallelFor(int64_t n, int64_t grain,
                              const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;

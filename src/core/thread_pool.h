@@ -32,13 +32,27 @@ class ThreadPool {
   // Runs fn(thread_index) once on every thread.
   void RunOnAll(const std::function<void(int)>& fn);
 
+  // Calls fn(begin, end) over [0, n) in chunks of `chunk` (the last may be shorter): thread i
+  // first takes the chunks of its own contiguous i-th share of [0, n) in order, then helps with
+  // the others' remaining chunks (from their fronts). A memory-bound kernel then reads one long
+  // sequential range per thread, which the hardware prefetchers follow, instead of jumping
+  // between interleaved chunks, and a thread slowed down by other load on the machine does not
+  // keep the others waiting at the end (as a fixed split into one range per thread does).
+  void OwnedFor(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn);
+
   // Number of hardware threads usable by this process.
   static int HardwareThreads();
 
  private:
   void WorkerLoop(int index);
 
+  struct alignas(64) OwnedRange {
+    std::atomic<int64_t> next{0};
+    int64_t end = 0;
+  };
+
   int n_threads_;
+  std::vector<OwnedRange> owned_;  // OwnedFor's per-thread ranges
   std::vector<std::thread> workers_;
   const std::function<void(int)>* job_ = nullptr;
   std::atomic<uint64_t> generation_{0};

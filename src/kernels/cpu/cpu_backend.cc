@@ -173,7 +173,7 @@ class CpuBackend : public Backend {
     const int64_t N = a.N;
     auto fn = matmul_;
     if (a.T <= 4) {  // decode: memory-bound, each thread one sequential range (see OwnedFor)
-      return OwnedFor(N, 64, [&](int64_t b, int64_t e) { fn(a, b, e); });
+      return pool_.OwnedFor(N, 64, [&](int64_t b, int64_t e) { fn(a, b, e); });
     }
     // About 8 chunks per thread, whole 16-row groups (the kernels' tiles are 4 rows).
     const int64_t chunk = std::max<int64_t>(16, (N / (8 * pool_.size()) + 15) / 16 * 16);
@@ -349,34 +349,6 @@ class CpuBackend : public Backend {
     });
   }
 
-  // As DynamicFor, but thread i first takes the chunks of its own contiguous i-th share of
-  // [0, n) in order, and only then helps with the others' remaining chunks (from their fronts).
-  // A memory-bound kernel then reads one long sequential range per thread, which the hardware
-  // and the kernels' software prefetch (one tile ahead) follow, instead of jumping between
-  // interleaved chunks (bench/stream_bench: 40-42 -> 45-50 GB/s for the bf16 decode pattern),
-  // and a thread slowed down by other load still does not keep the others waiting.
-  void OwnedFor(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn) {
-    const int64_t n_chunks = (n + chunk - 1) / chunk;
-    const int P = pool_.size();
-    if (n_chunks <= 1 || P == 1) return fn(0, n);
-    if ((int)owned_.size() < P) owned_ = std::vector<OwnedRange>(P);
-    for (int i = 0; i < P; ++i) {
-      owned_[i].next.store(n_chunks * i / P, std::memory_order_relaxed);
-      owned_[i].end = n_chunks * (i + 1) / P;
-    }
-    pool_.RunOnAll([&](int self) {
-      for (int j = 0; j < P; ++j) {
-        OwnedRange& r = owned_[(self + j) % P];
-        for (int64_t c; (c = r.next.fetch_add(1, std::memory_order_relaxed)) < r.end;)
-          fn(c * chunk, std::min(n, (c + 1) * chunk));
-      }
-    });
-  }
-  struct alignas(64) OwnedRange {
-    std::atomic<int64_t> next{0};
-    int64_t end = 0;
-  };
-  std::vector<OwnedRange> owned_;
 
   ThreadPool pool_;
   Isa isa_;

@@ -367,7 +367,13 @@ TEST_P(CpuKernels, TiledPrefillAttentionMatchesReference) {
                           {8, 1, 34, 5, 33, 9, 0},     {4, 2, 128, 16, 100, 100, 19},
                           {16, 8, 128, 16, 48, 48, 0}, {2, 1, 16, 4, 20, 1, 0},
                           // one-row decode (RowGroup: all query heads of a kv head per unit)
-                          {16, 8, 128, 16, 70, 1, 0},  {8, 2, 34, 5, 33, 1, 9}};
+                          {16, 8, 128, 16, 70, 1, 0},  {8, 2, 34, 5, 33, 1, 9},
+                          // decode rows with head dims of whole 16-lane pieces (AVX-512 RowGroup16:
+                          // keys in fours, heads in fours or twos, P.V in register blocks)
+                          {3, 1, 64, 5, 37, 1, 0},     {8, 1, 64, 16, 5, 1, 0},
+                          {12, 4, 128, 16, 130, 1, 40}, {4, 4, 16, 4, 1, 1, 0},
+                          {16, 8, 128, 5, 103, 1, 0},  {10, 2, 256, 16, 22, 1, 0},
+                          {6, 1, 48, 16, 19, 1, 0}};
   for (DType kv_dtype : {DType::kF32, DType::kBF16, DType::kI8}) {
     for (const Shape& sh : shapes) {
       const int n_blocks = (sh.ctx + sh.bs - 1) / sh.bs;
