@@ -338,6 +338,9 @@ TEST_F(CudaKernels, DecodeAttentionMatchesReference) {
       // 532 splits of one head: more (m, l) pairs than the fast merge stages in shared memory
       // with f32 KV (the per-output loop), fewer with bf16.
       {3, 3, 32, 16, {17000, 5}, {1, 1}},
+      // One or two rows over many 32-token splits (the batch-1 shape of Qwen3-0.6B).
+      {16, 8, 128, 16, {385}, {1}},
+      {16, 8, 128, 16, {384, 1000}, {1, 1}},
   };
   for (const AttnCase& c : cases) RunAttention(this, *backend_, c, &CudaKernels::Upload);
 }
@@ -413,6 +416,7 @@ TEST_F(CudaKernels, HeadOpsFusedIntoDecodeAttention) {
     bool norm;
   };
   const std::vector<Case> cases = {{16, 8, 128, 16, {1, 40, 300}, true},
+                                   {16, 8, 128, 16, {383, 770}, true},  // 12 and 25 splits
                                    {6, 2, 64, 16, {33, 7}, false},
                                    {4, 4, 256, 1, {70}, true}};
   for (DType kv_dtype : {DType::kBF16, DType::kF32}) {
