@@ -94,6 +94,21 @@ void ThreadPool::OwnedFor(int64_t n, int64_t chunk,
   });
 }
 
+void ThreadPool::OwnedForEach(std::span<const int64_t> sizes, int64_t chunk,
+                              const std::function<void(int, int64_t, int64_t)>& fn) {
+  chunk = std::max<int64_t>(1, chunk);
+  std::vector<int64_t> first(sizes.size() + 1, 0);  // index of range j's first chunk
+  for (size_t j = 0; j < sizes.size(); ++j)
+    first[j + 1] = first[j] + (std::max<int64_t>(0, sizes[j]) + chunk - 1) / chunk;
+  OwnedFor(first.back(), 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t c = cb; c < ce; ++c) {
+      const int j = (int)(std::upper_bound(first.begin(), first.end(), c) - first.begin()) - 1;
+      const int64_t b = (c - first[j]) * chunk;
+      fn(j, b, std::min(sizes[j], b + chunk));
+    }
+  });
+}
+
 void ThreadPool::ParallelFor(int64_t n, int64_t grain,
                              const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -39,6 +40,11 @@ class ThreadPool {
   // between interleaved chunks, and a thread slowed down by other load on the machine does not
   // keep the others waiting at the end (as a fixed split into one range per thread does).
   void OwnedFor(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn);
+
+  // OwnedFor over several ranges [0, sizes[j]) as one region: fn(j, begin, end) for chunks of
+  // `chunk` that never cross from one range into the next (the shares of the threads do).
+  void OwnedForEach(std::span<const int64_t> sizes, int64_t chunk,
+                    const std::function<void(int, int64_t, int64_t)>& fn);
 
   // Number of hardware threads usable by this process.
   static int HardwareThreads();

@@ -122,6 +122,11 @@ struct SampleResult {
   std::vector<std::pair<int32_t, float>> top;
 };
 
+// One of several products of the same activations (Backend::MatMuls).
+struct MatMulJob {
+  TensorView out, w, bias;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -147,6 +152,12 @@ class Backend {
   virtual void RmsNorm(TensorView out, TensorView x, TensorView w, float eps) = 0;
   // out[T, N] = x[T, K] . w[N, K]^T (+ bias[N]).  Accumulates in f32.
   virtual void MatMul(TensorView out, TensorView x, TensorView w, TensorView bias) = 0;
+  // jobs[i].out = x . jobs[i].w^T (+ bias) for every job, all over the same x [T, K] (q/k/v,
+  // gate/up). The default calls MatMul for each; the CPU runs decode rows as one parallel region
+  // over all the jobs' rows (x quantised once for block-quantised weights).
+  virtual void MatMuls(TensorView x, std::span<const MatMulJob> jobs) {
+    for (const MatMulJob& j : jobs) MatMul(j.out, x, j.w, j.bias);
+  }
   // out[T, N] += x[T, K] . w[N, K]^T, f32. For low-rank deltas (LoRA: K = rank, often 8-64), where
   // a GEMM tuned for large K wastes most of its time. The default is MatMul into a scratch buffer
   // plus Add (correct on any backend); backends override it with a small-K kernel.

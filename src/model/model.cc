@@ -74,9 +74,15 @@ void Model::Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* l
     const LayerWeights& L = w_.layers[i];
     // Attention block.
     be.RmsNorm(h, x, L.attn_norm, (float)c.rms_eps);
-    linear(q, h, L.q, L.q_bias, i, LoraTarget::kQ);
-    linear(k, h, L.k, L.k_bias, i, LoraTarget::kK);
-    linear(v, h, L.v, L.v_bias, i, LoraTarget::kV);
+    {
+      const kernels::MatMulJob qkv[] = {{q, L.q, L.q_bias}, {k, L.k, L.k_bias}, {v, L.v, L.v_bias}};
+      be.MatMuls(h, qkv);
+      if (lora) {
+        lora_.Apply(be, q, h, i, LoraTarget::kQ);
+        lora_.Apply(be, k, h, i, LoraTarget::kK);
+        lora_.Apply(be, v, h, i, LoraTarget::kV);
+      }
+    }
     if (c.qk_norm) {  // Qwen3: RMSNorm over each head's vector, before RoPE
       be.RmsNorm(q, q, L.q_norm, (float)c.rms_eps);
       be.RmsNorm(k, k, L.k_norm, (float)c.rms_eps);
@@ -96,8 +102,14 @@ void Model::Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* l
     be.Add(x, out);
     // MLP block: down(silu(gate(h)) * up(h)).
     be.RmsNorm(h, x, L.ffn_norm, (float)c.rms_eps);
-    linear(gate, h, L.gate, L.gate_bias, i, LoraTarget::kGate);
-    linear(up, h, L.up, L.up_bias, i, LoraTarget::kUp);
+    {
+      const kernels::MatMulJob gate_up[] = {{gate, L.gate, L.gate_bias}, {up, L.up, L.up_bias}};
+      be.MatMuls(h, gate_up);
+      if (lora) {
+        lora_.Apply(be, gate, h, i, LoraTarget::kGate);
+        lora_.Apply(be, up, h, i, LoraTarget::kUp);
+      }
+    }
     be.SiluMul(gate, gate, up);
     linear(out, gate, L.down, L.down_bias, i, LoraTarget::kDown);
     be.Add(x, out);

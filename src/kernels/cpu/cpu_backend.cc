@@ -142,6 +142,44 @@ class CpuBackend : public Backend {
     MatMulF32(a);
   }
 
+  // Decode rows (T <= 4) of products whose weights take one of the one-pass paths (all packed
+  // Q8_0/Q4_0, or all on the f32-activation kernels): one region over all the jobs' rows, so the
+  // threads meet once instead of once per product. Anything else goes job by job.
+  void MatMuls(TensorView x, std::span<const MatMulJob> jobs) override {
+    const int64_t K = jobs.empty() ? 0 : jobs[0].w.dim(1);
+    const int64_t T = K > 0 ? x.NumElements() / K : 0;
+    bool packed = jobs.size() > 1 && T >= 1 && T <= 4, plain = packed;
+    std::vector<const cpu::PackedQuant*> ps;
+    for (const MatMulJob& j : jobs) {
+      PETREL_CHECK(j.out.NumElements() == T * j.w.dim(0) && j.w.dim(1) == K)
+          << "MatMuls out " << j.out.shape.ToString();
+      const cpu::PackedQuant* p =
+          IsBlockQuantized(j.w.dtype) ? packed_.Find(j.w.data, j.w.dtype, j.w.dim(0), K) : nullptr;
+      ps.push_back(p);
+      packed = packed && p != nullptr;
+      plain = plain && !IsBlockQuantized(j.w.dtype) && !UseBf16Activations(j.w.dtype, T) &&
+              !(Bf16Capable(j.w.dtype) && precision_ == MatMulPrecision::kBF16);
+    }
+    if (!packed && !plain) return Backend::MatMuls(x, jobs);
+    std::vector<std::vector<float>> biases(jobs.size());
+    std::vector<cpu::MatMulArgs> args;
+    std::vector<int64_t> rows;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const MatMulJob& j = jobs[i];
+      const int64_t N = j.w.dim(0);
+      if (!j.bias.empty()) {
+        biases[i].resize(N);
+        ConvertToF32(j.bias.data, j.bias.dtype, biases[i].data(), N);
+      }
+      args.push_back({x.As<float>(), j.w.data, j.w.dtype, j.bias.empty() ? nullptr : biases[i].data(),
+                      j.out.As<float>(), T, K, N});
+      rows.push_back(N);
+    }
+    if (packed) return cpu::PackedQuantMatMuls(args, ps, pool_, isa_);
+    auto fn = matmul_;
+    pool_.OwnedForEach(rows, 64, [&](int j, int64_t b, int64_t e) { fn(args[j], b, e); });
+  }
+
   // Remembers which rows of this step's batch belong to sequences with at least kBf16MinRows new
   // tokens (prefill chunks: bf16 activations under kAuto) and which do not (f32).
   void BeginBatch(const BatchMetadata& meta) override {

@@ -144,4 +144,25 @@ void PackedQuantMatMul(const MatMulArgs& m, const PackedQuant& p, ThreadPool& po
   pool.ParallelFor(p.N / kPackRows, kPackSuper, [&](int64_t b, int64_t e, int) { fn(m, p, acts, b, e); });
 }
 
+void PackedQuantMatMuls(std::span<const MatMulArgs> ms, std::span<const PackedQuant* const> ps,
+                        ThreadPool& pool, Isa isa) {
+  PETREL_CHECK(!ms.empty() && ms.size() == ps.size()) << "packed matmuls: jobs";
+  if (ms[0].T > 4) {
+    for (size_t i = 0; i < ms.size(); ++i) PackedQuantMatMul(ms[i], *ps[i], pool, isa);
+    return;
+  }
+  std::vector<int64_t> groups;
+  for (size_t i = 0; i < ms.size(); ++i) {
+    PETREL_CHECK(ms[i].K == ps[i]->K && ms[i].N == ps[i]->N && ms[i].x == ms[0].x &&
+                 ms[i].T == ms[0].T)
+        << "packed matmuls: shape mismatch";
+    groups.push_back(ps[i]->N / kPackRows);
+  }
+  const QuantActs acts = PrepareQuantActs(ms[0], pool, isa);
+  const PackedMatMulFn fn = isa == Isa::kAvx512 ? PackedMatMulAvx512 : PackedMatMulGeneric;
+  // Chunks of two super-groups, as PackedQuantMatMul's decode split.
+  pool.OwnedForEach(groups, kPackSuper * 2,
+                    [&](int j, int64_t b, int64_t e) { fn(ms[j], *ps[j], acts, b, e); });
+}
+
 }  // namespace petrel::kernels::cpu

@@ -173,6 +173,40 @@ TEST_P(CpuKernels, AutoPrecisionIsChosenPerSequence) {
   }
 }
 
+// Backend::MatMuls with f32/bf16/f16 weights: decode rows (one region over all the jobs' rows)
+// and longer ones give exactly the products one by one; bias on one job.
+TEST_P(CpuKernels, MatMulsSameAsOneByOne) {
+  const DType dt = GetParam().w_dtype;
+  const int64_t K = 70;
+  const std::vector<int64_t> Ns = {130, 64, 1};
+  std::vector<Tensor> w;
+  std::vector<float> exact;
+  for (size_t j = 0; j < Ns.size(); ++j) w.push_back(MakeWeights(Random(Ns[j] * K, 80 + j, 0.1f), dt, {Ns[j], K}, &exact));
+  Tensor bias_t(DType::kF32, {Ns[1]});
+  auto bias = Random(Ns[1], 89);
+  std::copy(bias.begin(), bias.end(), bias_t.As<float>());
+  for (int64_t T : {1, 2, 4, 5, 40}) {
+    auto x = Random(T * K, 90 + T);
+    Tensor xt(DType::kF32, {T, K});
+    std::copy(x.begin(), x.end(), xt.As<float>());
+    std::vector<Tensor> grouped, single;
+    std::vector<MatMulJob> jobs;
+    for (size_t j = 0; j < Ns.size(); ++j) {
+      grouped.emplace_back(DType::kF32, Shape{T, Ns[j]});
+      single.emplace_back(DType::kF32, Shape{T, Ns[j]});
+      const TensorView b = j == 1 ? bias_t.view() : TensorView{};
+      jobs.push_back({grouped.back().view(), w[j].view(), b});
+      backend_->MatMul(single.back(), xt, w[j], b);
+    }
+    backend_->MatMuls(xt, jobs);
+    for (size_t j = 0; j < Ns.size(); ++j) {
+      const std::vector<float> a(grouped[j].As<float>(), grouped[j].As<float>() + T * Ns[j]);
+      const std::vector<float> b(single[j].As<float>(), single[j].As<float>() + T * Ns[j]);
+      EXPECT_EQ(a, b) << "T=" << T << " job " << j;
+    }
+  }
+}
+
 // out += x . w^T: the small-K f32 path (LoRA ranks) and the generic path (other dtypes, large K).
 TEST_P(CpuKernels, MatMulAddMatchesReference) {
   const DType dt = GetParam().w_dtype;
