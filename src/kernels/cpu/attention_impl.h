@@ -105,6 +105,21 @@ inline float ScaleAt(const float* scales, const AttentionSeq& seq, int block_siz
   return scales[((int64_t)seq.block_table[t / block_size] * block_size + t % block_size) * g.n_kv_heads + kvh];
 }
 
+// One decode row i of a sequence and the G query heads of kv head kvh: its keys [start, start + n)
+// (causal, sliding window) and its q / out vectors (the group's heads, adjacent).
+struct RowKeys {
+  int start, n;
+  const float* q;
+  float* out;
+};
+inline RowKeys RowOf(const AttentionArgs& a, const Geometry& g, const AttentionSeq& seq, int i, int kvh) {
+  const int row = seq.q_begin + i;
+  const int pos = seq.ctx_len - seq.q_len + i;
+  const int start = a.p.sliding_window > 0 ? std::max(0, pos - a.p.sliding_window + 1) : 0;
+  const int64_t at = row * g.row_stride + (int64_t)kvh * g.group * g.hd;
+  return {start, pos - start + 1, a.q + at, a.out + at};
+}
+
 // Software prefetch of one cached head vector (hd elements). The KV read by a decode step was
 // written steps ago and evicted since by the weights streaming through the caches; the hardware
 // prefetchers do not follow the block table (nor page boundaries), so each key would wait for
@@ -133,12 +148,7 @@ void RowGroup(const AttentionArgs& a, const Geometry& g, const AttentionSeq& seq
   const int hd = g.hd, G = g.group;
   const KvT* kp = static_cast<const KvT*>(a.k_pool);
   const KvT* vp = static_cast<const KvT*>(a.v_pool);
-  const int row = seq.q_begin + i;
-  const int pos = seq.ctx_len - seq.q_len + i;
-  const int start = p.sliding_window > 0 ? std::max(0, pos - p.sliding_window + 1) : 0;
-  const int n = pos - start + 1;
-  const float* q = a.q + row * g.row_stride + (int64_t)kvh * G * hd;  // the group's heads, adjacent
-  float* out = a.out + row * g.row_stride + (int64_t)kvh * G * hd;
+  const auto [start, n, q, out] = RowOf(a, g, seq, i, kvh);
   scores.resize((size_t)G * n);
   float* sc = scores.data();  // [G][n]
   // Walk the block table one block at a time (no division per position).
@@ -237,17 +247,13 @@ void RowGroup16(const AttentionArgs& a, const Geometry& g, const AttentionSeq& s
   const int hd = g.hd, G = g.group, nv = hd / 16;
   const KvT* kp = static_cast<const KvT*>(a.k_pool);
   const KvT* vp = static_cast<const KvT*>(a.v_pool);
-  const int row = seq.q_begin + i;
-  const int pos = seq.ctx_len - seq.q_len + i;
-  const int start = p.sliding_window > 0 ? std::max(0, pos - p.sliding_window + 1) : 0;
-  const int n = pos - start + 1;
-  const float* q = a.q + row * g.row_stride + (int64_t)kvh * G * hd;  // the group's heads, adjacent
-  float* out = a.out + row * g.row_stride + (int64_t)kvh * G * hd;
+  const auto [start, n, q, out] = RowOf(a, g, seq, i, kvh);
   // Scratch: scores [G][n], the key and value rows' addresses and (int8) scales [n] each.
   const size_t ptr_floats = (sizeof(const KvT*) + sizeof(float) - 1) / sizeof(float);
-  scores.resize((size_t)G * n + 2 * (size_t)n * ptr_floats + 2 * (size_t)n + 16);
+  const size_t ptr_at = ((size_t)G * n + ptr_floats - 1) / ptr_floats * ptr_floats;  // aligned
+  scores.resize(ptr_at + 2 * (size_t)n * ptr_floats + 2 * (size_t)n + 16);
   float* sc = scores.data();
-  const KvT** krow = reinterpret_cast<const KvT**>(sc + (size_t)G * n);
+  const KvT** krow = reinterpret_cast<const KvT**>(sc + ptr_at);
   const KvT** vrow = krow + n;
   float* kscale = reinterpret_cast<float*>(vrow + n);
   float* vscale = kscale + n;

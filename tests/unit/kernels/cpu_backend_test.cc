@@ -11,6 +11,7 @@
 
 #include "core/kv_quant.h"
 #include "kernels/backend.h"
+#include "matmuls_check.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/reference/reference.h"
 
@@ -178,33 +179,18 @@ TEST_P(CpuKernels, AutoPrecisionIsChosenPerSequence) {
 TEST_P(CpuKernels, MatMulsSameAsOneByOne) {
   const DType dt = GetParam().w_dtype;
   const int64_t K = 70;
-  const std::vector<int64_t> Ns = {130, 64, 1};
   std::vector<Tensor> w;
+  std::vector<TensorView> wv;
   std::vector<float> exact;
-  for (size_t j = 0; j < Ns.size(); ++j) w.push_back(MakeWeights(Random(Ns[j] * K, 80 + j, 0.1f), dt, {Ns[j], K}, &exact));
-  Tensor bias_t(DType::kF32, {Ns[1]});
-  auto bias = Random(Ns[1], 89);
-  std::copy(bias.begin(), bias.end(), bias_t.As<float>());
-  for (int64_t T : {1, 2, 4, 5, 40}) {
-    auto x = Random(T * K, 90 + T);
-    Tensor xt(DType::kF32, {T, K});
-    std::copy(x.begin(), x.end(), xt.As<float>());
-    std::vector<Tensor> grouped, single;
-    std::vector<MatMulJob> jobs;
-    for (size_t j = 0; j < Ns.size(); ++j) {
-      grouped.emplace_back(DType::kF32, Shape{T, Ns[j]});
-      single.emplace_back(DType::kF32, Shape{T, Ns[j]});
-      const TensorView b = j == 1 ? bias_t.view() : TensorView{};
-      jobs.push_back({grouped.back().view(), w[j].view(), b});
-      backend_->MatMul(single.back(), xt, w[j], b);
-    }
-    backend_->MatMuls(xt, jobs);
-    for (size_t j = 0; j < Ns.size(); ++j) {
-      const std::vector<float> a(grouped[j].As<float>(), grouped[j].As<float>() + T * Ns[j]);
-      const std::vector<float> b(single[j].As<float>(), single[j].As<float>() + T * Ns[j]);
-      EXPECT_EQ(a, b) << "T=" << T << " job " << j;
-    }
+  for (int64_t N : {130, 64, 1}) {
+    w.push_back(MakeWeights(Random(N * K, 80 + (uint32_t)N, 0.1f), dt, {N, K}, &exact));
+    wv.push_back(w.back().view());
   }
+  Tensor bias_t(DType::kF32, {64});
+  auto bias = Random(64, 89);
+  std::copy(bias.begin(), bias.end(), bias_t.As<float>());
+  const int64_t Ts[] = {1, 2, 4, 5, 40};
+  ExpectMatMulsSameAsOneByOne(*backend_, wv, bias_t.view(), 1, Ts, 90);
 }
 
 // out += x . w^T: the small-K f32 path (LoRA ranks) and the generic path (other dtypes, large K).

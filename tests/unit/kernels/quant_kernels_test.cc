@@ -10,6 +10,7 @@
 
 #include "core/quant_blocks.h"
 #include "kernels/backend.h"
+#include "matmuls_check.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/quant_matmul.h"
@@ -177,26 +178,8 @@ TEST_P(QuantKernels, MatMulsSameAsOneByOne) {
     Tensor bias_t(DType::kF32, {Ns[0]});
     auto bias = Random(Ns[0], 49);
     std::copy(bias.begin(), bias.end(), bias_t.As<float>());
-    for (int64_t T : {1, 3, 4, 6}) {
-      auto x = Random(T * K, 50 + T);
-      Tensor xt(DType::kF32, {T, K});
-      std::copy(x.begin(), x.end(), xt.As<float>());
-      std::vector<Tensor> grouped, single;
-      std::vector<MatMulJob> jobs;
-      for (size_t j = 0; j < Ns.size(); ++j) {
-        grouped.emplace_back(DType::kF32, Shape{T, Ns[j]});
-        single.emplace_back(DType::kF32, Shape{T, Ns[j]});
-        const TensorView b = j == 0 ? bias_t.view() : TensorView{};
-        jobs.push_back({grouped.back().view(), wv[j], b});
-        be->MatMul(single.back(), xt, wv[j], b);
-      }
-      be->MatMuls(xt, jobs);
-      for (size_t j = 0; j < Ns.size(); ++j) {
-        const std::vector<float> a(grouped[j].As<float>(), grouped[j].As<float>() + T * Ns[j]);
-        const std::vector<float> b(single[j].As<float>(), single[j].As<float>() + T * Ns[j]);
-        EXPECT_EQ(a, b) << "T=" << T << " job " << j << " N=" << Ns[j];
-      }
-    }
+    const int64_t Ts[] = {1, 3, 4, 6};
+    ExpectMatMulsSameAsOneByOne(*be, wv, bias_t.view(), 0, Ts, 50);
   }
 }
 
