@@ -114,6 +114,8 @@ class CpuBackend : public Backend {
   void MatMul(TensorView out, TensorView x, TensorView w, TensorView bias) override {
     const int64_t K = w.dim(1), N = w.dim(0), T = x.NumElements() / K;
     PETREL_CHECK(out.NumElements() == T * N) << "MatMul out " << out.shape.ToString();
+    const MatMulJob job{out, w, bias};
+    if (DecodeProducts(x, std::span(&job, 1))) return;
     std::vector<float> bf;
     if (!bias.empty()) {
       bf.resize(N);
@@ -142,13 +144,18 @@ class CpuBackend : public Backend {
     MatMulF32(a);
   }
 
-  // Decode rows (T <= 4) of products whose weights take one of the one-pass paths (all packed
-  // Q8_0/Q4_0, or all on the f32-activation kernels): one region over all the jobs' rows, so the
-  // threads meet once instead of once per product. Anything else goes job by job.
   void MatMuls(TensorView x, std::span<const MatMulJob> jobs) override {
+    if (!DecodeProducts(x, jobs)) Backend::MatMuls(x, jobs);  // job by job
+  }
+
+  // Decode rows (T <= 4) of products whose weights take one of the one-pass paths (all packed
+  // Q8_0/Q4_0, or all on the f32-activation kernels): one region over all the jobs' rows (each
+  // thread its own contiguous share first, ThreadPool::OwnedForEach), so the threads meet once
+  // instead of once per product. Returns false, having done nothing, for anything else.
+  bool DecodeProducts(TensorView x, std::span<const MatMulJob> jobs) {
     const int64_t K = jobs.empty() ? 0 : jobs[0].w.dim(1);
     const int64_t T = K > 0 ? x.NumElements() / K : 0;
-    bool packed = jobs.size() > 1 && T >= 1 && T <= 4, plain = packed;
+    bool packed = !jobs.empty() && T >= 1 && T <= 4, plain = packed;
     std::vector<const cpu::PackedQuant*> ps;
     for (const MatMulJob& j : jobs) {
       PETREL_CHECK(j.out.NumElements() == T * j.w.dim(0) && j.w.dim(1) == K)
@@ -160,7 +167,7 @@ class CpuBackend : public Backend {
       plain = plain && !IsBlockQuantized(j.w.dtype) && !UseBf16Activations(j.w.dtype, T) &&
               !(Bf16Capable(j.w.dtype) && precision_ == MatMulPrecision::kBF16);
     }
-    if (!packed && !plain) return Backend::MatMuls(x, jobs);
+    if (!packed && !plain) return false;
     std::vector<std::vector<float>> biases(jobs.size());
     std::vector<cpu::MatMulArgs> args;
     std::vector<int64_t> rows;
@@ -175,9 +182,13 @@ class CpuBackend : public Backend {
                       j.out.As<float>(), T, K, N});
       rows.push_back(N);
     }
-    if (packed) return cpu::PackedQuantMatMuls(args, ps, pool_, isa_);
-    auto fn = matmul_;
-    pool_.OwnedForEach(rows, 64, [&](int j, int64_t b, int64_t e) { fn(args[j], b, e); });
+    if (packed) {
+      cpu::PackedQuantMatMuls(args, ps, pool_, isa_);
+    } else {
+      auto fn = matmul_;
+      pool_.OwnedForEach(rows, 64, [&](int j, int64_t b, int64_t e) { fn(args[j], b, e); });
+    }
+    return true;
   }
 
   // Remembers which rows of this step's batch belong to sequences with at least kBf16MinRows new

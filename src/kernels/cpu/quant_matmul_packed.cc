@@ -132,15 +132,13 @@ void PackedMatMulGeneric(const MatMulArgs& m, const PackedQuant& p, const QuantA
 
 void PackedQuantMatMul(const MatMulArgs& m, const PackedQuant& p, ThreadPool& pool, Isa isa) {
   PETREL_CHECK(m.K == p.K && m.N == p.N) << "packed matmul: shape mismatch";
+  if (m.T <= 4) {  // decode rows: see PackedQuantMatMuls
+    const PackedQuant* pp = &p;
+    return PackedQuantMatMuls(std::span(&m, 1), std::span(&pp, 1), pool, isa);
+  }
   const QuantActs acts = PrepareQuantActs(m, pool, isa);
   const PackedMatMulFn fn = isa == Isa::kAvx512 ? PackedMatMulAvx512 : PackedMatMulGeneric;
-  // Whole super-groups per chunk (the kernel's tiles stay inside one). Decode rows: each thread
-  // streams its own half first (ThreadPool::OwnedFor; 128-row chunks: Q4_0 decode +3-5% over the
-  // fixed halves on the 2-vCPU VM, 64-row chunks in between).
-  if (m.T <= 4) {
-    pool.OwnedFor(p.N / kPackRows, kPackSuper * 2, [&](int64_t b, int64_t e) { fn(m, p, acts, b, e); });
-    return;
-  }
+  // Whole super-groups per thread (the kernel's tiles stay inside one).
   pool.ParallelFor(p.N / kPackRows, kPackSuper, [&](int64_t b, int64_t e, int) { fn(m, p, acts, b, e); });
 }
 
@@ -160,7 +158,9 @@ void PackedQuantMatMuls(std::span<const MatMulArgs> ms, std::span<const PackedQu
   }
   const QuantActs acts = PrepareQuantActs(ms[0], pool, isa);
   const PackedMatMulFn fn = isa == Isa::kAvx512 ? PackedMatMulAvx512 : PackedMatMulGeneric;
-  // Chunks of two super-groups, as PackedQuantMatMul's decode split.
+  // Each thread streams its own share first (ThreadPool::OwnedForEach), in chunks of two whole
+  // super-groups (the kernel's tiles stay inside one): Q4_0 decode +3-5% over fixed halves on the
+  // 2-vCPU VM (128-row chunks; 64 in between).
   pool.OwnedForEach(groups, kPackSuper * 2,
                     [&](int j, int64_t b, int64_t e) { fn(ms[j], *ps[j], acts, b, e); });
 }
