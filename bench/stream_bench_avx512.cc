@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "core/read_probe.h"
 #include "core/thread_pool.h"
 
 using namespace petrel;
@@ -244,16 +245,7 @@ int main(int argc, char** argv) {
         if (!v.fn) {  // the probe: each thread sums its half of the matrix
           const int64_t n64 = m.N * m.K / 4;
           const uint64_t* p = reinterpret_cast<const uint64_t*>(m.w);
-          pool.ParallelFor(n64, 4096, [&](int64_t b, int64_t e, int t) {
-            uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            for (int64_t i = b; i + 4 <= e; i += 4) {
-              s0 += p[i];
-              s1 += p[i + 1];
-              s2 += p[i + 2];
-              s3 += p[i + 3];
-            }
-            sums[t] += s0 + s1 + s2 + s3;
-          });
+          pool.ParallelFor(n64, 4096, [&](int64_t b, int64_t e, int t) { sums[t] += SumWords(p, b, e); });
           continue;
         }
         const int64_t R = v.rows;

@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "core/json_util.h"
+#include "core/read_probe.h"
 #include "core/kv_quant.h"
 #include "core/thread_pool.h"
 #include "kernels/backend.h"
@@ -31,7 +32,7 @@ double Median(std::vector<double> v) {
 }
 
 // Read bandwidth (GB/s) over a 1 GiB buffer with the pool's threads: the fastest of `passes`
-// passes (sum of 64-bit words so the compiler cannot skip the loads).
+// passes of the probe pattern (core/read_probe.h).
 class ReadProbe {
  public:
   explicit ReadProbe(int threads) : buf_((1ull << 30) / sizeof(uint64_t), 1), pool_(threads) {}
@@ -41,16 +42,7 @@ class ReadProbe {
     for (int rep = 0; rep < passes; ++rep) {
       std::vector<uint64_t> sums(pool_.size(), 0);
       auto t0 = std::chrono::steady_clock::now();
-      pool_.ParallelFor(n, 4096, [&](int64_t b, int64_t e, int t) {
-        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (int64_t i = b; i + 4 <= e; i += 4) {
-          s0 += buf_[i];
-          s1 += buf_[i + 1];
-          s2 += buf_[i + 2];
-          s3 += buf_[i + 3];
-        }
-        sums[t] = s0 + s1 + s2 + s3;
-      });
+      pool_.ParallelFor(n, 4096, [&](int64_t b, int64_t e, int t) { sums[t] = SumWords(buf_.data(), b, e); });
       auto t1 = std::chrono::steady_clock::now();
       uint64_t total = 0;
       for (auto v : sums) total += v;
@@ -109,6 +101,8 @@ int RunBench(int argc, char** argv) {
   // reported.
   const bool on_cpu = mf.device == "cpu";
   std::unique_ptr<ReadProbe> probe;
+  // Decode tok/s if every weight byte is read once per token at gb_s.
+  auto BoundOf = [&](double gb_s) { return gb_s * 1e9 / (double)m.WeightBytes(); };
   if (!no_bandwidth && on_cpu) probe = std::make_unique<ReadProbe>(threads);
   for (int r = 0; r < repeats; ++r) {
     runner.Reset();
@@ -125,11 +119,11 @@ int RunBench(int argc, char** argv) {
     }
     auto t3 = std::chrono::steady_clock::now();
     decode.push_back(gen_tokens / Seconds(t2, t3));
-    if (probe) fraction.push_back(decode.back() / (read_bw.back() * 1e9 / (double)m.WeightBytes()));
+    if (probe) fraction.push_back(decode.back() / BoundOf(read_bw.back()));
   }
   const double pp = Median(prefill), tg = Median(decode);
   const double bw = probe ? Median(read_bw) : 0.0;
-  const double bound = bw > 0 ? bw * 1e9 / (double)m.WeightBytes() : 0.0;
+  const double bound = bw > 0 ? BoundOf(bw) : 0.0;
   const double frac = probe ? Median(fraction) : 0.0;
   std::fprintf(stderr,
                "model %s (%s, %s weights %.1f MB), %d threads, ISA %s, load %.2f s\n"

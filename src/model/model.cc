@@ -3,6 +3,7 @@
 #include "model/model.h"
 
 #include <cmath>
+#include <initializer_list>
 #include <string_view>
 
 namespace petrel::model {
@@ -56,15 +57,18 @@ void Model::Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* l
   TensorView gate = Rows(act_.gate, T, c.ffn_dim), up = Rows(act_.up, T, c.ffn_dim);
   const float scale = 1.0f / std::sqrt((float)hd);
 
-  // y = W x (+ b), plus each adapter's B (A x) on its rows when the batch uses adapters.
+  // For each job y = W x (+ b), all over the same x (one Backend::MatMuls: q/k/v, gate/up), plus
+  // each adapter's B (A x) on its rows when the batch uses adapters (targets[i] for jobs[i]).
   // The adapters' A/B must be in this backend's memory (lora::UploadAdapter for a device).
   const bool lora = lora_.Plan(batch.seqs, batch.seq_adapters);
-  auto linear = [&](TensorView y, TensorView in, TensorView w, TensorView b, int64_t layer,
-                    lora::LoraTarget t) {
-    be.MatMul(y, in, w, b);
-    if (lora) lora_.Apply(be, y, in, layer, t);
-  };
   using lora::LoraTarget;
+  auto linear = [&](TensorView in, std::initializer_list<kernels::MatMulJob> jobs,
+                    std::initializer_list<LoraTarget> targets, int64_t layer) {
+    be.MatMuls(in, std::span(jobs.begin(), jobs.size()));
+    if (!lora) return;
+    const LoraTarget* t = targets.begin();
+    for (const kernels::MatMulJob& j : jobs) lora_.Apply(be, j.out, in, layer, *t++);
+  };
 
   // The step's index arrays, announced once (a device backend uploads them in one copy).
   be.BeginBatch({.tokens = batch.tokens, .positions = batch.positions, .slots = batch.slots,
@@ -74,15 +78,8 @@ void Model::Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* l
     const LayerWeights& L = w_.layers[i];
     // Attention block.
     be.RmsNorm(h, x, L.attn_norm, (float)c.rms_eps);
-    {
-      const kernels::MatMulJob qkv[] = {{q, L.q, L.q_bias}, {k, L.k, L.k_bias}, {v, L.v, L.v_bias}};
-      be.MatMuls(h, qkv);
-      if (lora) {
-        lora_.Apply(be, q, h, i, LoraTarget::kQ);
-        lora_.Apply(be, k, h, i, LoraTarget::kK);
-        lora_.Apply(be, v, h, i, LoraTarget::kV);
-      }
-    }
+    linear(h, {{q, L.q, L.q_bias}, {k, L.k, L.k_bias}, {v, L.v, L.v_bias}},
+           {LoraTarget::kQ, LoraTarget::kK, LoraTarget::kV}, i);
     if (c.qk_norm) {  // Qwen3: RMSNorm over each head's vector, before RoPE
       be.RmsNorm(q, q, L.q_norm, (float)c.rms_eps);
       be.RmsNorm(k, k, L.k_norm, (float)c.rms_eps);
@@ -98,20 +95,13 @@ void Model::Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* l
                                           .head_dim = (int)hd,
                                           .scale = scale,
                                           .sliding_window = sliding ? (int)c.sliding_window : 0});
-    linear(out, attn, L.o, L.o_bias, i, LoraTarget::kO);
+    linear(attn, {{out, L.o, L.o_bias}}, {LoraTarget::kO}, i);
     be.Add(x, out);
     // MLP block: down(silu(gate(h)) * up(h)).
     be.RmsNorm(h, x, L.ffn_norm, (float)c.rms_eps);
-    {
-      const kernels::MatMulJob gate_up[] = {{gate, L.gate, L.gate_bias}, {up, L.up, L.up_bias}};
-      be.MatMuls(h, gate_up);
-      if (lora) {
-        lora_.Apply(be, gate, h, i, LoraTarget::kGate);
-        lora_.Apply(be, up, h, i, LoraTarget::kUp);
-      }
-    }
+    linear(h, {{gate, L.gate, L.gate_bias}, {up, L.up, L.up_bias}}, {LoraTarget::kGate, LoraTarget::kUp}, i);
     be.SiluMul(gate, gate, up);
-    linear(out, gate, L.down, L.down_bias, i, LoraTarget::kDown);
+    linear(gate, {{out, L.down, L.down_bias}}, {LoraTarget::kDown}, i);
     be.Add(x, out);
   }
   // Final norm and LM head, only for the rows whose logits are wanted.
