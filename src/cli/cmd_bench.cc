@@ -61,7 +61,7 @@ class ReadProbe {
 
 int RunBench(int argc, char** argv) {
   int prompt_tokens = 512, gen_tokens = 128, repeats = 3;
-  bool json = false, no_bandwidth = false;
+  bool json = false, no_bandwidth = false, op_profile = false;
   std::string kv = "f32";
   ModelFlags mf;
   Flags f("petrel bench MODEL_DIR [--load-format dummy] [--device cuda] [--prompt-tokens N] [--gen-tokens N] [--threads T] [--json]");
@@ -70,7 +70,9 @@ int RunBench(int argc, char** argv) {
       .Add("repeats", &repeats, "runs; the median is reported (default 3)")
       .Add("kv-cache-dtype", &kv, "f32, bf16 or int8 (default f32)")
       .AddSwitch("no-bandwidth", &no_bandwidth, "skip the memory-bandwidth measurement")
-      .AddSwitch("json", &json, "print a JSON summary as the last line");
+      .AddSwitch("json", &json, "print a JSON summary as the last line")
+      .AddSwitch("op-profile", &op_profile,
+                 "time every backend op of the last decode run and print ms per token per op (CPU)");
   mf.Register(f);
   if (auto st = f.Parse(argc, argv); !st.ok()) return ReportError(st.error());
   if (f.help() || f.positional().size() != 1 || prompt_tokens < 1 || gen_tokens < 1 || repeats < 1) {
@@ -80,7 +82,11 @@ int RunBench(int argc, char** argv) {
   auto kv_dtype = ParseKvCacheDType(kv);
   if (!kv_dtype.ok()) return ReportError(kv_dtype.error());
   auto t_load0 = std::chrono::steady_clock::now();
-  auto model = model::LoadModel(f.positional()[0], mf.ToLoadOptions());
+  model::LoadOptions load_opts = mf.ToLoadOptions();
+  load_opts.op_profile = op_profile;
+  if (op_profile && mf.device != "cpu")
+    return ReportError(Unsupported("--op-profile times ops that finish before they return: CPU only"));
+  auto model = model::LoadModel(f.positional()[0], load_opts);
   if (!model.ok()) return ReportError(model.error());
   auto t_load1 = std::chrono::steady_clock::now();
   model::Model& m = **model;
@@ -112,6 +118,7 @@ int RunBench(int argc, char** argv) {
     prefill.push_back(prompt_tokens / Seconds(t0, t1));
     int32_t next = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
     if (probe) read_bw.push_back(probe->Measure(3));
+    if (m.op_profile()) m.op_profile()->Reset();
     auto t2 = std::chrono::steady_clock::now();
     for (int i = 0; i < gen_tokens; ++i) {
       logits = runner.Append(std::span(&next, 1), false);
@@ -137,6 +144,12 @@ int RunBench(int argc, char** argv) {
                  "read bandwidth %.1f GB/s (median of one probe per run) -> decode bound %.2f tok/s; "
                  "decode at %.0f%% of bound (median of each run against its own probe)\n",
                  bw, bound, 100 * frac);
+  if (m.op_profile()) {  // the last run's decode (the probe ran before its Reset)
+    std::fprintf(stderr, "decode ops, ms per token (last run):\n");
+    for (const kernels::OpTime& t : m.op_profile()->Snapshot())
+      std::fprintf(stderr, "  %8.3f ms %6.1f calls  %s\n", 1e3 * t.seconds / gen_tokens,
+                   (double)t.calls / gen_tokens, t.op.c_str());
+  }
   if (json) {
     Json j;
     j["prefill_tok_s"] = pp;

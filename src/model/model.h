@@ -13,6 +13,7 @@
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "kernels/backend.h"
+#include "kernels/op_profile.h"
 #include "model/lora/lora_batch.h"
 #include "model/weights.h"
 
@@ -40,6 +41,7 @@ struct LoadOptions {
   std::string quant;                 // quantize at load: "", int8, int4[:group], q4_0 (quantize.h)
   std::string matmul_precision = "auto";  // CPU matmul over bf16 weights: auto, f32, bf16
                                           // (kernels::MatMulPrecision)
+  bool op_profile = false;  // time every backend op (kernels/op_profile.h; Model::op_profile())
 };
 
 class Model {
@@ -48,6 +50,8 @@ class Model {
   const formats::GenerationConfig& generation_config() const { return generation_config_; }
   const std::string& dir() const { return dir_; }
   kernels::Backend& backend() { return *backend_; }
+  // The op timer when loaded with LoadOptions::op_profile, else null.
+  kernels::OpProfile* op_profile() { return op_profile_; }
   // Bytes of weights the forward pass reads (lm_head counted once when tied).
   int64_t WeightBytes() const { return weight_bytes_; }
 
@@ -89,6 +93,7 @@ class Model {
   formats::ModelConfig config_;
   formats::GenerationConfig generation_config_;
   std::unique_ptr<kernels::Backend> backend_;
+  kernels::OpProfile* op_profile_ = nullptr;  // owned by backend_
   formats::TensorStore store_;            // owns the mmapped files (empty for dummy weights)
   std::unique_ptr<formats::GgufFile> gguf_;  // the mmapped .gguf file, when loaded from one
   std::vector<Tensor> owned_;             // generated or converted weights
