@@ -74,39 +74,52 @@ void ThreadPool::RunOnAll(const std::function<void(int)>& fn) {
 }
 
 void ThreadPool::OwnedFor(int64_t n, int64_t chunk,
-                          const std::function<void(int64_t, int64_t)>& fn) {
+                          const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
   if (n <= 0) return;
   chunk = std::max<int64_t>(1, chunk);
-  const int64_t n_chunks = (n + chunk - 1) / chunk;
+  if (grain <= 0 || grain > chunk) grain = chunk;
+  // Work in units of `grain`; a chunk is 1 .. max_units units.
+  const int64_t n_units = (n + grain - 1) / grain;
+  const int64_t max_units = std::max<int64_t>(1, chunk / grain);
   const int P = n_threads_;
-  if (n_chunks <= 1 || P == 1) return fn(0, n);
+  if (n_units <= max_units || P == 1) return fn(0, n);
   if ((int)owned_.size() < P) owned_ = std::vector<OwnedRange>(P);
   for (int i = 0; i < P; ++i) {
-    owned_[i].next.store(n_chunks * i / P, std::memory_order_relaxed);
-    owned_[i].end = n_chunks * (i + 1) / P;
+    owned_[i].next.store(n_units * i / P, std::memory_order_relaxed);
+    owned_[i].end = n_units * (i + 1) / P;
   }
   RunOnAll([&](int self) {
     for (int j = 0; j < P; ++j) {
       OwnedRange& r = owned_[(self + j) % P];
-      for (int64_t c; (c = r.next.fetch_add(1, std::memory_order_relaxed)) < r.end;)
-        fn(c * chunk, std::min(n, (c + 1) * chunk));
+      int64_t c = r.next.load(std::memory_order_relaxed);
+      while (c < r.end) {
+        const int64_t take = std::clamp<int64_t>((r.end - c + 3) / 4, 1, max_units);
+        if (!r.next.compare_exchange_weak(c, c + take, std::memory_order_relaxed)) continue;
+        fn(c * grain, std::min(n, (c + take) * grain));
+        c = r.next.load(std::memory_order_relaxed);
+      }
     }
   });
 }
 
 void ThreadPool::OwnedForEach(std::span<const int64_t> sizes, int64_t chunk,
-                              const std::function<void(int, int64_t, int64_t)>& fn) {
+                              const std::function<void(int, int64_t, int64_t)>& fn, int64_t grain) {
   chunk = std::max<int64_t>(1, chunk);
-  std::vector<int64_t> first(sizes.size() + 1, 0);  // index of range j's first chunk
+  if (grain <= 0 || grain > chunk) grain = chunk;
+  // The ranges laid end to end, each padded to whole grains, so that a chunk of the joined space
+  // begins at a multiple of `grain` inside its range; a chunk over a boundary is cut there.
+  std::vector<int64_t> first(sizes.size() + 1, 0);  // start of range j in the joined space
   for (size_t j = 0; j < sizes.size(); ++j)
-    first[j + 1] = first[j] + (std::max<int64_t>(0, sizes[j]) + chunk - 1) / chunk;
-  OwnedFor(first.back(), 1, [&](int64_t cb, int64_t ce) {
-    for (int64_t c = cb; c < ce; ++c) {
-      const int j = (int)(std::upper_bound(first.begin(), first.end(), c) - first.begin()) - 1;
-      const int64_t b = (c - first[j]) * chunk;
-      fn(j, b, std::min(sizes[j], b + chunk));
+    first[j + 1] = first[j] + (std::max<int64_t>(0, sizes[j]) + grain - 1) / grain * grain;
+  OwnedFor(first.back(), chunk, [&](int64_t cb, int64_t ce) {
+    int j = (int)(std::upper_bound(first.begin(), first.end(), cb) - first.begin()) - 1;
+    for (int64_t at = cb; at < ce; ++j) {
+      const int64_t e = std::min(ce, first[j + 1]);
+      const int64_t b = at - first[j], last = std::min(sizes[j], e - first[j]);
+      if (b < last) fn(j, b, last);
+      at = e;
     }
-  });
+  }, grain);
 }
 
 void ThreadPool::ParallelFor(int64_t n, int64_t grain,

@@ -33,18 +33,25 @@ class ThreadPool {
   // Runs fn(thread_index) once on every thread.
   void RunOnAll(const std::function<void(int)>& fn);
 
-  // Calls fn(begin, end) over [0, n) in chunks of `chunk` (the last may be shorter): thread i
-  // first takes the chunks of its own contiguous i-th share of [0, n) in order, then helps with
-  // the others' remaining chunks (from their fronts). A memory-bound kernel then reads one long
-  // sequential range per thread, which the hardware prefetchers follow, instead of jumping
-  // between interleaved chunks, and a thread slowed down by other load on the machine does not
-  // keep the others waiting at the end (as a fixed split into one range per thread does).
-  void OwnedFor(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn);
+  // Calls fn(begin, end) over [0, n) in chunks: thread i first takes the chunks of its own
+  // contiguous i-th share of [0, n) in order, then helps with the others' remaining chunks (from
+  // their fronts). A memory-bound kernel then reads one long sequential range per thread, which
+  // the hardware prefetchers follow, instead of jumping between interleaved chunks, and a thread
+  // slowed down by other load on the machine does not keep the others waiting at the end (as a
+  // fixed split into one range per thread does).
+  // Chunks are `chunk` long while a share has plenty left, then shrink towards `grain` (a quarter
+  // of what is left in the share, "guided" self-scheduling after Polychronopoulos & Kuck, 1987),
+  // so the threads finish within one small chunk of each other instead of one large one. Every
+  // chunk begins at a multiple of `grain` (0 or > chunk: grain = chunk, fixed chunks); the last
+  // may be shorter.
+  void OwnedFor(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn,
+                int64_t grain = 0);
 
-  // OwnedFor over several ranges [0, sizes[j]) as one region: fn(j, begin, end) for chunks of
-  // `chunk` that never cross from one range into the next (the shares of the threads do).
+  // OwnedFor over several ranges [0, sizes[j]) as one region: fn(j, begin, end) for chunks that
+  // never cross from one range into the next (the shares of the threads do) and begin at
+  // multiples of `grain` inside their range.
   void OwnedForEach(std::span<const int64_t> sizes, int64_t chunk,
-                    const std::function<void(int, int64_t, int64_t)>& fn);
+                    const std::function<void(int, int64_t, int64_t)>& fn, int64_t grain = 0);
 
   // Number of hardware threads usable by this process.
   static int HardwareThreads();

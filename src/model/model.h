@@ -38,7 +38,7 @@ struct LoadOptions {
   int n_threads = 0;                 // CPU threads; 0 = all
   std::string device = "cpu";        // backend: "cpu", "cuda", "cuda:N" (kernels::CreateBackend)
   uint64_t dummy_seed = 0;
-  std::string quant;                 // quantize at load: "", int8, int4[:group], q4_0 (quantize.h)
+  std::string quant{};               // quantize at load: "", int8, int4[:group], q4_0 (quantize.h)
   std::string matmul_precision = "auto";  // CPU matmul over bf16 weights: auto, f32, bf16
                                           // (kernels::MatMulPrecision)
   bool op_profile = false;  // time every backend op (kernels/op_profile.h; Model::op_profile())

@@ -160,9 +160,10 @@ void PackedQuantMatMuls(std::span<const MatMulArgs> ms, std::span<const PackedQu
   const PackedMatMulFn fn = isa == Isa::kAvx512 ? PackedMatMulAvx512 : PackedMatMulGeneric;
   // Each thread streams its own share first (ThreadPool::OwnedForEach), in chunks of two whole
   // super-groups (the kernel's tiles stay inside one): Q4_0 decode +3-5% over fixed halves on the
-  // 2-vCPU VM (128-row chunks; 64 in between).
+  // 2-vCPU VM (128-row chunks; 64 in between). Near the end of a share the chunks shrink to one
+  // super-group (guided), so the threads meet within 64 rows of each other.
   pool.OwnedForEach(groups, kPackSuper * 2,
-                    [&](int j, int64_t b, int64_t e) { fn(ms[j], *ps[j], acts, b, e); });
+                    [&](int j, int64_t b, int64_t e) { fn(ms[j], *ps[j], acts, b, e); }, kPackSuper);
 }
 
 }  // namespace petrel::kernels::cpu

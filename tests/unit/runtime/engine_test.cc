@@ -95,7 +95,9 @@ TEST(Engine, BatchedEqualsSequentialAndPreemptionIsInvisible) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     auto st = e->Stats();
     EXPECT_EQ(st.kv_blocks_used, 0);
-    if (kv_blocks) EXPECT_GT(st.preemptions_total, 0);
+    if (kv_blocks) {
+      EXPECT_GT(st.preemptions_total, 0);
+    }
   }
 }
 
