@@ -138,8 +138,8 @@ void PackedQuantMatMul(const MatMulArgs& m, const PackedQuant& p, ThreadPool& po
   }
   const QuantActs acts = PrepareQuantActs(m, pool, isa);
   const PackedMatMulFn fn = isa == Isa::kAvx512 ? PackedMatMulAvx512 : PackedMatMulGeneric;
-  // Whole super-groups per thread (the kernel's tiles stay inside one).
-  pool.ParallelFor(p.N / kPackRows, kPackSuper, [&](int64_t b, int64_t e, int) { fn(m, p, acts, b, e); });
+  // Whole decode tiles per thread.
+  pool.ParallelFor(p.N / kPackRows, kPackTile, [&](int64_t b, int64_t e, int) { fn(m, p, acts, b, e); });
 }
 
 void PackedQuantMatMuls(std::span<const MatMulArgs> ms, std::span<const PackedQuant* const> ps,
@@ -158,12 +158,12 @@ void PackedQuantMatMuls(std::span<const MatMulArgs> ms, std::span<const PackedQu
   }
   const QuantActs acts = PrepareQuantActs(ms[0], pool, isa);
   const PackedMatMulFn fn = isa == Isa::kAvx512 ? PackedMatMulAvx512 : PackedMatMulGeneric;
-  // Each thread streams its own share first (ThreadPool::OwnedForEach), in chunks of two whole
-  // super-groups (the kernel's tiles stay inside one): Q4_0 decode +3-5% over fixed halves on the
-  // 2-vCPU VM (128-row chunks; 64 in between). Near the end of a share the chunks shrink to one
-  // super-group (guided), so the threads meet within 64 rows of each other.
-  pool.OwnedForEach(groups, kPackSuper * 2,
-                    [&](int j, int64_t b, int64_t e) { fn(ms[j], *ps[j], acts, b, e); }, kPackSuper);
+  // Each thread streams its own share first (ThreadPool::OwnedForEach), in chunks of two decode
+  // tiles: Q4_0 decode +3-5% over fixed halves on the 2-vCPU VM (128-row chunks; 64 in between).
+  // Near the end of a share the chunks shrink to one tile (guided), so the threads meet within 64
+  // rows of each other.
+  pool.OwnedForEach(groups, kPackTile * 2,
+                    [&](int j, int64_t b, int64_t e) { fn(ms[j], *ps[j], acts, b, e); }, kPackTile);
 }
 
 }  // namespace petrel::kernels::cpu

@@ -17,15 +17,18 @@
 //   Q8_0: u = q + 128      w = d (u - 128)   sum_i w_i x_i = d dx (u . qx - 128 sum(qx))
 //   Q4_0: u = q (0..15)    w = d (u - 8)     sum_i w_i x_i = d dx (u . qx - 8 sum(qx))
 //
-// Layout of N rows (N a multiple of 16), nb = K / 32 blocks per row, groups g = 0 .. N/16 - 1,
-// super-groups of PackedSuper(type) consecutive groups (the last one may have fewer):
-//   codes  one CB-byte chunk per (g, b), CB = 512 (Q8_0) or 256 (Q4_0), chunk index
-//          PackedChunk(p, g, b): a super-group's chunks are block-major ([nb][its groups]), so the
-//          decode kernel's 4-group (64-row) tile reads one sequential stream. Inside a chunk,
-//          64-byte vector j holds at byte 4 r + c:
+// Layout of N rows (N a multiple of 16), nb = K / 32 blocks per row, groups g = 0 .. N/16 - 1:
+//   codes  one CB-byte chunk per (g, b), CB = 512 (Q8_0) or 256 (Q4_0), at chunk index
+//          PackedChunk(g, b) = g nb + b: each group's blocks one after the other, so a decode tile
+//          of 4 groups reads 4 sequential streams. Inside a chunk, 64-byte vector j holds at
+//          byte 4 r + c:
 //            Q8_0 (j = 0..7): u of element 4 j + c of row 16 g + r;
 //            Q4_0 (j = 0..3): element 4 j + c in the low nibble, element 16 + 4 j + c in the high.
 //   scales 16 f16 per (g, b) at the same chunk index: d of block b of row 16 g + r.
+// (Q4_0 was packed block-major in super-groups of 4 groups - one stream per tile - until
+// bench/weights_pass_bench showed the per-group streams faster: a whole-model Q4_0 decode pass
+// 53-66% -> 82% of the read probe (Q8_0 97-100%), tg128 on the Q4_0 --pure GGUF +4-11% in three
+// alternating pairs.)
 // Same bytes as the plain tensor (34 / 18 per block). The packed copy is made once per weight at
 // load (CpuBackend::UploadWeight) and kept beside the plain one, which the embedding lookup reads.
 #pragma once
@@ -60,32 +63,11 @@ struct PackedQuant {
   const uint16_t* scales = nullptr;
 };
 
-// Groups per super-group: 4 for Q4_0; 1 for Q8_0 (each group's blocks contiguous), where the
-// block-major super-group measured ~10% slower in decode (56.7 / 58.9 against 70.7 / 61.4 tok/s,
-// --quant int8 tg128) while Q4_0 gained ~6%.
-constexpr int64_t kPackSuper = 4;  // the largest
-constexpr int64_t PackedSuper(DType t) { return t == DType::kQ4_0 ? 4 : 1; }
-
-// Groups in the super-group of group g: chunks of consecutive blocks of g are this many apart.
-inline int64_t PackedSuperSize(const PackedQuant& p, int64_t g) {
-  const int64_t S = PackedSuper(p.type);
-  const int64_t first = g / S * S;
-  const int64_t groups = p.N / kPackRows;
-  return groups - first < S ? groups - first : S;
-}
+// Groups per decode tile (64 rows): the decode work is split in chunks of whole tiles.
+constexpr int64_t kPackTile = 4;
 
 // Index of the (group g, block b) chunk: codes at index * CB bytes, scales at index * 16.
-inline int64_t PackedChunk(const PackedQuant& p, int64_t g, int64_t b) {
-  const int64_t S = PackedSuper(p.type);
-  const int64_t first = g / S * S;
-  return first * p.nb + b * PackedSuperSize(p, g) + (g - first);
-}
-
-// Whether groups [g, g + G) can share one register tile: one stride between their blocks.
-inline bool PackedTileFits(const PackedQuant& p, int64_t g, int64_t G) {
-  const int64_t S = PackedSuper(p.type);
-  return S == 1 || (g / S == (g + G - 1) / S && PackedSuperSize(p, g) == PackedSuperSize(p, g + G - 1));
-}
+inline int64_t PackedChunk(const PackedQuant& p, int64_t g, int64_t b) { return g * p.nb + b; }
 
 // Whether a weight [N, K] of type t has a packed form: Q8_0 / Q4_0, N % 16 == 0, K % 32 == 0.
 bool CanPack(DType t, int64_t N, int64_t K);

@@ -34,11 +34,10 @@ constexpr int64_t kKChunk = PETREL_PACKED_KCHUNK;
 // Decode: software prefetch of each group's weight stream this many bytes ahead (0 = hardware
 // prefetcher only); 1 KB measured 0-20% faster than none on one thread, DRAM-resident weights.
 constexpr int64_t kPrefetchBytes = PETREL_PACKED_PREFETCH;
-// Decode: the scales (a second stream beside the codes, 128 bytes a block of a 4-group tile) are
-// prefetched this many blocks ahead; the hardware prefetchers left them as demand misses. In one
-// process, alternating (bench/weights_pass_bench, 2 threads, DRAM): the Q4_0 LM head 38.2 -> 47.7
-// GB/s, a pass over all Qwen3-0.6B Q4_0 weights 34.8 -> 37.3 GB/s; 1, 4 and 8 blocks ahead were
-// no better than 2.
+// Decode: each group's scales (a stream beside its codes, 32 bytes a block) are prefetched this
+// many blocks ahead; the hardware prefetchers left them as demand misses. bench/weights_pass_bench
+// (2 threads, the read probe between passes, alternating): a decode pass over all Qwen3-0.6B
+// Q4_0 weights +2-4% (with the former block-major layout; 1, 4, 8 blocks no better than 2).
 constexpr int64_t kScalePrefetchBlocks = 2;
 
 
@@ -74,9 +73,8 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
     dx[t] = a.dexp + (t0 + t) * a.nb * 8;
     qs[t] = a.qsum + (t0 + t) * a.nb;
   }
-  // The G groups lie in one super-group (Run): consecutive blocks of a group are `step` chunks apart.
-  const int64_t step = PackedSuperSize(p, g0);
-  const int64_t cstride = step * CB, sstride = step * kPackRows;
+  // Consecutive blocks of a group are consecutive chunks.
+  constexpr int64_t cstride = CB, sstride = kPackRows;
   const uint8_t* wc[G];
   const uint16_t* ws[G];
   for (int g = 0; g < G; ++g) {
@@ -85,15 +83,9 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
   }
   const __m512i k0f = _mm512_set1_epi8(0x0F);
   for (int64_t b = b_begin; b < b_end; ++b) {
-    if constexpr (TT == 1) {  // the tile's scales of block b + kScalePrefetchBlocks
-      if (step == G) {  // block-major super-group (Q4_0): 16 G f16 in a row
-        const char* sp = reinterpret_cast<const char*>(ws[0] + (b + kScalePrefetchBlocks) * sstride);
-        for (int64_t off = 0; off < G * kPackRows * 2; off += 64) _mm_prefetch(sp + off, _MM_HINT_T0);
-      } else {  // one scale stream per group
-        for (int g = 0; g < G; ++g)
-          _mm_prefetch(reinterpret_cast<const char*>(ws[g] + (b + kScalePrefetchBlocks) * sstride), _MM_HINT_T0);
-      }
-    }
+    if constexpr (TT == 1)  // each group's scales of block b + kScalePrefetchBlocks
+      for (int g = 0; g < G; ++g)
+        _mm_prefetch(reinterpret_cast<const char*>(ws[g] + (b + kScalePrefetchBlocks) * sstride), _MM_HINT_T0);
     __m512i acc[S][G][TT];
     for (int t = 0; t < TT; ++t) {
       const __m512i init = _mm512_set1_epi32(-kOff * qs[t][b]);
@@ -172,9 +164,9 @@ void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t 
          int64_t g_end) {
   if (m.T <= 2) {  // decode: 4 groups (64 rows) per tile for more independent accumulators
     for (int64_t g = g_begin; g < g_end;) {
-      if (g + 4 <= g_end && PackedTileFits(p, g, 4)) {
-        Tokens<D, 4>(m, p, a, g, 0, m.T, 0, p.nb);
-        g += 4;
+      if (g + kPackTile <= g_end) {
+        Tokens<D, kPackTile>(m, p, a, g, 0, m.T, 0, p.nb);
+        g += kPackTile;
       } else {
         Tokens<D, 1>(m, p, a, g++, 0, m.T, 0, p.nb);
       }
@@ -186,8 +178,7 @@ void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t 
   for (int64_t t0 = 0; t0 < m.T; t0 += kTokenChunk) {
     const int64_t t1 = std::min(m.T, t0 + kTokenChunk);
     for (int64_t g = g_begin; g < g_end;) {
-      // A pair of groups only inside one super-group.
-      const int G = g + 2 <= g_end && PackedTileFits(p, g, 2) ? 2 : 1;
+      const int G = g + 2 <= g_end ? 2 : 1;
       for (int64_t b0 = 0; b0 < p.nb; b0 += kKChunk) {
         const int64_t b1 = std::min(p.nb, b0 + kKChunk);
         if (G == 2) Tokens<D, 2>(m, p, a, g, t0, t1, b0, b1);
