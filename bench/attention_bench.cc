@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_args.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/isa.h"
@@ -33,20 +34,10 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--repeats")) repeats = std::max(1, std::atoi(argv[i + 1]));
     if (!std::strcmp(argv[i], "--ctx")) {
       ctxs.clear();
-      for (char* p = argv[i + 1]; *p;) {
-        ctxs.push_back((int)std::strtol(p, &p, 10));
-        if (*p == ',') ++p;
-      }
+      for (int64_t c : bench::ParseInts(argv[i + 1])) ctxs.push_back((int)c);
     }
     if (!std::strcmp(argv[i], "--dtypes")) {
-      dtypes.clear();
-      const std::string list = argv[i + 1];
-      for (size_t b = 0; b < list.size();) {
-        size_t e = list.find(',', b);
-        if (e == std::string::npos) e = list.size();
-        dtypes.push_back(list.substr(b, e - b));
-        b = e + 1;
-      }
+      dtypes = bench::SplitCommas(argv[i + 1]);
     }
   }
   constexpr int kHeads = 16, kKvHeads = 8, kHd = 128;

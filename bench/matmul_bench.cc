@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_args.h"
 #include "kernels/backend.h"
 
 using namespace petrel;
@@ -30,26 +31,14 @@ int main(int argc, char** argv) {
     }
     if (!std::strcmp(argv[i], "--dtypes")) {
       dtypes.clear();
-      const std::string list = argv[i + 1];
-      for (size_t b = 0; b < list.size();) {
-        size_t e = list.find(',', b);
-        if (e == std::string::npos) e = list.size();
-        const std::string n = list.substr(b, e - b);
-        const std::pair<const char*, DType> names[] = {
-            {"bf16", DType::kBF16}, {"f16", DType::kF16}, {"f32", DType::kF32}, {"q8_0", DType::kQ8_0},
-            {"q4_0", DType::kQ4_0}, {"q4_1", DType::kQ4_1}, {"q8_a", DType::kQ8_A}};
+      const std::pair<const char*, DType> names[] = {
+          {"bf16", DType::kBF16}, {"f16", DType::kF16}, {"f32", DType::kF32}, {"q8_0", DType::kQ8_0},
+          {"q4_0", DType::kQ4_0}, {"q4_1", DType::kQ4_1}, {"q8_a", DType::kQ8_A}};
+      for (const std::string& n : bench::SplitCommas(argv[i + 1]))
         for (auto& [name, dt] : names)
           if (n == name) dtypes.push_back(dt);
-        b = e + 1;
-      }
     }
-    if (!std::strcmp(argv[i], "--T")) {
-      Ts.clear();
-      for (char* p = argv[i + 1]; *p;) {
-        Ts.push_back(std::strtoll(p, &p, 10));
-        if (*p == ',') ++p;
-      }
-    }
+    if (!std::strcmp(argv[i], "--T")) Ts = bench::ParseInts(argv[i + 1]);
   }
   auto be = kernels::CreateCpuBackend(threads, precision);
   std::printf("ISA %s, %d threads\n", kernels::CpuIsaName(), threads);
