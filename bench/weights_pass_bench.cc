@@ -103,12 +103,8 @@ int main(int argc, char** argv) {
   std::vector<double> probe_gb, pass_gb;
   uint64_t sink = 0;
   for (int p = 0; p <= passes; ++p) {
-    std::vector<uint64_t> sums(pool.size(), 0);
-    auto t0 = std::chrono::steady_clock::now();
-    pool.ParallelFor((int64_t)probe.size(), 4096,
-                     [&](int64_t b, int64_t e, int t) { sums[t] = SumWords(probe.data(), b, e); });
+    const double probe_pass = ReadPassGBs(pool, probe.data(), (int64_t)probe.size(), &sink);
     auto t1 = std::chrono::steady_clock::now();
-    for (uint64_t s : sums) sink += s;
     for (const Tensor& w : ws) {
       TensorView xv = x, ov = out;
       xv.shape = Shape{1, (int64_t)w.view().dim(1)};
@@ -117,7 +113,7 @@ int main(int argc, char** argv) {
     }
     auto t2 = std::chrono::steady_clock::now();
     if (p == 0) continue;  // warm-up
-    probe_gb.push_back((double)probe.size() * 8 / std::chrono::duration<double>(t1 - t0).count() / 1e9);
+    probe_gb.push_back(probe_pass);
     pass_gb.push_back(bytes / std::chrono::duration<double>(t2 - t1).count() / 1e9);
   }
   const double pg = Median(probe_gb), wg = Median(pass_gb);

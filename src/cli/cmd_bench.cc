@@ -37,18 +37,11 @@ class ReadProbe {
  public:
   explicit ReadProbe(int threads) : buf_((1ull << 30) / sizeof(uint64_t), 1), pool_(threads) {}
   double Measure(int passes) {
-    const int64_t n = (int64_t)buf_.size();
     double best = 0;
-    for (int rep = 0; rep < passes; ++rep) {
-      std::vector<uint64_t> sums(pool_.size(), 0);
-      auto t0 = std::chrono::steady_clock::now();
-      pool_.ParallelFor(n, 4096, [&](int64_t b, int64_t e, int t) { sums[t] = SumWords(buf_.data(), b, e); });
-      auto t1 = std::chrono::steady_clock::now();
-      uint64_t total = 0;
-      for (auto v : sums) total += v;
-      if (total == 0) std::fprintf(stderr, "?");
-      best = std::max(best, (double)(n * sizeof(uint64_t)) / Seconds(t0, t1) / 1e9);
-    }
+    uint64_t sink = 0;
+    for (int rep = 0; rep < passes; ++rep)
+      best = std::max(best, ReadPassGBs(pool_, buf_.data(), (int64_t)buf_.size(), &sink));
+    if (sink == 0) std::fprintf(stderr, "?");
     return best;
   }
 
