@@ -46,4 +46,14 @@ msg=$("$PETREL" inspect /nonexistent-model-dir 2>&1); [ $? -ne 0 ] && echo "$msg
 kv=$("$PETREL" kv "$FX/../../bench/models/qwen3-0.6b" --context 4096 --batch 1)
 echo "$kv" | grep -q "= 114688 bytes" && echo "$kv" | grep -q "448.00 MiB"; check "kv table" $?
 
+# 8. bench: the JSON summary's fields, and --op-profile's table of the decode ops (every layer's
+#    attention once per token: 4 layers in the fixture).
+out=$("$PETREL" bench "$MODEL" --prompt-tokens 4 --gen-tokens 3 --repeats 1 --threads 2 --no-bandwidth --op-profile --json 2>/tmp/petrel_bench_err.$$)
+echo "$out" | tail -1 | python3 -c "import json,sys;j=json.loads(sys.stdin.read());assert j['decode_tok_s']>0 and j['prefill_tok_s']>0 and j['gen_tokens']==3" &&
+  grep -q "decode ops, ms per token" /tmp/petrel_bench_err.$$ &&
+  grep -E "^ +[0-9.]+ ms +4\.0 calls  Attention$" -q /tmp/petrel_bench_err.$$ &&
+  grep -q "(between ops)" /tmp/petrel_bench_err.$$; check "bench --json --op-profile" $?
+rm -f /tmp/petrel_bench_err.$$
+"$PETREL" bench "$MODEL" --device cuda --op-profile >/dev/null 2>&1; [ $? -ne 0 ]; check "bench --op-profile refuses a device backend" $?
+
 exit $fail
