@@ -1,8 +1,7 @@
 // The read-bandwidth probe's access pattern, shared by `petrel bench` (the decode bound),
 // bench/weights_pass_bench.cc and bench/stream_bench_avx512.cc (the same pattern over the model's
-// matrices): one pass over
-// 64-bit words in order, four independent sums so that the loads are not one dependency chain
-// and the compiler cannot drop them.
+// matrices): one pass over 64-bit words in order, four independent sums so that the loads are not
+// one dependency chain and the compiler cannot drop them.
 #pragma once
 
 #include <chrono>

@@ -38,7 +38,6 @@ class ProfilingBackend final : public Backend, public OpProfile {
     return f();
   }
 
-
   std::vector<OpTime> Snapshot() const override {
     std::vector<OpTime> v;
     double inside = 0;

@@ -13,7 +13,7 @@
 namespace petrel::kernels {
 
 struct OpTime {
-  std::string op;  // "MatMul 1024x3072 bf16", "Attention", ...
+  std::string op;  // "MatMul 1024x3072 BF16", "MatMuls 3072+3072 K1024 Q4_0", "Attention", ...
   double seconds = 0;
   int64_t calls = 0;
 };

@@ -22,9 +22,10 @@ namespace {
 
 using cpu::Isa;
 
-// Decode (T <= 4) matmul rows per chunk of ThreadPool::OwnedFor, shrinking to kDecodeGrain at the
-// end of each thread's share (whole 16-row tiles of the T > 1 kernels): the threads of a region
-// then finish within ~32 KB of weights of each other instead of up to 64 rows.
+// Decode (T <= kDecodeMaxRows) matmul rows per chunk of ThreadPool::OwnedFor, shrinking to
+// kDecodeGrain at the end of each thread's share (a multiple of the kernels' 4-row tiles): the
+// threads of a region then finish within 16 rows (~32 KB of bf16 weights) of each other instead
+// of 64.
 constexpr int64_t kDecodeChunk = 64, kDecodeGrain = 16;
 
 class CpuKvCache : public KvCache {
@@ -153,14 +154,14 @@ class CpuBackend : public Backend {
     if (!DecodeProducts(x, jobs)) Backend::MatMuls(x, jobs);  // job by job
   }
 
-  // Decode rows (T <= 4) of products whose weights take one of the one-pass paths (all packed
+  // Decode rows (T <= kDecodeMaxRows) of products whose weights take one of the one-pass paths (all packed
   // Q8_0/Q4_0, or all on the f32-activation kernels): one region over all the jobs' rows (each
   // thread its own contiguous share first, ThreadPool::OwnedForEach), so the threads meet once
   // instead of once per product. Returns false, having done nothing, for anything else.
   bool DecodeProducts(TensorView x, std::span<const MatMulJob> jobs) {
     const int64_t K = jobs.empty() ? 0 : jobs[0].w.dim(1);
     const int64_t T = K > 0 ? x.NumElements() / K : 0;
-    bool packed = !jobs.empty() && T >= 1 && T <= 4, plain = packed;
+    bool packed = !jobs.empty() && T >= 1 && T <= cpu::kDecodeMaxRows, plain = packed;
     std::vector<const cpu::PackedQuant*> ps;
     for (const MatMulJob& j : jobs) {
       PETREL_CHECK(j.out.NumElements() == T * j.w.dim(0) && j.w.dim(1) == K)
@@ -227,7 +228,7 @@ class CpuBackend : public Backend {
   void MatMulF32(const cpu::MatMulArgs& a) {
     const int64_t N = a.N;
     auto fn = matmul_;
-    if (a.T <= 4) {  // decode: memory-bound, each thread one sequential range (see OwnedFor)
+    if (a.T <= cpu::kDecodeMaxRows) {  // decode: memory-bound, each thread one sequential range (see OwnedFor)
       return pool_.OwnedFor(N, kDecodeChunk, [&](int64_t b, int64_t e) { fn(a, b, e); }, kDecodeGrain);
     }
     // About 8 chunks per thread, whole 16-row groups (the kernels' tiles are 4 rows).

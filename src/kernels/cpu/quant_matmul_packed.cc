@@ -132,20 +132,20 @@ void PackedMatMulGeneric(const MatMulArgs& m, const PackedQuant& p, const QuantA
 
 void PackedQuantMatMul(const MatMulArgs& m, const PackedQuant& p, ThreadPool& pool, Isa isa) {
   PETREL_CHECK(m.K == p.K && m.N == p.N) << "packed matmul: shape mismatch";
-  if (m.T <= 4) {  // decode rows: see PackedQuantMatMuls
+  if (m.T <= kDecodeMaxRows) {  // decode rows: see PackedQuantMatMuls
     const PackedQuant* pp = &p;
     return PackedQuantMatMuls(std::span(&m, 1), std::span(&pp, 1), pool, isa);
   }
   const QuantActs acts = PrepareQuantActs(m, pool, isa);
   const PackedMatMulFn fn = isa == Isa::kAvx512 ? PackedMatMulAvx512 : PackedMatMulGeneric;
-  // Whole decode tiles per thread.
+  // Prefill: groups in fours per thread.
   pool.ParallelFor(p.N / kPackRows, kPackTile, [&](int64_t b, int64_t e, int) { fn(m, p, acts, b, e); });
 }
 
 void PackedQuantMatMuls(std::span<const MatMulArgs> ms, std::span<const PackedQuant* const> ps,
                         ThreadPool& pool, Isa isa) {
   PETREL_CHECK(!ms.empty() && ms.size() == ps.size()) << "packed matmuls: jobs";
-  if (ms[0].T > 4) {
+  if (ms[0].T > kDecodeMaxRows) {
     for (size_t i = 0; i < ms.size(); ++i) PackedQuantMatMul(ms[i], *ps[i], pool, isa);
     return;
   }

@@ -111,7 +111,7 @@ void PackedMatMulAvx512(const MatMulArgs& m, const PackedQuant& p, const QuantAc
 // The whole product on `pool`: the AVX-512 kernel when isa is kAvx512, else the generic one.
 void PackedQuantMatMul(const MatMulArgs& m, const PackedQuant& p, ThreadPool& pool, Isa isa);
 // Several products of the same activations (ms[i] with weights ps[i]; equal x, T, K): for decode
-// rows (T <= 4) x quantised once and one pass of the threads over all the products' groups;
+// rows (T <= kDecodeMaxRows) x quantised once and one pass of the threads over all the products' groups;
 // more rows product by product.
 void PackedQuantMatMuls(std::span<const MatMulArgs> ms, std::span<const PackedQuant* const> ps,
                         ThreadPool& pool, Isa isa);
