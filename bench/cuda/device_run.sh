@@ -3,7 +3,7 @@
 # Run from the repository root on the device machine with the binaries of a -DPETREL_CUDA=ON build
 # carried in BIN (default build-cudaperf/bin); results go to $OUT.
 #
-#   bash bench/cuda/device_run.sh [tests] [bench] [ab] [ncu] [sanitize] [micro]
+#   bash bench/cuda/device_run.sh [tests] [bench] [ab] [ncu] [trace] [sanitize] [micro]
 #   (ab: AB='PETREL_CUDA_X=0;PETREL_CUDA_Y=1' runs batch-1 decode under each variant)
 set -uo pipefail
 BIN=${BIN:-build-cudaperf/bin}
@@ -55,6 +55,15 @@ for phase in "$@"; do
         "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device \
         --gen-tokens 1 > "$OUT/ncu_run.log" 2>&1
       python3 bench/cuda/ncu_summary.py "$OUT/ncu.csv" | tee "$OUT/ncu_summary.txt"
+      ;;
+    trace)
+      # Kernel timeline of one replayed batch-1 decode step (context ~330): needs the binaries of
+      # a -DPETREL_CUDA_TRACE=ON build in TRACE_BIN (the trace adds ~4% to a step; its records
+      # another ~15%: read its durations as shares, not as speeds).
+      TB=${TRACE_BIN:-build-cudatrace/bin}
+      PETREL_CUDA_TRACE_STEP=${TRACE_STEP:-200} PETREL_CUDA_TRACE_FILE="$OUT/trace.csv" \
+        "$TB/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device 2>&1 | tail -1
+      python3 bench/cuda/trace_summary.py "$OUT/trace.csv" | tee "$OUT/trace_summary.txt"
       ;;
     sanitize)
       F=${SANITIZE_FILTER:-*}

@@ -46,6 +46,7 @@
 #include "kernels/cuda/head_ops.cuh"
 #include "kernels/cuda/pending_heads.h"
 #include "kernels/cuda/step_timer.h"
+#include "kernels/cuda/trace_recorder.h"
 #include "kernels/cuda/matmul.cuh"
 #include "kernels/cuda/paged_attention.cuh"
 #include "kernels/cuda/prefill_attention.cuh"
@@ -164,6 +165,7 @@ class CudaBackend : public Backend {
     OnDevice();
     FlushPending();
     FinishStep();
+    tracer_.OnStep(stream_);
     timer_.BeginStep();
     Upload(meta, batch_);
     // Decode-shaped steps (one new token per sequence) are recorded or replayed as a graph.
@@ -965,6 +967,7 @@ class CudaBackend : public Backend {
   DeviceBuffer amax_buf_;      // LM-head argmax keys and counter (see GemvGroup::amax)
   DeviceBuffer attn_counters_;  // decode attention split counters (zero between launches)
   cuda::StepTimer timer_;
+  cuda::TraceRecorder tracer_;
   bool kv_adhoc_store_ = false;  // a StoreKv outside the step's slots since the stream last synced
   int64_t prefill_min_blocks_ = 264;  // tiled prefill attention from this many blocks (Attention)
   cuda::GemvGroup pend_g_;

@@ -7,6 +7,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/head_ops_device.cuh"
 #include "kernels/cuda/kv_tile.cuh"
+#include "kernels/cuda/trace.cuh"
 
 namespace petrel::kernels::cuda {
 
@@ -37,6 +38,7 @@ template <typename KvT, bool kHeads>
 __global__ void __launch_bounds__(kThreads)
     DecodeAttentionKernel(PagedAttentionArgs a, int split, int n_splits, DecodeAttentionScratch sc,
                           bool prefetch, DecodeHeadOps fh) {
+  PETREL_TRACE_ENTRY();
   PdlLaunchDependents();
   constexpr int kPiece = 16 / sizeof(KvT);  // elements per 16-byte piece
   const int t = blockIdx.x;
@@ -92,6 +94,9 @@ __global__ void __launch_bounds__(kThreads)
   };
   if (prefetch) copy_rows(0, first_new);
   PdlWait();
+  PETREL_TRACE_WAITED();
+  // Trace tag: bit 31 (attention), 30 (the merging block), 29 (single split), the split count.
+  [[maybe_unused]] const uint32_t trace_tag = 0x80000000u | (uint32_t)n_splits;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t q_row = (int64_t)t * a.n_heads * hd;
   if constexpr (!kHeads) {
@@ -144,8 +149,10 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
   }
+  PETREL_TRACE_MARK(0);
   CpAsyncWaitAll();
   __syncthreads();
+  PETREL_TRACE_MARK(1);
 
   // Scores: one (head, token) pair per thread, the K row read in 16-byte pieces.
   for (int i = threadIdx.x; i < ng * n; i += kThreads) {
@@ -162,6 +169,7 @@ __global__ void __launch_bounds__(kThreads)
     ps[g * split + j] = acc;
   }
   __syncthreads();
+  PETREL_TRACE_MARK(2);
 
   // Softmax over the split, a warp per head: running max m, sum l.
   for (int g = warp; g < ng; g += kThreads / 32) {
@@ -178,6 +186,7 @@ __global__ void __launch_bounds__(kThreads)
     if (lane == 0) m_s[g] = m, l_s[g] = l;
   }
   __syncthreads();
+  PETREL_TRACE_MARK(3);
 
   // P.V: thread (piece c of the row, token slice sl) sums its tokens for every head.
   const int slices = kThreads / ppr;
@@ -207,6 +216,7 @@ __global__ void __launch_bounds__(kThreads)
         for (int e = 0; e < kPiece; ++e) red[(sl * ngm + g) * hd + c * kPiece + e] = acc[g][e];
   }
   __syncthreads();
+  PETREL_TRACE_MARK(4);
 
   // The row's window inside this one split: the final result. Otherwise the partial (o / l, m,
   // l), and the last of the row's splits to finish merges them.
@@ -233,6 +243,7 @@ __global__ void __launch_bounds__(kThreads)
   };
   if (single) {
     write_q();
+    PETREL_TRACE_EXIT(trace_tag | 0x20000000u);
     return;
   }
   __threadfence();
@@ -244,8 +255,13 @@ __global__ void __launch_bounds__(kThreads)
     if (last) *ctr = 0u;  // every split of the row has counted: ready for the next launch
   }
   __syncthreads();
-  if (!last) return;
+  PETREL_TRACE_MARK(5);
+  if (!last) {
+    PETREL_TRACE_EXIT(trace_tag);
+    return;
+  }
   __threadfence();
+  PETREL_TRACE_MARK(6);
   // out = sum_p o_p l_p e^(m_p - M) / sum_p l_p e^(m_p - M) over the row's valid splits. The
   // partials of other blocks are read through L2 (__ldcg), never a stale L1 line.
   const int p0 = start / split, p1 = pos / split;
@@ -263,10 +279,14 @@ __global__ void __launch_bounds__(kThreads)
     }
     a.out[q_row + (int64_t)h * hd + d] = o / l;
   }
+  PETREL_TRACE_MARK(7);
   write_q();
+  PETREL_TRACE_EXIT(trace_tag | 0x40000000u);
 }
 
 }  // namespace
+
+PETREL_TRACE_SETTER(SetDecodeAttentionTrace)
 
 int DecodeSplit(const PagedAttentionArgs& a) {
   // 16-bit KV: 32 tokens for a few rows (more blocks, shorter chains: on the H100, Qwen3-0.6B at

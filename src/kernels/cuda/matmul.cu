@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/trace.cuh"
 
 namespace petrel::kernels::cuda {
 
@@ -195,6 +196,7 @@ __global__ void __launch_bounds__(256, (TMAX == 1 && sizeof(W) == 2) ? 4 : 2)
         if (wr[r] && base + u * kStep < K) p[r][u] = LoadPiece(wr[r] + base + u * kStep);
   };
 
+  PETREL_TRACE_ENTRY();
   Piece<W> p[kRowsPerWarp][kUnroll];
   int64_t item = blockIdx.x;
   float* const x_out = const_cast<float*>(x);  // the norm's output (prologue)
@@ -206,6 +208,7 @@ __global__ void __launch_bounds__(256, (TMAX == 1 && sizeof(W) == 2) ? 4 : 2)
   }
   PdlLaunchDependents();
   PdlWait();
+  PETREL_TRACE_WAITED();
 
   __shared__ float red[kWarps][kRowsPerWarp][TMAX];
   __shared__ float inv_s[TMAX];
@@ -234,6 +237,7 @@ __global__ void __launch_bounds__(256, (TMAX == 1 && sizeof(W) == 2) ? 4 : 2)
       for (int64_t i = threadIdx.x; i < T * K; i += blockDim.x)
         x_out[i] = g.norm_w[i % K] * (x[i] * inv_s[i / K]);
   }
+  PETREL_TRACE_MARK(0);
   unsigned long long best[TMAX];
 #pragma unroll
   for (int t = 0; t < TMAX; ++t) best[t] = 0ull;
@@ -286,6 +290,7 @@ __global__ void __launch_bounds__(256, (TMAX == 1 && sizeof(W) == 2) ? 4 : 2)
       }
     }
     preloaded = false;
+    PETREL_TRACE_MARK(1);
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r)
 #pragma unroll
@@ -294,6 +299,7 @@ __global__ void __launch_bounds__(256, (TMAX == 1 && sizeof(W) == 2) ? 4 : 2)
         if (lane == 0) red[warp][r][t] = s;
       }
     __syncthreads();
+    PETREL_TRACE_MARK(2);
     if (silu) {
       for (int i = threadIdx.x; i < kGroups * TMAX; i += blockDim.x) {
         const int t = i % TMAX, gi = i / TMAX;
@@ -330,6 +336,7 @@ __global__ void __launch_bounds__(256, (TMAX == 1 && sizeof(W) == 2) ? 4 : 2)
       }
     }
     __syncthreads();  // red is reused by the next item
+    PETREL_TRACE_MARK(3);
   }
 
   if (g.amax) {
@@ -364,6 +371,8 @@ __global__ void __launch_bounds__(256, (TMAX == 1 && sizeof(W) == 2) ? 4 : 2)
       if (threadIdx.x == 0) *g.amax_counter = 0u;
     }
   }
+  // Trace tag: K / 8 (11 bits) and the pair count (20 bits).
+  PETREL_TRACE_EXIT((uint32_t)(((K / 8) & 0x7FF) << 20) | (uint32_t)(n_pairs & 0xFFFFF));
 }
 
 // Blocks of one GemvStreamKernel instantiation that fit on the device at once (computed once).
@@ -458,6 +467,8 @@ void CublasMatMul(const MatMulArgs& a, const void* x, cudaDataType_t ab_type,
 }
 
 }  // namespace
+
+PETREL_TRACE_SETTER(SetGemvTrace)
 
 bool GemvGroupable(const float* x, const void* w, int64_t T, int64_t K) {
   return T >= 1 && T <= kGemvMaxRows && K % 8 == 0 && (uintptr_t)x % 16 == 0 &&
