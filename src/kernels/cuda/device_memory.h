@@ -24,8 +24,7 @@ inline Elem ElemOf(DType t) {
     case DType::kF32: return Elem::kF32;
     case DType::kF16: return Elem::kF16;
     case DType::kBF16: return Elem::kBF16;
-    case DType::kI8: case DType::kU8: case DType::kI16: case DType::kI32: case DType::kU32:
-    case DType::kI64: case DType::kBool:
+    default:  // integer and quantized block types: no float kernels
       break;
   }
   PETREL_CHECK(false) << "CUDA backend: no float kernels for dtype " << DTypeName(t);

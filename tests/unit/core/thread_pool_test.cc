@@ -52,7 +52,9 @@ TEST(ThreadPool, OwnedForCoversRangeOnceInGrainAlignedChunks) {
         for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "n=" << n << " i=" << i;
         EXPECT_EQ(bad.load(), 0) << "n=" << n << " chunk=" << chunk << " grain=" << grain;
         // Guided: with a grain below the chunk and several chunks per share, some chunks shrink.
-        if (threads > 1 && g < chunk && n >= 4 * chunk * threads) EXPECT_GT(small.load(), 0) << "n=" << n;
+        if (threads > 1 && g < chunk && n >= 4 * chunk * threads) {
+          EXPECT_GT(small.load(), 0) << "n=" << n;
+        }
       }
     }
   }
