@@ -16,6 +16,7 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kMaxGroup = 8;  // query heads per block; larger GQA groups take several blocks
 constexpr int kMaxSmem = 160 * 1024;
+constexpr int kMaxHeadDim = 256;  // DecodeAttentionSupported
 
 // Shared memory of one block, in bytes: K and V pieces [split][head_dim + one piece of padding]
 // (the padding spreads consecutive rows over the banks), then f32 q [ng][hd], probabilities
@@ -93,6 +94,18 @@ __global__ void __launch_bounds__(kThreads)
     CpAsyncCommit();
   };
   if (prefetch) copy_rows(0, first_new);
+  // Head ops: the position and this lane's RoPE frequencies (index array and constants) are
+  // loaded before the wait; the sincos itself runs after it, beside the loads of q and k.
+  constexpr int kCsLoads = kMaxHeadDim / 64;
+  float pos_f = 0.0f, fv[kCsLoads];
+  if constexpr (kHeads) {
+    pos_f = (float)fh.positions[t];
+#pragma unroll
+    for (int u = 0; u < kCsLoads; ++u) {
+      const int i = threadIdx.x % 32 + 32 * u;
+      fv[u] = i < hd / 2 ? fh.inv_freq[i] : 0.0f;
+    }
+  }
   PdlWait();
   PETREL_TRACE_WAITED();
   // Trace tag: bit 31 (attention), 30 (the merging block), 29 (single split), the split count.
@@ -108,26 +121,57 @@ __global__ void __launch_bounds__(kThreads)
     // query head, and one for the new k when this split holds the token.
     if (!prefetch) copy_rows(0, first_new);
     const bool has_new = pos >= lo && pos < hi;
-    const float pos_f = (float)fh.positions[t];
     const int half = hd / 2;
     const int64_t new_k = (int64_t)t * token_stride + (int64_t)kvh * hd;  // in fh.k / fh.v
     const int64_t new_slot = has_new ? fh.slots[t] * token_stride : 0;
+    // All of this step's loads (the new v, each head's q or k, the norm weights) are issued
+    // before any is used, and the RoPE angles' double-precision sincos runs while they are in
+    // flight: the timeline trace (trace.cuh) measured the strided loops (one L2 round trip per
+    // 32 elements, the norm weights another) and the sincos after them at ~2.5 us a layer. The
+    // norm is WarpNormHead's arithmetic in the same order (bit-identical to the HeadOps kernel).
+    constexpr int kQLoads = kMaxHeadDim / 32;
+    constexpr int kVLoads = kMaxHeadDim / kThreads;
+    float vnew[kVLoads];
+#pragma unroll
+    for (int u = 0; u < kVLoads; ++u) {
+      const int i = threadIdx.x + u * kThreads;
+      vnew[u] = has_new && i < hd ? fh.v[new_k + i] : 0.0f;
+    }
     for (int item = warp; item < ng + (has_new ? 1 : 0); item += kThreads / 32) {
       const bool is_k = item == ng;
       float* sr = is_k ? red : qr + item * hd;
       const float* src = is_k ? fh.k + new_k : fh.q + q_row + (int64_t)(g0 + item) * hd;
-      float ss = 0.0f;
-      for (int i = lane; i < hd; i += 32) {
-        const float v = src[i];
-        sr[i] = v;
-        ss += v * v;
-      }
       const float* nw = is_k ? fh.k_norm_w : fh.q_norm_w;
-      if (nw) WarpNormHead(sr, hd, ss, nw, is_k ? fh.k_eps : fh.q_eps, lane);
+      float xv[kQLoads], wv[kQLoads];
+#pragma unroll
+      for (int u = 0; u < kQLoads; ++u) {
+        const int i = lane + 32 * u;
+        xv[u] = i < hd ? src[i] : 0.0f;
+        wv[u] = nw && i < hd ? nw[i] : 0.0f;
+      }
+      float cs[kCsLoads], sn[kCsLoads];
+#pragma unroll
+      for (int u = 0; u < kCsLoads; ++u) RopeCosSin(pos_f, fv[u], fh.attention_scaling, cs[u], sn[u]);
+      float ss = 0.0f;
+#pragma unroll
+      for (int u = 0; u < kQLoads; ++u) ss += xv[u] * xv[u];
+      if (nw) {
+        // WarpNormHead's arithmetic: w * (x * (1 / sqrt(mean + eps))).
+        ss = WarpSum(ss);
+        const float inv = 1.0f / sqrtf(ss / (float)hd + (is_k ? fh.k_eps : fh.q_eps));
+#pragma unroll
+        for (int u = 0; u < kQLoads; ++u) xv[u] = wv[u] * (xv[u] * inv);
+      }
+#pragma unroll
+      for (int u = 0; u < kQLoads; ++u)
+        if (lane + 32 * u < hd) sr[lane + 32 * u] = xv[u];
       __syncwarp();
-      for (int i = lane; i < half; i += 32) {
+#pragma unroll
+      for (int u = 0; u < kCsLoads; ++u) {
+        const int i = lane + 32 * u;
+        if (i >= half) continue;
         float r0, r1;
-        RopePair(pos_f, fh.inv_freq[i], fh.attention_scaling, sr[i], sr[i + half], r0, r1);
+        RopeApply(cs[u], sn[u], sr[i], sr[i + half], r0, r1);
         if (is_k) {
           const KvT k0 = FromF32<KvT>(r0), k1 = FromF32<KvT>(r1);
           KvT* kr = ks + (pos - lo) * rs;
@@ -142,10 +186,14 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
     if (has_new) {
-      for (int i = threadIdx.x; i < hd; i += kThreads) {
-        const KvT v = FromF32<KvT>(fh.v[new_k + i]);
-        vs[(pos - lo) * rs + i] = v;
-        const_cast<KvT*>(vb)[new_slot + i] = v;
+#pragma unroll
+      for (int u = 0; u < kVLoads; ++u) {
+        const int i = threadIdx.x + u * kThreads;
+        if (i < hd) {
+          const KvT v = FromF32<KvT>(vnew[u]);
+          vs[(pos - lo) * rs + i] = v;
+          const_cast<KvT*>(vb)[new_slot + i] = v;
+        }
       }
     }
   }
@@ -305,7 +353,7 @@ int DecodeSplit(const PagedAttentionArgs& a) {
 bool DecodeAttentionSupported(const PagedAttentionArgs& a) {
   const int kv_size = a.kv_elem == Elem::kF32 ? 4 : 2;
   const int piece = 16 / kv_size;
-  return a.head_dim > 0 && a.head_dim % piece == 0 && a.head_dim <= 256 &&
+  return a.head_dim > 0 && a.head_dim % piece == 0 && a.head_dim <= kMaxHeadDim &&
          a.n_kv_heads > 0 && a.n_heads % a.n_kv_heads == 0 &&
          SmemBytes(a, DecodeSplit(a), kv_size, true) <= (size_t)kMaxSmem;
 }

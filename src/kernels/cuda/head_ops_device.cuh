@@ -19,16 +19,27 @@ __device__ __forceinline__ void WarpNormHead(float* sr, int hd, float ss, const 
   for (int i = lane; i < hd; i += 32) sr[i] = w[i] * (sr[i] * inv);
 }
 
-// RoPE ("rotate_half") of the pair (x0, x1) = (x[i], x[i + hd/2]) at position pos: the f32 angle
-// pos * inv_freq_i, its cos/sin taken in double (as LaunchRope), times attention_scaling.
-__device__ __forceinline__ void RopePair(float pos, float inv_freq_i, float scaling, float x0,
-                                         float x1, float& r0, float& r1) {
+// RoPE ("rotate_half") at position pos: the f32 angle pos * inv_freq_i, its cos/sin taken in
+// double (as LaunchRope), times attention_scaling. RopeCosSin depends on the position only;
+// RopeApply rotates the pair (x0, x1) = (x[i], x[i + hd/2]); RopePair does both.
+__device__ __forceinline__ void RopeCosSin(float pos, float inv_freq_i, float scaling, float& cs,
+                                           float& sn) {
   const float ang = pos * inv_freq_i;
   double sd, cd;
   sincos((double)ang, &sd, &cd);
-  const float cs = (float)cd * scaling, sn = (float)sd * scaling;
+  cs = (float)cd * scaling;
+  sn = (float)sd * scaling;
+}
+__device__ __forceinline__ void RopeApply(float cs, float sn, float x0, float x1, float& r0,
+                                          float& r1) {
   r0 = x0 * cs - x1 * sn;
   r1 = x1 * cs + x0 * sn;
+}
+__device__ __forceinline__ void RopePair(float pos, float inv_freq_i, float scaling, float x0,
+                                         float x1, float& r0, float& r1) {
+  float cs, sn;
+  RopeCosSin(pos, inv_freq_i, scaling, cs, sn);
+  RopeApply(cs, sn, x0, x1, r0, r1);
 }
 
 }  // namespace petrel::kernels::cuda
