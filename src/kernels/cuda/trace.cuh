@@ -1,9 +1,9 @@
 // Kernel timeline trace (a measuring aid, compiled in only with -DPETREL_CUDA_TRACE=ON): the
 // instrumented kernels (the GEMVs and the decode attention) record, per block, the global timer
-// at entry, after PdlWait() and at exit, so that a replayed decode step's critical path can be
-// read kernel by kernel (bench/cuda/trace_summary.py). PETREL_CUDA_TRACE_STEP=n traces the n-th
-// BeginBatch's step and writes the records to PETREL_CUDA_TRACE_FILE (default
-// petrel_trace.csv). Without the option every macro below is empty.
+// at entry and exit and the SM clock after PdlWait() and at marked phase ends, so that a
+// replayed decode step's critical path can be read kernel by kernel and phase by phase
+// (bench/cuda/trace_summary.py). PETREL_CUDA_TRACE_STEP=n traces the n-th BeginBatch's step
+// (trace_recorder.h). Without the option every macro below is empty.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -22,9 +22,10 @@ struct TraceRec {
                                // global timer is too slow to read (~0.4 us) between phases
 };
 
-// Sets (or clears, with nullptr) the trace buffer of each instrumented translation unit.
-void SetGemvTrace(TraceRec* buf, unsigned* count, unsigned capacity);
-void SetDecodeAttentionTrace(TraceRec* buf, unsigned* count, unsigned capacity);
+// Sets (or clears, with nullptr) the trace buffer of each instrumented translation unit; false
+// when the trace is not compiled in.
+bool SetGemvTrace(TraceRec* buf, unsigned* count, unsigned capacity);
+bool SetDecodeAttentionTrace(TraceRec* buf, unsigned* count, unsigned capacity);
 
 #if defined(PETREL_CUDA_TRACE) && defined(__CUDACC__)
 namespace trace_detail {
@@ -66,15 +67,18 @@ inline void SetThisUnit(TraceRec* buf, unsigned* count, unsigned capacity) {
 #define PETREL_TRACE_WAITED() trace_t1_ = clock64()
 #define PETREL_TRACE_MARK(k) trace_m_[k] = clock64()
 #define PETREL_TRACE_EXIT(tag) trace_detail::Record((tag), trace_t0_, trace_t1_, trace_c0_, trace_m_)
-#define PETREL_TRACE_SETTER(Name) \
-  void Name(TraceRec* buf, unsigned* count, unsigned capacity) { trace_detail::SetThisUnit(buf, count, capacity); }
+#define PETREL_TRACE_SETTER(Name)                                   \
+  bool Name(TraceRec* buf, unsigned* count, unsigned capacity) {    \
+    trace_detail::SetThisUnit(buf, count, capacity);                \
+    return true;                                                    \
+  }
 #else
 #define PETREL_TRACE_ENTRY() do {} while (0)
 #define PETREL_TRACE_WAITED() do {} while (0)
 #define PETREL_TRACE_MARK(k) do {} while (0)
 #define PETREL_TRACE_EXIT(tag) do {} while (0)
 #define PETREL_TRACE_SETTER(Name) \
-  void Name(TraceRec*, unsigned*, unsigned) {}
+  bool Name(TraceRec*, unsigned*, unsigned) { return false; }
 #endif
 
 }  // namespace petrel::kernels::cuda

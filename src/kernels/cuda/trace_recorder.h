@@ -1,8 +1,8 @@
 // PETREL_CUDA_TRACE_STEP=n (with a -DPETREL_CUDA_TRACE=ON build): the backend calls OnStep() at
 // every BeginBatch; the n-th step runs with the kernel trace on (trace.cuh) and, at the next
 // BeginBatch, its records are written as CSV to PETREL_CUDA_TRACE_FILE (default
-// petrel_trace.csv): tag, block, sm, t0, t1, t2, c0, c2, m0.. (t0, t2: global timer, ns; the rest SM clock cycles). A measuring aid; nothing happens unless
-// the variable is set.
+// petrel_trace.csv): tag, block, sm, t0, t1, t2, c0, c2, m0.. (t0 and t2 global timer ns, the
+// rest SM clock cycles). A measuring aid; nothing happens unless the variable is set.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -34,6 +34,12 @@ class TraceRecorder {
     if (step_ <= 0) return;
     ++seen_;
     if (seen_ == step_) {
+      if (!Set(nullptr, nullptr, 0)) {
+        std::fprintf(stderr, "PETREL_CUDA_TRACE_STEP: this build has no kernel trace "
+                             "(configure with -DPETREL_CUDA_TRACE=ON)\n");
+        step_ = 0;
+        return;
+      }
       CUDA_CHECK(cudaMalloc(&buf_, sizeof(TraceRec) * kCapacity + sizeof(unsigned)));
       count_ = reinterpret_cast<unsigned*>(buf_ + kCapacity);
       CUDA_CHECK(cudaMemset(count_, 0, sizeof(unsigned)));
@@ -67,10 +73,10 @@ class TraceRecorder {
 
  private:
   static constexpr unsigned kCapacity = 1u << 20;
-  static void Set(TraceRec* b, unsigned* c, unsigned cap) {
-    SetGemvTrace(b, c, cap);
-    SetDecodeAttentionTrace(b, c, cap);
+  static bool Set(TraceRec* b, unsigned* c, unsigned cap) {
+    const bool on = SetGemvTrace(b, c, cap) && SetDecodeAttentionTrace(b, c, cap);
     CUDA_CHECK(cudaDeviceSynchronize());
+    return on;
   }
   int step_ = 0, seen_ = 0;
   std::string file_ = "petrel_trace.csv";
