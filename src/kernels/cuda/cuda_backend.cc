@@ -79,7 +79,7 @@ using cuda::DecodeGraph, cuda::ElemOf, cuda::MakeKey, cuda::NextPow2, cuda::OpKe
 
 enum class OpCode : int {
   kEmbedding, kRmsNorm, kMatMul, kRope, kAdd, kSiluMul, kStoreKv, kAttention, kGatherRows,
-  kGemvGroup, kAddRmsNorm, kArgMax, kHeadOps, kSample
+  kGemvGroup, kAddRmsNorm, kArgMax, kHeadOps, kSample, kRopeTable
 };
 
 class CudaBackend : public Backend {
@@ -165,6 +165,7 @@ class CudaBackend : public Backend {
     OnDevice();
     FlushPending();
     FinishStep();
+    ++step_serial_;
     tracer_.OnStep(stream_);
     timer_.BeginStep();
     Upload(meta, batch_);
@@ -428,13 +429,14 @@ class CudaBackend : public Backend {
       sc.part_out = static_cast<float*>(attn_parts_.get());
       sc.part_ml = sc.part_out + (int64_t)a.n_rows * a.n_heads * n_splits * a.head_dim;
       sc.counters = static_cast<unsigned*>(attn_counters_.get());
-      const cuda::DecodeHeadOps h = pf ? TakeHeadsFor(a, p) : cuda::DecodeHeadOps{};
+      cuda::DecodeHeadOps h = pf ? TakeHeadsFor(a, p) : cuda::DecodeHeadOps{};
+      if (h.on) h.rope_cs = RopeTableFor(h, a.n_rows, a.head_dim / 2);
       Submit(MakeKey(OpCode::kAttention, a.out, a.q, a.k_pool, (int)a.kv_elem, a.row_seq,
                      a.block_tables, a.table_stride, a.n_rows, a.block_size,
                      (int64_t)a.n_heads << 32 | a.n_kv_heads, a.head_dim, a.scale,
                      a.sliding_window, n_splits, sc.part_out, sc.counters, pf ? -1 : -2, h.k,
                      h.v, h.q_norm_w, h.k_norm_w, h.q_eps, h.k_eps, h.positions, h.inv_freq,
-                     h.attention_scaling, h.slots),
+                     h.attention_scaling, h.slots, h.rope_cs),
              [=](cudaStream_t s) { cuda::LaunchDecodeAttention(a, n_splits, sc, pf, s, h); });
       return;
     }
@@ -925,6 +927,23 @@ class CudaBackend : public Backend {
     return UploadAdHoc(BatchMetadata{.seqs = seqs});
   }
 
+  // The step's RoPE table for these head ops (see rope_table_), launched on first use.
+  const float2* RopeTableFor(const cuda::DecodeHeadOps& h, int64_t rows, int half) {
+    const RopeTableKey key{step_serial_, h.positions, h.inv_freq, h.attention_scaling, rows, half};
+    if (!(key == rope_table_key_)) {
+      rope_table_.Reserve((size_t)rows * half * sizeof(float2));
+      float2* out = static_cast<float2*>(rope_table_.get());
+      Submit(MakeKey(OpCode::kRopeTable, out, h.positions, h.inv_freq, h.attention_scaling, rows,
+                     half),
+             [=](cudaStream_t s) {
+               cuda::LaunchRopeTable(out, key.positions, key.inv_freq, key.scaling, (int)rows,
+                                     half, s);
+             });
+      rope_table_key_ = key;
+    }
+    return static_cast<const float2*>(rope_table_.get());
+  }
+
   // inv_freq on the device, uploaded once per RopeTable (keyed by its host array).
   const float* InvFreq(const RopeTable& rope) {
     auto& buf = inv_freq_[rope.inv_freq.data()];
@@ -945,6 +964,20 @@ class CudaBackend : public Backend {
   std::unordered_map<const float*, DeviceBuffer> inv_freq_;
   DeviceBuffer x16_;         // activations rounded to 16 bits for cuBLAS
   DeviceBuffer attn_parts_;  // split-K partials
+  // RoPE (cos, sin) of this step's positions for the fused decode head ops: computed once a step
+  // (by the first layer's attention call), read by every layer's.
+  struct RopeTableKey {
+    int64_t step = -1;
+    const int32_t* positions = nullptr;
+    const float* inv_freq = nullptr;
+    float scaling = 0.0f;
+    int64_t rows = 0;
+    int half = 0;
+    bool operator==(const RopeTableKey&) const = default;
+  };
+  DeviceBuffer rope_table_;
+  RopeTableKey rope_table_key_;
+  int64_t step_serial_ = 0;
   DeviceBuffer ids_dev_;     // ArgMax results
   DeviceBuffer sample_dev_;  // SampleRows: parameters and results (layout in SampleRows)
   PinnedBuffer sample_host_;

@@ -94,18 +94,6 @@ __global__ void __launch_bounds__(kThreads)
     CpAsyncCommit();
   };
   if (prefetch) copy_rows(0, first_new);
-  // Head ops: the position and this lane's RoPE frequencies (index array and constants) are
-  // loaded before the wait; the sincos itself runs after it, beside the loads of q and k.
-  constexpr int kCsLoads = kMaxHeadDim / 64;
-  float pos_f = 0.0f, fv[kCsLoads];
-  if constexpr (kHeads) {
-    pos_f = (float)fh.positions[t];
-#pragma unroll
-    for (int u = 0; u < kCsLoads; ++u) {
-      const int i = threadIdx.x % 32 + 32 * u;
-      fv[u] = i < hd / 2 ? fh.inv_freq[i] : 0.0f;
-    }
-  }
   PdlWait();
   PETREL_TRACE_WAITED();
   // Trace tag: bit 31 (attention), 30 (the merging block), 29 (single split), the split count.
@@ -124,11 +112,12 @@ __global__ void __launch_bounds__(kThreads)
     const int half = hd / 2;
     const int64_t new_k = (int64_t)t * token_stride + (int64_t)kvh * hd;  // in fh.k / fh.v
     const int64_t new_slot = has_new ? fh.slots[t] * token_stride : 0;
-    // All of this step's loads (the new v, each head's q or k, the norm weights) are issued
-    // before any is used, and the RoPE angles' double-precision sincos runs while they are in
-    // flight: the timeline trace (trace.cuh) measured the strided loops (one L2 round trip per
-    // 32 elements, the norm weights another) and the sincos after them at ~2.5 us a layer. The
-    // norm is WarpNormHead's arithmetic in the same order (bit-identical to the HeadOps kernel).
+    // All of this step's loads (the new v, each head's q or k with its norm weights, the RoPE
+    // table) are issued before any is used: one L2 round trip. The timeline trace (trace.cuh)
+    // measured the former strided loops (a round trip per 32 elements, the norm weights another)
+    // and the per-block double-precision sincos at ~2.5 us a layer; the table (RopeTable, once
+    // a step) leaves ~1.5 us. The norm is WarpNormHead's arithmetic in the same order
+    // (bit-identical to the HeadOps kernel).
     constexpr int kQLoads = kMaxHeadDim / 32;
     constexpr int kVLoads = kMaxHeadDim / kThreads;
     float vnew[kVLoads];
@@ -149,9 +138,13 @@ __global__ void __launch_bounds__(kThreads)
         xv[u] = i < hd ? src[i] : 0.0f;
         wv[u] = nw && i < hd ? nw[i] : 0.0f;
       }
-      float cs[kCsLoads], sn[kCsLoads];
+      constexpr int kCsLoads = kMaxHeadDim / 64;
+      float2 cs[kCsLoads];  // RoPE (cos, sin) of the row's position: the step's table
 #pragma unroll
-      for (int u = 0; u < kCsLoads; ++u) RopeCosSin(pos_f, fv[u], fh.attention_scaling, cs[u], sn[u]);
+      for (int u = 0; u < kCsLoads; ++u) {
+        const int i = lane + 32 * u;
+        cs[u] = i < half ? fh.rope_cs[(int64_t)t * half + i] : make_float2(0.0f, 0.0f);
+      }
       float ss = 0.0f;
 #pragma unroll
       for (int u = 0; u < kQLoads; ++u) ss += xv[u] * xv[u];
@@ -171,7 +164,7 @@ __global__ void __launch_bounds__(kThreads)
         const int i = lane + 32 * u;
         if (i >= half) continue;
         float r0, r1;
-        RopeApply(cs[u], sn[u], sr[i], sr[i + half], r0, r1);
+        RopeApply(cs[u].x, cs[u].y, sr[i], sr[i + half], r0, r1);
         if (is_k) {
           const KvT k0 = FromF32<KvT>(r0), k1 = FromF32<KvT>(r1);
           KvT* kr = ks + (pos - lo) * rs;
@@ -332,7 +325,27 @@ __global__ void __launch_bounds__(kThreads)
   PETREL_TRACE_EXIT(trace_tag | 0x40000000u);
 }
 
+// One block per row, one thread per frequency (half <= kMaxHeadDim / 2): the sincos before the
+// wait (position and frequencies are immutable inputs), the store after it, so that no reader
+// of an earlier step's table can overlap it.
+__global__ void RopeTableKernel(float2* __restrict__ out, const int32_t* __restrict__ positions,
+                                const float* __restrict__ inv_freq, float scaling, int half) {
+  PdlLaunchDependents();
+  const int t = blockIdx.x, i = threadIdx.x;
+  float2 v;
+  RopeCosSin((float)positions[t], inv_freq[i], scaling, v.x, v.y);
+  PdlWait();
+  out[(int64_t)t * half + i] = v;
+}
+
 }  // namespace
+
+void LaunchRopeTable(float2* out, const int32_t* positions, const float* inv_freq, float scaling,
+                     int T, int half, cudaStream_t stream) {
+  if (T == 0) return;
+  CUDA_CHECK(half > 0 && half <= kMaxHeadDim / 2 ? cudaSuccess : cudaErrorInvalidConfiguration);
+  LaunchPdl(RopeTableKernel, T, half, 0, stream, out, positions, inv_freq, scaling, half);
+}
 
 PETREL_TRACE_SETTER(SetDecodeAttentionTrace)
 
@@ -388,7 +401,8 @@ void LaunchDecodeAttention(const PagedAttentionArgs& a, int n_splits,
                            const DecodeAttentionScratch& s, bool prefetch, cudaStream_t stream,
                            const DecodeHeadOps& heads) {
   if (a.n_rows == 0) return;
-  CUDA_CHECK(DecodeAttentionSupported(a) && (!heads.on || DecodeHeadOpsSupported(a))
+  CUDA_CHECK(DecodeAttentionSupported(a) &&
+                     (!heads.on || (DecodeHeadOpsSupported(a) && heads.rope_cs != nullptr))
                  ? cudaSuccess
                  : cudaErrorInvalidConfiguration);
   const int split = DecodeSplit(a);

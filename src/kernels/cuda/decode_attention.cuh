@@ -43,7 +43,14 @@ struct DecodeHeadOps {
   const float* inv_freq = nullptr;     // [head_dim / 2]
   float attention_scaling = 1.0f;
   const int64_t* slots = nullptr;  // [T] the cache slot of each row's token
+  // [T][head_dim / 2] (cos, sin) of each row's position, as RopePair computes them: the same for
+  // every layer of a step, so computed once (LaunchRopeTable). Required when `on`.
+  const float2* rope_cs = nullptr;
 };
+// RoPE's (cos, sin) for T positions and head_dim / 2 frequencies into out[T][half], as RopePair
+// computes them (a PDL launch; it waits on the kernel before it only at its end).
+void LaunchRopeTable(float2* out, const int32_t* positions, const float* inv_freq, float scaling,
+                     int T, int half, cudaStream_t stream);
 // Whether the kernel can do the head ops for these arguments (see DecodeHeadOps).
 bool DecodeHeadOpsSupported(const PagedAttentionArgs& a);
 
