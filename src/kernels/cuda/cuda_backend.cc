@@ -45,6 +45,7 @@
 #include "kernels/cuda/graph_record.h"
 #include "kernels/cuda/head_ops.cuh"
 #include "kernels/cuda/pending_heads.h"
+#include "kernels/cuda/rope_tables.h"
 #include "kernels/cuda/step_timer.h"
 #include "kernels/cuda/trace_recorder.h"
 #include "kernels/cuda/matmul.cuh"
@@ -165,7 +166,7 @@ class CudaBackend : public Backend {
     OnDevice();
     FlushPending();
     FinishStep();
-    ++step_serial_;
+    rope_.NewStep();
     tracer_.OnStep(stream_);
     timer_.BeginStep();
     Upload(meta, batch_);
@@ -302,7 +303,7 @@ class CudaBackend : public Backend {
     cuda::RopeArgs a;
     a.x = x.As<float>();
     a.positions = DeviceIds(positions);
-    a.inv_freq = InvFreq(rope);
+    a.inv_freq = rope_.InvFreq(rope);
     a.n_tokens = (int64_t)positions.size();
     a.n_heads = n_heads;
     a.head_dim = head_dim;
@@ -818,76 +819,7 @@ class CudaBackend : public Backend {
     graphs_.clear();
   }
 
-  // Packs `meta` into b.staging and uploads it to b.dev (one copy). Layout (256-byte aligned
-  // sections): slots i64[cap_rows] | tokens | positions | logit_rows | row_seq (i32[cap_rows]
-  // each) | seq_info i32[cap_seqs * 3] | block_tables i32[cap_seqs * table_stride].
-  void Upload(const BatchMetadata& meta, DeviceBatch& b) {
-    int64_t n_rows = 0, max_table = 0;
-    for (const AttentionSeq& s : meta.seqs) {
-      n_rows = std::max<int64_t>(n_rows, s.q_begin + s.q_len);
-      max_table = std::max<int64_t>(max_table, (int64_t)s.block_table.size());
-    }
-    const int64_t rows_needed = std::max({n_rows, (int64_t)meta.tokens.size(),
-                                          (int64_t)meta.positions.size(),
-                                          (int64_t)meta.slots.size(), (int64_t)meta.logit_rows.size()});
-    // Capacities only grow, so addresses stay stable across steps (graphs depend on that).
-    b.cap_rows = std::max(b.cap_rows, NextPow2(std::max<int64_t>(rows_needed, 16)));
-    b.cap_seqs = std::max(b.cap_seqs, NextPow2(std::max<int64_t>((int64_t)meta.seqs.size(), 16)));
-    b.table_stride = std::max<int>(b.table_stride, (int)RoundUp(std::max<int64_t>(max_table, 1), 64));
-    size_t off = 0;
-    auto section = [&](size_t bytes) {
-      const size_t at = off;
-      off = RoundUp(off + bytes, 256);
-      return at;
-    };
-    const size_t o_slots = section(b.cap_rows * 8), o_tokens = section(b.cap_rows * 4),
-                 o_pos = section(b.cap_rows * 4), o_logit = section(b.cap_rows * 4),
-                 o_rowseq = section(b.cap_rows * 4), o_info = section(b.cap_seqs * 12),
-                 o_tables = section((size_t)b.cap_seqs * b.table_stride * 4);
-    const size_t used = o_tables + meta.seqs.size() * (size_t)b.table_stride * 4;
-    CUDA_CHECK(cudaEventSynchronize(b.uploaded));  // the previous upload has left the staging
-    if (off > b.dev.bytes()) {
-      CUDA_CHECK(cudaStreamSynchronize(stream_));
-      b.dev = DeviceBuffer(off);
-    }
-    b.staging.Reserve(off);
-    char* h = static_cast<char*>(b.staging.get());
-    auto put = [&](size_t at, const void* src, size_t bytes) {
-      if (bytes) std::memcpy(h + at, src, bytes);
-    };
-    put(o_slots, meta.slots.data(), meta.slots.size() * 8);
-    put(o_tokens, meta.tokens.data(), meta.tokens.size() * 4);
-    put(o_pos, meta.positions.data(), meta.positions.size() * 4);
-    put(o_logit, meta.logit_rows.data(), meta.logit_rows.size() * 4);
-    int32_t* row_seq = reinterpret_cast<int32_t*>(h + o_rowseq);
-    int32_t* info = reinterpret_cast<int32_t*>(h + o_info);
-    int32_t* tables = reinterpret_cast<int32_t*>(h + o_tables);
-    std::fill(row_seq, row_seq + n_rows, 0);
-    for (size_t s = 0; s < meta.seqs.size(); ++s) {
-      const AttentionSeq& q = meta.seqs[s];
-      for (int i = 0; i < q.q_len; ++i) row_seq[q.q_begin + i] = (int32_t)s;
-      info[3 * s] = q.q_begin;
-      info[3 * s + 1] = q.q_len;
-      info[3 * s + 2] = q.ctx_len;
-      int32_t* t = tables + s * b.table_stride;
-      std::copy(q.block_table.begin(), q.block_table.end(), t);
-      std::fill(t + q.block_table.size(), t + b.table_stride, 0);
-    }
-    CUDA_CHECK(cudaMemcpyAsync(b.dev.get(), h, used, cudaMemcpyHostToDevice, stream_));
-    CUDA_CHECK(cudaEventRecord(b.uploaded, stream_));
-    const char* d = static_cast<const char*>(b.dev.get());
-    b.slots = reinterpret_cast<const int64_t*>(d + o_slots);
-    b.tokens = reinterpret_cast<const int32_t*>(d + o_tokens);
-    b.positions = reinterpret_cast<const int32_t*>(d + o_pos);
-    b.logit_rows = reinterpret_cast<const int32_t*>(d + o_logit);
-    b.row_seq = reinterpret_cast<const int32_t*>(d + o_rowseq);
-    b.seq_info = reinterpret_cast<const int32_t*>(d + o_info);
-    b.block_tables = reinterpret_cast<const int32_t*>(d + o_tables);
-    b.n_rows = n_rows;
-    b.all_decode = !meta.seqs.empty();
-    for (const AttentionSeq& s : meta.seqs) b.all_decode = b.all_decode && s.q_len == 1;
-    b.host = meta;
-  }
+  void Upload(const BatchMetadata& meta, DeviceBatch& b) { cuda::UploadBatch(meta, b, stream_); }
 
   // Index arrays an op was given that BeginBatch did not announce: uploaded now, through a second
   // DeviceBatch. Graph replay stops for this step (the arrays' device copy would not be stable).
@@ -927,31 +859,17 @@ class CudaBackend : public Backend {
     return UploadAdHoc(BatchMetadata{.seqs = seqs});
   }
 
-  // The step's RoPE table for these head ops (see rope_table_), launched on first use.
+  // The step's RoPE table for these head ops (rope_tables.h), launched on first use.
   const float2* RopeTableFor(const cuda::DecodeHeadOps& h, int64_t rows, int half) {
-    const RopeTableKey key{step_serial_, h.positions, h.inv_freq, h.attention_scaling, rows, half};
-    if (!(key == rope_table_key_)) {
-      rope_table_.Reserve((size_t)rows * half * sizeof(float2));
-      float2* out = static_cast<float2*>(rope_table_.get());
+    bool compute = false;
+    float2* out = rope_.StepTable(h.positions, h.inv_freq, h.attention_scaling, rows, half, compute);
+    if (compute)
       Submit(MakeKey(OpCode::kRopeTable, out, h.positions, h.inv_freq, h.attention_scaling, rows,
                      half),
-             [=](cudaStream_t s) {
-               cuda::LaunchRopeTable(out, key.positions, key.inv_freq, key.scaling, (int)rows,
-                                     half, s);
+             [=, p = h.positions, f = h.inv_freq, sc = h.attention_scaling](cudaStream_t s) {
+               cuda::LaunchRopeTable(out, p, f, sc, (int)rows, half, s);
              });
-      rope_table_key_ = key;
-    }
-    return static_cast<const float2*>(rope_table_.get());
-  }
-
-  // inv_freq on the device, uploaded once per RopeTable (keyed by its host array).
-  const float* InvFreq(const RopeTable& rope) {
-    auto& buf = inv_freq_[rope.inv_freq.data()];
-    if (buf.bytes() != rope.inv_freq.size() * sizeof(float)) {
-      buf = DeviceBuffer(rope.inv_freq.size() * sizeof(float));
-      CUDA_CHECK(cudaMemcpy(buf.get(), rope.inv_freq.data(), buf.bytes(), cudaMemcpyHostToDevice));
-    }
-    return static_cast<const float*>(buf.get());
+    return out;
   }
 
   int device_;
@@ -961,23 +879,9 @@ class CudaBackend : public Backend {
   DeviceBuffer cublas_workspace_;
   DevicePool pool_;
   std::vector<DeviceBuffer> weights_;
-  std::unordered_map<const float*, DeviceBuffer> inv_freq_;
+  cuda::RopeTables rope_;  // inv_freq uploads and the step's (cos, sin) table
   DeviceBuffer x16_;         // activations rounded to 16 bits for cuBLAS
   DeviceBuffer attn_parts_;  // split-K partials
-  // RoPE (cos, sin) of this step's positions for the fused decode head ops: computed once a step
-  // (by the first layer's attention call), read by every layer's.
-  struct RopeTableKey {
-    int64_t step = -1;
-    const int32_t* positions = nullptr;
-    const float* inv_freq = nullptr;
-    float scaling = 0.0f;
-    int64_t rows = 0;
-    int half = 0;
-    bool operator==(const RopeTableKey&) const = default;
-  };
-  DeviceBuffer rope_table_;
-  RopeTableKey rope_table_key_;
-  int64_t step_serial_ = 0;
   DeviceBuffer ids_dev_;     // ArgMax results
   DeviceBuffer sample_dev_;  // SampleRows: parameters and results (layout in SampleRows)
   PinnedBuffer sample_host_;

@@ -9,6 +9,7 @@
 #include <bit>
 #include <cstdint>
 #include <map>
+#include <unordered_map>
 #include <vector>
 
 #include "core/error.h"
@@ -166,5 +167,9 @@ struct DeviceBatch {
   PinnedBuffer staging;
   cudaEvent_t uploaded = nullptr;  // the last upload from `staging` has completed
 };
+
+// Packs `meta` into b.staging and uploads it to b.dev on `stream` (batch_upload.cc); capacities
+// only grow, so the device addresses stay stable across steps.
+void UploadBatch(const BatchMetadata& meta, DeviceBatch& b, cudaStream_t stream);
 
 }  // namespace petrel::kernels::cuda
