@@ -169,7 +169,7 @@ class CudaBackend : public Backend {
     rope_.NewStep();
     tracer_.OnStep(stream_);
     timer_.BeginStep();
-    Upload(meta, batch_);
+    cuda::UploadBatch(meta, batch_, stream_);
     // Decode-shaped steps (one new token per sequence) are recorded or replayed as a graph.
     bool decode = !meta.seqs.empty() && meta.tokens.size() == meta.seqs.size() &&
                   meta.tokens.size() <= kMaxGraphRows;
@@ -819,8 +819,6 @@ class CudaBackend : public Backend {
     graphs_.clear();
   }
 
-  void Upload(const BatchMetadata& meta, DeviceBatch& b) { cuda::UploadBatch(meta, b, stream_); }
-
   // Index arrays an op was given that BeginBatch did not announce: uploaded now, through a second
   // DeviceBatch. Graph replay stops for this step (the arrays' device copy would not be stable).
   DeviceBatch& UploadAdHoc(const BatchMetadata& meta) {
@@ -829,7 +827,7 @@ class CudaBackend : public Backend {
     capturable_ = false;
     CUDA_CHECK(cudaStreamSynchronize(stream_));  // earlier ops may still read the ad hoc copy
     kv_adhoc_store_ = false;
-    Upload(meta, adhoc_);
+    cuda::UploadBatch(meta, adhoc_, stream_);
     return adhoc_;
   }
 

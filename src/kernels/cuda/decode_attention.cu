@@ -149,9 +149,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int u = 0; u < kQLoads; ++u) ss += xv[u] * xv[u];
       if (nw) {
-        // WarpNormHead's arithmetic: w * (x * (1 / sqrt(mean + eps))).
-        ss = WarpSum(ss);
-        const float inv = 1.0f / sqrtf(ss / (float)hd + (is_k ? fh.k_eps : fh.q_eps));
+        // WarpNormHead's arithmetic: w * (x * inv).
+        const float inv = WarpHeadNormInv(ss, hd, is_k ? fh.k_eps : fh.q_eps);
 #pragma unroll
         for (int u = 0; u < kQLoads; ++u) xv[u] = wv[u] * (xv[u] * inv);
       }

@@ -12,10 +12,14 @@ namespace petrel::kernels::cuda {
 // A warp normalises one head's vector held in shared memory (sr[0, hd), each lane its strided
 // elements; ss = this lane's sum of squares of them) in place, as the RmsNorm kernel does:
 // w * (x * (1 / sqrt(mean + eps))). The caller syncs the warp before sr is read across lanes.
+// WarpHeadNormInv: the factor, from each lane's partial sum of squares (the decode attention
+// applies it to values it holds in registers).
+__device__ __forceinline__ float WarpHeadNormInv(float ss, int hd, float eps) {
+  return 1.0f / sqrtf(WarpSum(ss) / (float)hd + eps);
+}
 __device__ __forceinline__ void WarpNormHead(float* sr, int hd, float ss, const float* w, float eps,
                                              int lane) {
-  ss = WarpSum(ss);
-  const float inv = 1.0f / sqrtf(ss / (float)hd + eps);
+  const float inv = WarpHeadNormInv(ss, hd, eps);
   for (int i = lane; i < hd; i += 32) sr[i] = w[i] * (sr[i] * inv);
 }
 

@@ -5,6 +5,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <unordered_map>
 
@@ -36,13 +37,16 @@ class RopeTables {
     const Key key{step_, positions, inv_freq, scaling, rows, half};
     compute = !(key == key_);
     if (compute) {
-      table_.Reserve((size_t)rows * half * sizeof(float2));
+      // Sized for the largest fused head-ops batch at once, so that the address (which the
+      // graphs of every batch size hold) does not move when a larger batch comes.
+      table_.Reserve(std::max<size_t>((size_t)rows * half, kMinEntries) * sizeof(float2));
       key_ = key;
     }
     return static_cast<float2*>(table_.get());
   }
 
  private:
+  static constexpr size_t kMinEntries = 8 * 128;  // 8 rows (DecodeHeadOps) x head_dim 256 / 2
   struct Key {
     int64_t step = -1;
     const int32_t* positions = nullptr;
