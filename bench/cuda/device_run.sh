@@ -3,8 +3,10 @@
 # Run from the repository root on the device machine with the binaries of a -DPETREL_CUDA=ON build
 # carried in BIN (default build-cudaperf/bin); results go to $OUT.
 #
-#   bash bench/cuda/device_run.sh [tests] [bench] [ab] [ncu] [trace] [sanitize] [micro]
-#   (ab: AB='PETREL_CUDA_X=0;PETREL_CUDA_Y=1' runs batch-1 decode under each variant)
+#   bash bench/cuda/device_run.sh [tests] [bench] [ab] [abbin] [ncu] [trace] [sanitize] [micro]
+#   (ab: AB='PETREL_CUDA_X=0;PETREL_CUDA_Y=1' runs batch-1 decode under each variant;
+#    abbin: AB_BINS='dir1 dir2 ...' (default "$BASE_BIN $BIN") alternates those builds'
+#    decode_batch_bench, ROUNDS times at batch 1, then once each at the batches in AB_BATCHES)
 set -uo pipefail
 BIN=${BIN:-build-cudaperf/bin}
 OUT=${OUT:-/tmp/out}
@@ -47,6 +49,16 @@ for phase in "$@"; do
         for v in "" "${variants[@]}"; do
           echo "[${v:-default}] $(env $v "$BIN/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device 2>&1 | tail -1)"
         done
+      done
+      ;;
+    abbin)
+      for round in $(seq "${ROUNDS:-4}"); do
+        for b in ${AB_BINS:-$BASE_BIN $BIN}; do
+          echo "[$b] $("$b/decode_batch_bench" $M --device cuda --load-format dummy --batch 1 --argmax device 2>&1 | tail -1)"
+        done
+      done
+      for b in ${AB_BINS:-$BASE_BIN $BIN}; do
+        "$b/decode_batch_bench" $M --device cuda --load-format dummy --batch "${AB_BATCHES:-8,256}" --argmax device 2>&1 | grep -v "^\[" | tail -2 | sed "s|^|[$b] |"
       done
       ;;
     ncu)

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cstdlib>
+#include <cuda/atomic>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/head_ops_device.cuh"
@@ -286,13 +287,17 @@ __global__ void __launch_bounds__(kThreads)
     PETREL_TRACE_EXIT(trace_tag | 0x20000000u);
     return;
   }
-  __threadfence();
+  // Publish the partial and count it: the block's stores are ordered before thread 0's
+  // acquire-release increment by the barrier (the release is cumulative, as in CUTLASS's
+  // split-K semaphore), and the last block's reads after the next barrier by its acquire. One
+  // fence for the block instead of one per thread.
   __syncthreads();
   if (threadIdx.x == 0) {
     const unsigned n_valid = (unsigned)(pos / split - start / split + 1);
     unsigned* ctr = sc.counters + (int64_t)t * gridDim.y + blockIdx.y;
-    last = atomicAdd(ctr, 1u) == n_valid - 1;
-    if (last) *ctr = 0u;  // every split of the row has counted: ready for the next launch
+    ::cuda::atomic_ref<unsigned, ::cuda::thread_scope_device> counter(*ctr);
+    last = counter.fetch_add(1u, ::cuda::memory_order_acq_rel) == n_valid - 1;
+    if (last) counter.store(0u, ::cuda::memory_order_relaxed);  // ready for the next launch
   }
   __syncthreads();
   PETREL_TRACE_MARK(5);
@@ -300,24 +305,69 @@ __global__ void __launch_bounds__(kThreads)
     PETREL_TRACE_EXIT(trace_tag);
     return;
   }
-  __threadfence();
   PETREL_TRACE_MARK(6);
   // out = sum_p o_p l_p e^(m_p - M) / sum_p l_p e^(m_p - M) over the row's valid splits. The
   // partials of other blocks are read through L2 (__ldcg), never a stale L1 line.
-  const int p0 = start / split, p1 = pos / split;
-  for (int i = threadIdx.x; i < ng * hd; i += kThreads) {
-    const int g = i / hd, d = i % hd;
-    const int h = g0 + g;
-    const int64_t base = ((int64_t)t * a.n_heads + h) * n_splits;
-    float m = -FLT_MAX;
-    for (int p = p0; p <= p1; ++p) m = fmaxf(m, __ldcg(sc.part_ml + 2 * (base + p)));
-    float l = 0.0f, o = 0.0f;
-    for (int p = p0; p <= p1; ++p) {
-      const float w = __ldcg(sc.part_ml + 2 * (base + p) + 1) * expf(__ldcg(sc.part_ml + 2 * (base + p)) - m);
-      l += w;
-      o += __ldcg(sc.part_out + (base + p) * hd + d) * w;
+  const int p0 = start / split, p1 = pos / split, np = p1 - p0 + 1;
+  auto part = [&](int g, int p) { return ((int64_t)t * a.n_heads + g0 + g) * n_splits + p; };
+  float* po = reinterpret_cast<float*>(smem_raw);  // the K/V rows' space, free since the P.V
+  if ((int64_t)ng * np * (hd + 2) + ng <= (int64_t)split * rs * (int)sizeof(KvT) / 2) {
+    // The partials into shared memory by cp.async - a short loop of independent copies, through
+    // L2 only - and the (m, l) pairs by one load per thread: two round trips in all, where the
+    // loops below issue one dependent L2 read per split and output. H100, batch 1: +2% end to
+    // end, though the trace still shows ~8,400 cycles in this phase (as for the loops); the same
+    // loads unrolled into registers took 14,500 cycles (-5%). What the merging block waits on
+    // beyond its loads is not known (a guess: its code is cold in the SM's instruction cache).
+    // po [ng][np][hd] the partials; w [ng][np] m_p, then l_p e^(m_p - M); lp [ng][np] l_p;
+    // lsum [ng] the heads' sums.
+    const int pieces = np * hd / 4;
+    for (int i = threadIdx.x; i < ng * pieces; i += kThreads) {
+      const int g = i / pieces, c = i % pieces;
+      CpAsync16(po + (int64_t)g * np * hd + 4 * c, sc.part_out + part(g, p0) * hd + 4 * c);
     }
-    a.out[q_row + (int64_t)h * hd + d] = o / l;
+    CpAsyncCommit();
+    float* w = po + ng * np * hd;
+    float* lp = w + ng * np;
+    float* lsum = lp + ng * np;
+    for (int i = threadIdx.x; i < ng * np; i += kThreads) {
+      const int64_t pi = part(i / np, p0 + i % np);
+      w[i] = __ldcg(sc.part_ml + 2 * pi);
+      lp[i] = __ldcg(sc.part_ml + 2 * pi + 1);
+    }
+    __syncthreads();
+    if (threadIdx.x < ng) {
+      const int g = threadIdx.x;
+      float m = -FLT_MAX;
+      for (int p = 0; p < np; ++p) m = fmaxf(m, w[g * np + p]);
+      float l = 0.0f;
+      for (int p = 0; p < np; ++p) {
+        const float wp = lp[g * np + p] * expf(w[g * np + p] - m);
+        w[g * np + p] = wp;
+        l += wp;
+      }
+      lsum[g] = l;
+    }
+    CpAsyncWaitAll();
+    __syncthreads();
+    for (int i = threadIdx.x; i < ng * hd; i += kThreads) {
+      const int g = i / hd, d = i % hd;
+      float o = 0.0f;
+      for (int p = 0; p < np; ++p) o += po[((int64_t)g * np + p) * hd + d] * w[g * np + p];
+      a.out[q_row + (int64_t)(g0 + g) * hd + d] = o / lsum[g];
+    }
+  } else {
+    for (int i = threadIdx.x; i < ng * hd; i += kThreads) {
+      const int g = i / hd, d = i % hd;
+      float m = -FLT_MAX;
+      for (int p = p0; p <= p1; ++p) m = fmaxf(m, __ldcg(sc.part_ml + 2 * part(g, p)));
+      float l = 0.0f, o = 0.0f;
+      for (int p = p0; p <= p1; ++p) {
+        const float w = __ldcg(sc.part_ml + 2 * part(g, p) + 1) * expf(__ldcg(sc.part_ml + 2 * part(g, p)) - m);
+        l += w;
+        o += __ldcg(sc.part_out + part(g, p) * hd + d) * w;
+      }
+      a.out[q_row + (int64_t)(g0 + g) * hd + d] = o / l;
+    }
   }
   PETREL_TRACE_MARK(7);
   write_q();
