@@ -42,6 +42,11 @@ class CpuKvCache : public KvCache {
         v_scale.emplace_back(DType::kF32, scales);
       }
     }
+    // Touched now, not page by page as decode fills new slots: one fresh 4 KB page per kv head
+    // and layer every 16 tokens was ~28 page faults a token for Qwen3-0.6B, each several
+    // microseconds on a virtual machine (perf: exc_page_fault under StoreKv).
+    for (auto* pools : {&k, &v, &k_scale, &v_scale})
+      for (Tensor& t : *pools) std::memset(t.data(), 0, t.view().NumBytes());
   }
   std::vector<Tensor> k, v;              // per layer
   std::vector<Tensor> k_scale, v_scale;  // per layer, int8 caches only (core/kv_quant.h)
@@ -96,14 +101,23 @@ class CpuBackend : public Backend {
   void RmsNorm(TensorView out, TensorView x, TensorView w, float eps) override {
     const int64_t d = w.dim(0);
     const int64_t rows = x.NumElements() / d;
-    std::vector<float> wf(d);
-    ConvertToF32(w.data, w.dtype, wf.data(), d);
+    // f32 weights (GGUF norms, uploaded ones) are used in place; others converted once per call.
+    std::vector<float> wconv;
+    if (w.dtype != DType::kF32) {
+      wconv.resize(d);
+      ConvertToF32(w.data, w.dtype, wconv.data(), d);
+    }
+    const float* wf = w.dtype == DType::kF32 ? w.As<float>() : wconv.data();
     // Rows of at least 4096 elements per thread (a decode step's per-head q/k norms, 16 x 128,
     // run inline: a parallel region costs more than the work).
     pool_.ParallelFor(rows, std::max<int64_t>(8, 4096 / d), [&](int64_t b, int64_t e, int) {
       for (int64_t r = b; r < e; ++r) {
         const float* xr = x.As<float>() + r * d;
         float* o = out.As<float>() + r * d;
+        if (isa_ == Isa::kAvx512) {
+          cpu::RmsNormRowAvx512(xr, wf, o, d, eps);
+          continue;
+        }
         float acc[16] = {};
         int64_t i = 0;
         for (; i + 16 <= d; i += 16)
@@ -359,8 +373,15 @@ class CpuBackend : public Backend {
           c.k_scale[layer].As<float>()[slots[t] * hkv + h] = QuantizeKvI8(ks, hd, c.k[layer].As<int8_t>() + e);
           c.v_scale[layer].As<float>()[slots[t] * hkv + h] = QuantizeKvI8(vs, hd, c.v[layer].As<int8_t>() + e);
         } else {
-          ConvertFromF32(ks, dt, static_cast<char*>(c.k[layer].data()) + e * esz, hd);
-          ConvertFromF32(vs, dt, static_cast<char*>(c.v[layer].data()) + e * esz, hd);
+          char* kd = static_cast<char*>(c.k[layer].data()) + e * esz;
+          char* vd = static_cast<char*>(c.v[layer].data()) + e * esz;
+          if (dt == DType::kBF16 && isa_ == Isa::kAvx512) {
+            cpu::F32ToBF16Avx512(ks, reinterpret_cast<uint16_t*>(kd), hd);
+            cpu::F32ToBF16Avx512(vs, reinterpret_cast<uint16_t*>(vd), hd);
+          } else {
+            ConvertFromF32(ks, dt, kd, hd);
+            ConvertFromF32(vs, dt, vd, hd);
+          }
         }
       }
     }
