@@ -6,8 +6,6 @@
 #include <cstring>
 #include <functional>
 
-#include <sys/mman.h>
-
 #include "core/thread_pool.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/attention.h"
@@ -30,29 +28,6 @@ using cpu::Isa;
 // of 64.
 constexpr int64_t kDecodeChunk = 64, kDecodeGrain = 16;
 
-// KV pool memory: anonymous mappings advised for transparent huge pages. Decode fills the pools
-// slot by slot, and with 4 KB pages each kv head and layer touched a fresh page every 16 tokens:
-// ~28 page faults a token for Qwen3-0.6B, several microseconds each on a virtual machine (perf:
-// exc_page_fault under StoreKv). 2 MB pages take ~512x fewer; the memory is still committed only
-// as it is used (a pool sized for max_model_len is not touched up front), and reads as zero.
-// Without transparent huge pages (THP "never") it behaves as before.
-Tensor HugePageTensor(DType dtype, Shape shape) {
-  constexpr size_t kHuge = 2u << 20, kHeader = 4096;
-  // Whole huge pages (a pool smaller than one still gets one: a few MB per layer at most).
-  const size_t bytes = (std::max<size_t>(DTypeBytes(dtype, shape.NumElements()), 1) + kHuge - 1) / kHuge * kHuge;
-  const size_t len = bytes + kHuge + kHeader;
-  void* base = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  PETREL_CHECK(base != MAP_FAILED) << "out of memory mapping " << len << " bytes for the KV cache";
-  const uintptr_t data = ((uintptr_t)base + kHeader + kHuge - 1) / kHuge * kHuge;
-  madvise(reinterpret_cast<void*>(data), bytes, MADV_HUGEPAGE);  // a hint: ignored without THP
-  reinterpret_cast<uintptr_t*>(data)[-1] = (uintptr_t)base;  // for the deleter, in the header
-  reinterpret_cast<size_t*>(data)[-2] = len;
-  auto unmap = [](void*, void* d) {
-    munmap(reinterpret_cast<void*>(static_cast<uintptr_t*>(d)[-1]), static_cast<size_t*>(d)[-2]);
-  };
-  return Tensor(reinterpret_cast<void*>(data), dtype, shape, unmap, nullptr);
-}
-
 class CpuKvCache : public KvCache {
  public:
   explicit CpuKvCache(const KvCacheLayout& layout) {
@@ -60,13 +35,26 @@ class CpuKvCache : public KvCache {
     const Shape pool{layout.n_blocks, layout.n_kv_heads, layout.block_size, layout.head_dim};  // attention.h
     const Shape scales{layout.n_blocks, layout.block_size, layout.n_kv_heads};
     for (int l = 0; l < layout.n_layers; ++l) {
-      k.push_back(HugePageTensor(layout.dtype, pool));
-      v.push_back(HugePageTensor(layout.dtype, pool));
+      k.emplace_back(layout.dtype, pool);
+      v.emplace_back(layout.dtype, pool);
       if (layout.dtype == DType::kI8) {
-        k_scale.push_back(HugePageTensor(DType::kF32, scales));
-        v_scale.push_back(HugePageTensor(DType::kF32, scales));
+        k_scale.emplace_back(DType::kF32, scales);
+        v_scale.emplace_back(DType::kF32, scales);
       }
     }
+    // Pools up to kPretouchBytes are touched now rather than page by page as decode fills new
+    // slots: one fresh 4 KB page per kv head and layer every 16 tokens was ~28 page faults a
+    // token for Qwen3-0.6B, several microseconds each on a virtual machine (perf: exc_page_fault
+    // under StoreKv). A larger pool (one sized for a long max_model_len) is left to fault in as
+    // it is used, so that it costs no memory up front. (Transparent huge pages instead: the
+    // first touch of each 2 MB page ran into direct compaction, and decode got slower.)
+    constexpr int64_t kPretouchBytes = 1ll << 30;
+    int64_t total = 0;
+    for (auto* pools : {&k, &v, &k_scale, &v_scale})
+      for (const Tensor& t : *pools) total += (int64_t)t.NumBytes();
+    if (total <= kPretouchBytes)
+      for (auto* pools : {&k, &v, &k_scale, &v_scale})
+        for (Tensor& t : *pools) std::memset(t.data(), 0, t.NumBytes());
   }
   std::vector<Tensor> k, v;              // per layer
   std::vector<Tensor> k_scale, v_scale;  // per layer, int8 caches only (core/kv_quant.h)
