@@ -122,19 +122,8 @@ class CpuBackend : public Backend {
       for (int64_t r = b; r < e; ++r) {
         const float* xr = x.As<float>() + r * d;
         float* o = out.As<float>() + r * d;
-        if (isa_ == Isa::kAvx512) {
-          cpu::RmsNormRowAvx512(xr, wf, o, d, eps);
-          continue;
-        }
-        float acc[16] = {};
-        int64_t i = 0;
-        for (; i + 16 <= d; i += 16)
-          for (int j = 0; j < 16; ++j) acc[j] += xr[i + j] * xr[i + j];
-        float ss = 0;
-        for (; i < d; ++i) ss += xr[i] * xr[i];
-        for (int j = 0; j < 16; ++j) ss += acc[j];
-        const float inv = 1.0f / std::sqrt(ss / (float)d + eps);
-        for (int64_t k = 0; k < d; ++k) o[k] = wf[k] * (xr[k] * inv);
+        if (isa_ == Isa::kAvx512) cpu::RmsNormRowAvx512(xr, wf, o, d, eps);
+        else cpu::RmsNormRow(xr, wf, o, d, eps);
       }
     });
   }

@@ -12,7 +12,8 @@ void SiluMulAvx512(const float* gate, const float* up, float* out, int64_t n);
 
 // One RMSNorm row: out[k] = w[k] * (x[k] * inv), inv = 1 / sqrt(ss / d + eps), where ss sums x^2
 // in 16 lanes (lane j over k = j mod 16 of the whole 16-blocks, in order), then the tail, then
-// the lanes 0..15 - the order of the scalar loop in CpuBackend::RmsNorm. out may alias x.
+// the lanes 0..15; no fused multiply-adds. out may alias x. RmsNormRow is the portable version.
+void RmsNormRow(const float* x, const float* w, float* out, int64_t d, float eps);
 void RmsNormRowAvx512(const float* x, const float* w, float* out, int64_t d, float eps);
 
 // f32 -> bf16, round to nearest even, NaN kept NaN: F32ToBF16 (core/dtype.h) 16 at a time.
