@@ -262,15 +262,7 @@ class CpuBackend : public Backend {
         const float* xr = xs + t * K;
         float* orow = os + t * N;
         for (int64_t n = b; n < e; ++n) {
-          const float* wr = ws + n * K;
-          float acc[16] = {};
-          int64_t k = 0;
-          for (; k + 16 <= K; k += 16)
-            for (int j = 0; j < 16; ++j) acc[j] += xr[k + j] * wr[k + j];
-          float s = 0;
-          for (; k < K; ++k) s += xr[k] * wr[k];
-          for (int j = 0; j < 16; ++j) s += acc[j];
-          orow[n] += s;
+          orow[n] += cpu::LaneDot(xr, ws + n * K, K);
         }
       }
     });

@@ -10,6 +10,10 @@ namespace petrel::kernels::cpu {
 // out[i] = silu(gate[i]) * up[i] = gate[i] / (1 + e^-gate[i]) * up[i] for i < n (out may alias gate).
 void SiluMulAvx512(const float* gate, const float* up, float* out, int64_t n);
 
+// sum a[i] * b[i] in 16 lanes (lane j over i = j mod 16 of the whole 16-blocks, in order), then
+// the tail, then the lanes 0..15; no fused multiply-adds.
+float LaneDot(const float* a, const float* b, int64_t n);
+
 // One RMSNorm row: out[k] = w[k] * (x[k] * inv), inv = 1 / sqrt(ss / d + eps), where ss sums x^2
 // in 16 lanes (lane j over k = j mod 16 of the whole 16-blocks, in order), then the tail, then
 // the lanes 0..15; no fused multiply-adds. out may alias x. RmsNormRow is the portable version.
