@@ -419,7 +419,15 @@ class CudaBackend : public Backend {
     if (b.all_decode && cuda::DecodeAttentionSupported(a)) {  // see decode_attention.cuh
       const int split = cuda::DecodeSplit(a);
       const int n_splits = (int)((capacity + split - 1) / split);
-      attn_parts_.Reserve(cuda::DecodePartFloats(a, n_splits) * sizeof(float));
+      // Up to 8 rows, the splits are merged by a second kernel (decode_attention.cuh);
+      // PETREL_CUDA_DECODE_MERGE=block|kernel forces one way.
+      static const int merge_env = [] {
+        const char* v = std::getenv("PETREL_CUDA_DECODE_MERGE");
+        return !v ? 0 : std::string_view(v) == "kernel" ? 1 : std::string_view(v) == "block" ? 2 : 0;
+      }();
+      const bool merge_kernel = merge_env ? merge_env == 1 : a.n_rows <= 8;
+      const int64_t part_floats = cuda::DecodePartFloats(a, n_splits);
+      attn_parts_.Reserve((part_floats + (int64_t)a.n_rows * a.n_heads * a.head_dim) * sizeof(float));
       const size_t ctr_bytes = cuda::DecodeCounters(a) * sizeof(unsigned);
       if (attn_counters_.bytes() < ctr_bytes) {
         attn_counters_.Reserve(ctr_bytes);
@@ -430,6 +438,8 @@ class CudaBackend : public Backend {
       sc.part_out = static_cast<float*>(attn_parts_.get());
       sc.part_ml = sc.part_out + (int64_t)a.n_rows * a.n_heads * n_splits * a.head_dim;
       sc.counters = static_cast<unsigned*>(attn_counters_.get());
+      sc.merge_kernel = merge_kernel;
+      sc.q_rot = static_cast<float*>(attn_parts_.get()) + part_floats;
       cuda::DecodeHeadOps h = pf ? TakeHeadsFor(a, p) : cuda::DecodeHeadOps{};
       if (h.on) h.rope_cs = RopeTableFor(h, a.n_rows, a.head_dim / 2);
       Submit(MakeKey(OpCode::kAttention, a.out, a.q, a.k_pool, (int)a.kv_elem, a.row_seq,
@@ -437,7 +447,7 @@ class CudaBackend : public Backend {
                      (int64_t)a.n_heads << 32 | a.n_kv_heads, a.head_dim, a.scale,
                      a.sliding_window, n_splits, sc.part_out, sc.counters, pf ? -1 : -2, h.k,
                      h.v, h.q_norm_w, h.k_norm_w, h.q_eps, h.k_eps, h.positions, h.inv_freq,
-                     h.attention_scaling, h.slots, h.rope_cs),
+                     h.attention_scaling, h.slots, h.rope_cs, sc.merge_kernel),
              [=](cudaStream_t s) { cuda::LaunchDecodeAttention(a, n_splits, sc, pf, s, h); });
       return;
     }

@@ -18,6 +18,7 @@ constexpr int kThreads = 128;
 constexpr int kMaxGroup = 8;  // query heads per block; larger GQA groups take several blocks
 constexpr int kMaxSmem = 160 * 1024;
 constexpr int kMaxHeadDim = 256;  // DecodeAttentionSupported
+constexpr int kMergeRegs = 16;    // splits DecodeMergeKernel merges from registers
 
 // Shared memory of one block, in bytes: K and V pieces [split][head_dim + one piece of padding]
 // (the padding spreads consecutive rows over the banks), then f32 q [ng][hd], probabilities
@@ -287,6 +288,15 @@ __global__ void __launch_bounds__(kThreads)
     PETREL_TRACE_EXIT(trace_tag | 0x20000000u);
     return;
   }
+  if (sc.merge_kernel) {
+    // DecodeMergeKernel merges after this kernel; the rotated q waits in q_rot (other splits of
+    // the row read the raw q until this kernel ends), written by the row's first split.
+    if constexpr (kHeads)
+      if ((int)blockIdx.z == start / split)
+        for (int i = threadIdx.x; i < ng * hd; i += kThreads) sc.q_rot[q_row + (int64_t)g0 * hd + i] = qr[i];
+    PETREL_TRACE_EXIT(trace_tag);
+    return;
+  }
   // Publish the partial and count it: the block's stores are ordered before thread 0's
   // acquire-release increment by the barrier (the release is cumulative, as in CUTLASS's
   // split-K semaphore), and the last block's reads after the next barrier by its acquire. One
@@ -374,6 +384,63 @@ __global__ void __launch_bounds__(kThreads)
   PETREL_TRACE_EXIT(trace_tag | 0x40000000u);
 }
 
+// The split merge as its own launch (DecodeAttentionScratch::merge_kernel): one block per (row,
+// head), one thread per element of the head; the same arithmetic, in the same order, as the
+// merge inside DecodeAttentionKernel. The in-kernel merge runs in the row's last block, on an SM
+// that has rarely run that code; the trace measured ~8,400 cycles there however it was written.
+template <bool kQ>
+__global__ void __launch_bounds__(kMaxHeadDim)
+    DecodeMergeKernel(PagedAttentionArgs a, int split, int n_splits, DecodeAttentionScratch sc,
+                      float* q) {
+  PdlLaunchDependents();
+  const int t = blockIdx.x, h = blockIdx.y, d = threadIdx.x, hd = a.head_dim;
+  const int s = a.row_seq[t];
+  const int q_begin = a.seq_info[3 * s], q_len = a.seq_info[3 * s + 1];
+  const int ctx = a.seq_info[3 * s + 2];
+  const int pos = ctx - q_len + (t - q_begin);
+  const int start = a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0;
+  const int p0 = start / split, p1 = pos / split;
+  PdlWait();
+  if (p0 == p1) return;  // one split: the attention kernel wrote the row (and q) itself
+  const int64_t base = ((int64_t)t * a.n_heads + h) * n_splits;
+  const int64_t o_at = (int64_t)t * a.n_heads * hd + (int64_t)h * hd + d;
+  const float2* ml = reinterpret_cast<const float2*>(sc.part_ml) + base;
+  const float* po = sc.part_out + base * hd + d;
+  float l = 0.0f, o = 0.0f;
+  if (p1 - p0 < kMergeRegs) {
+    // Up to kMergeRegs splits: every load issued before any is used (one L2 round trip).
+    float2 v[kMergeRegs];
+    float x[kMergeRegs];
+#pragma unroll
+    for (int i = 0; i < kMergeRegs; ++i) {
+      const bool in = p0 + i <= p1;
+      v[i] = in ? __ldcg(ml + p0 + i) : make_float2(-FLT_MAX, 0.0f);
+      x[i] = in ? __ldcg(po + (int64_t)(p0 + i) * hd) : 0.0f;
+    }
+    float m = -FLT_MAX;
+#pragma unroll
+    for (int i = 0; i < kMergeRegs; ++i) m = fmaxf(m, v[i].x);
+#pragma unroll
+    for (int i = 0; i < kMergeRegs; ++i) {
+      if (p0 + i > p1) break;
+      const float w = v[i].y * expf(v[i].x - m);
+      l += w;
+      o += x[i] * w;
+    }
+  } else {
+    float m = -FLT_MAX;
+    for (int p = p0; p <= p1; ++p) m = fmaxf(m, __ldcg(ml + p).x);
+    for (int p = p0; p <= p1; ++p) {
+      const float2 mlp = __ldcg(ml + p);
+      const float w = mlp.y * expf(mlp.x - m);
+      l += w;
+      o += __ldcg(po + (int64_t)p * hd) * w;
+    }
+  }
+  a.out[o_at] = o / l;
+  if constexpr (kQ) q[o_at] = __ldcg(sc.q_rot + o_at);
+}
+
 // One block per row, one thread per frequency (half <= kMaxHeadDim / 2): the sincos before the
 // wait (position and frequencies are immutable inputs), the store after it, so that no reader
 // of an earlier step's table can overlap it.
@@ -451,7 +518,8 @@ void LaunchDecodeAttention(const PagedAttentionArgs& a, int n_splits,
                            const DecodeHeadOps& heads) {
   if (a.n_rows == 0) return;
   CUDA_CHECK(DecodeAttentionSupported(a) &&
-                     (!heads.on || (DecodeHeadOpsSupported(a) && heads.rope_cs != nullptr))
+                     (!heads.on || (DecodeHeadOpsSupported(a) && heads.rope_cs != nullptr)) &&
+                     (!s.merge_kernel || !heads.on || s.q_rot != nullptr)
                  ? cudaSuccess
                  : cudaErrorInvalidConfiguration);
   const int split = DecodeSplit(a);
@@ -464,6 +532,9 @@ void LaunchDecodeAttention(const PagedAttentionArgs& a, int n_splits,
               grid, kThreads, SmemBytes(a, split, sizeof(KvT), heads.on), stream,
               a, split, n_splits, s, prefetch, heads);
   });
+  if (s.merge_kernel)
+    LaunchPdl(heads.on ? DecodeMergeKernel<true> : DecodeMergeKernel<false>,
+              dim3(a.n_rows, a.n_heads), a.head_dim, 0, stream, a, split, n_splits, s, heads.q);
 }
 
 }  // namespace petrel::kernels::cuda

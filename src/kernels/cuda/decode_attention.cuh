@@ -21,6 +21,11 @@ struct DecodeAttentionScratch {
   float* part_out = nullptr;   // [T, n_heads, n_splits, head_dim]
   float* part_ml = nullptr;    // [T, n_heads, n_splits, 2]
   unsigned* counters = nullptr;  // [T * n_kv_heads * head chunks], zero between launches
+  // With merge_kernel, a second small kernel merges the splits of each (row, head) instead of the
+  // last block of the row (no counters); the head ops' rotated q then goes through q_rot
+  // [T, n_heads * head_dim], copied into q by that kernel.
+  bool merge_kernel = false;
+  float* q_rot = nullptr;
 };
 
 // The step's per-head ops (head_ops.cuh: q/k RMSNorm per head, RoPE, the KV store of k and v)
