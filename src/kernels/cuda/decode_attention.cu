@@ -406,6 +406,9 @@ __global__ void __launch_bounds__(kMaxHeadDim)
   const int64_t o_at = (int64_t)t * a.n_heads * hd + (int64_t)h * hd + d;
   const float2* ml = reinterpret_cast<const float2*>(sc.part_ml) + base;
   const float* po = sc.part_out + base * hd + d;
+  // The rotated q is loaded with the partials (after the output's store it would be a second
+  // round trip: the compiler cannot move a load above a store it cannot prove disjoint).
+  const float qv = kQ ? __ldcg(sc.q_rot + o_at) : 0.0f;
   float l = 0.0f, o = 0.0f;
   if (p1 - p0 < kMergeRegs) {
     // Up to kMergeRegs splits: every load issued before any is used (one L2 round trip).
@@ -438,7 +441,7 @@ __global__ void __launch_bounds__(kMaxHeadDim)
     }
   }
   a.out[o_at] = o / l;
-  if constexpr (kQ) q[o_at] = __ldcg(sc.q_rot + o_at);
+  if constexpr (kQ) q[o_at] = qv;
 }
 
 // One block per row, one thread per frequency (half <= kMaxHeadDim / 2): the sincos before the
