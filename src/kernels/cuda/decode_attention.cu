@@ -33,6 +33,37 @@ size_t SmemBytes(const PagedAttentionArgs& a, int split, int kv_size, bool heads
                           (size_t)slices * ngm * a.head_dim);
 }
 
+// Row t's sequence, position (its token's) and first attended position (sliding window), and the
+// first position written in this step. Index arrays are uploaded before the step's kernels:
+// readable before the PDL wait.
+struct RowWindow {
+  int seq, pos, start, first_new;
+};
+__device__ __forceinline__ RowWindow RowWindowOf(const PagedAttentionArgs& a, int t) {
+  const int s = a.row_seq[t];
+  const int q_begin = a.seq_info[3 * s], q_len = a.seq_info[3 * s + 1];
+  const int first_new = a.seq_info[3 * s + 2] - q_len;
+  const int pos = first_new + (t - q_begin);
+  return {s, pos, a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0, first_new};
+}
+
+// out = sum_p o_p l_p e^(m_p - M) / sum_p l_p e^(m_p - M) over splits p0..p1 of one output
+// element: ml[p] = (m_p, l_p), po[p * hd] = o_p. A loop of dependent L2 reads (__ldcg: the
+// partials of other blocks, never a stale L1 line); the fast paths keep this order of operations.
+__device__ __forceinline__ float MergeSplitsLoop(const float2* ml, const float* po, int p0, int p1,
+                                                 int hd) {
+  float m = -FLT_MAX;
+  for (int p = p0; p <= p1; ++p) m = fmaxf(m, __ldcg(ml + p).x);
+  float l = 0.0f, o = 0.0f;
+  for (int p = p0; p <= p1; ++p) {
+    const float2 mlp = __ldcg(ml + p);
+    const float w = mlp.y * expf(mlp.x - m);
+    l += w;
+    o += __ldcg(po + (int64_t)p * hd) * w;
+  }
+  return o / l;
+}
+
 // Grid (T, n_kv_heads * head_chunks, n_splits), kThreads threads.
 // kHeads: the DecodeHeadOps variant (fh.on); a separate instantiation so that the plain kernel
 // keeps its registers (104 against 91 when one kernel held both paths: fewer blocks per SM in
@@ -45,13 +76,9 @@ __global__ void __launch_bounds__(kThreads)
   PdlLaunchDependents();
   constexpr int kPiece = 16 / sizeof(KvT);  // elements per 16-byte piece
   const int t = blockIdx.x;
-  // Index arrays are uploaded before the step's kernels: readable before the wait.
-  const int s = a.row_seq[t];
-  const int q_begin = a.seq_info[3 * s], q_len = a.seq_info[3 * s + 1];
-  const int ctx = a.seq_info[3 * s + 2];
-  const int pos = ctx - q_len + (t - q_begin);
-  const int first_new = ctx - q_len;  // tokens from here on are written in this step
-  const int start = a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0;
+  const RowWindow rw = RowWindowOf(a, t);
+  const int s = rw.seq, pos = rw.pos, start = rw.start;
+  const int first_new = rw.first_new;  // tokens from here on are written in this step
   const int lo = max(start, (int)blockIdx.z * split);
   const int hi = min(pos + 1, ((int)blockIdx.z + 1) * split);
   if (lo >= hi) {  // nothing of this row's window in this split
@@ -316,8 +343,7 @@ __global__ void __launch_bounds__(kThreads)
     return;
   }
   PETREL_TRACE_MARK(6);
-  // out = sum_p o_p l_p e^(m_p - M) / sum_p l_p e^(m_p - M) over the row's valid splits. The
-  // partials of other blocks are read through L2 (__ldcg), never a stale L1 line.
+  // The row's valid splits merged (MergeSplitsLoop's arithmetic).
   const int p0 = start / split, p1 = pos / split, np = p1 - p0 + 1;
   auto part = [&](int g, int p) { return ((int64_t)t * a.n_heads + g0 + g) * n_splits + p; };
   float* po = reinterpret_cast<float*>(smem_raw);  // the K/V rows' space, free since the P.V
@@ -368,15 +394,9 @@ __global__ void __launch_bounds__(kThreads)
   } else {
     for (int i = threadIdx.x; i < ng * hd; i += kThreads) {
       const int g = i / hd, d = i % hd;
-      float m = -FLT_MAX;
-      for (int p = p0; p <= p1; ++p) m = fmaxf(m, __ldcg(sc.part_ml + 2 * part(g, p)));
-      float l = 0.0f, o = 0.0f;
-      for (int p = p0; p <= p1; ++p) {
-        const float w = __ldcg(sc.part_ml + 2 * part(g, p) + 1) * expf(__ldcg(sc.part_ml + 2 * part(g, p)) - m);
-        l += w;
-        o += __ldcg(sc.part_out + part(g, p) * hd + d) * w;
-      }
-      a.out[q_row + (int64_t)(g0 + g) * hd + d] = o / l;
+      a.out[q_row + (int64_t)(g0 + g) * hd + d] =
+          MergeSplitsLoop(reinterpret_cast<const float2*>(sc.part_ml) + part(g, 0),
+                          sc.part_out + part(g, 0) * hd + d, p0, p1, hd);
     }
   }
   PETREL_TRACE_MARK(7);
@@ -394,12 +414,8 @@ __global__ void __launch_bounds__(kMaxHeadDim)
                       float* q) {
   PdlLaunchDependents();
   const int t = blockIdx.x, h = blockIdx.y, d = threadIdx.x, hd = a.head_dim;
-  const int s = a.row_seq[t];
-  const int q_begin = a.seq_info[3 * s], q_len = a.seq_info[3 * s + 1];
-  const int ctx = a.seq_info[3 * s + 2];
-  const int pos = ctx - q_len + (t - q_begin);
-  const int start = a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0;
-  const int p0 = start / split, p1 = pos / split;
+  const RowWindow rw = RowWindowOf(a, t);
+  const int p0 = rw.start / split, p1 = rw.pos / split;
   PdlWait();
   if (p0 == p1) return;  // one split: the attention kernel wrote the row (and q) itself
   const int64_t base = ((int64_t)t * a.n_heads + h) * n_splits;
@@ -409,7 +425,6 @@ __global__ void __launch_bounds__(kMaxHeadDim)
   // The rotated q is loaded with the partials (after the output's store it would be a second
   // round trip: the compiler cannot move a load above a store it cannot prove disjoint).
   const float qv = kQ ? __ldcg(sc.q_rot + o_at) : 0.0f;
-  float l = 0.0f, o = 0.0f;
   if (p1 - p0 < kMergeRegs) {
     // Up to kMergeRegs splits: every load issued before any is used (one L2 round trip).
     float2 v[kMergeRegs];
@@ -420,7 +435,7 @@ __global__ void __launch_bounds__(kMaxHeadDim)
       v[i] = in ? __ldcg(ml + p0 + i) : make_float2(-FLT_MAX, 0.0f);
       x[i] = in ? __ldcg(po + (int64_t)(p0 + i) * hd) : 0.0f;
     }
-    float m = -FLT_MAX;
+    float m = -FLT_MAX, l = 0.0f, o = 0.0f;
 #pragma unroll
     for (int i = 0; i < kMergeRegs; ++i) m = fmaxf(m, v[i].x);
 #pragma unroll
@@ -430,17 +445,10 @@ __global__ void __launch_bounds__(kMaxHeadDim)
       l += w;
       o += x[i] * w;
     }
+    a.out[o_at] = o / l;
   } else {
-    float m = -FLT_MAX;
-    for (int p = p0; p <= p1; ++p) m = fmaxf(m, __ldcg(ml + p).x);
-    for (int p = p0; p <= p1; ++p) {
-      const float2 mlp = __ldcg(ml + p);
-      const float w = mlp.y * expf(mlp.x - m);
-      l += w;
-      o += __ldcg(po + (int64_t)p * hd) * w;
-    }
+    a.out[o_at] = MergeSplitsLoop(ml, po, p0, p1, hd);
   }
-  a.out[o_at] = o / l;
   if constexpr (kQ) q[o_at] = qv;
 }
 
