@@ -2,7 +2,9 @@
 // prefilled (in forwards of up to --prefill-chunk tokens), then decode --gen-tokens steps
 // together, every step a forward of B rows with greedy choices on the host (logits come back to
 // the host, as in the engine) or, with --argmax device, on the backend (only ids come back; the
-// engine does not use that yet). Reports the new tokens per second of
+// engine does not use that yet), or with --argmax pipelined, on the backend with step n + 1
+// launched before step n's ids reach the host (Model::LaunchArgMax: the tokens fed on the device;
+// the engine does not use that yet either). Reports the new tokens per second of
 // the decode phase and how much of it went to the forward (which includes the logits copy) and to
 // the host argmax.
 //
@@ -33,7 +35,8 @@ struct Result1 {
 };
 
 Result1 RunBatch(model::Model& m, int B, int prompt, int gen, int chunk, DType kv, ThreadPool& pool,
-                 bool device_argmax) {
+                 const std::string& argmax) {
+  const bool device_argmax = argmax == "device", pipelined = argmax == "pipelined";
   const int bs = 16;
   const int per_seq = (prompt + gen + bs - 1) / bs;
   auto cache = m.CreateKvCache((int64_t)B * per_seq, bs, kv);
@@ -73,7 +76,11 @@ Result1 RunBatch(model::Model& m, int B, int prompt, int gen, int chunk, DType k
 
   double fwd = 0, amax = 0;
   const double d0 = Now();
-  for (int step = 0; step < gen; ++step) {
+  for (int step = 0; step < gen + (pipelined ? 1 : 0); ++step) {
+    if (pipelined && step == gen) {  // the last step's ids
+      m.CollectArgMax(next.data());
+      break;
+    }
     model::ForwardBatch b;
     const int pos = prompt + step;
     for (int s = 0; s < B; ++s) {
@@ -84,14 +91,17 @@ Result1 RunBatch(model::Model& m, int B, int prompt, int gen, int chunk, DType k
       b.logit_rows.push_back(s);
     }
     const double f0 = Now();
-    if (device_argmax) {  // greedy on the backend: only the ids come back
+    if (pipelined) {  // this step launched, then the previous step's ids taken
+      m.LaunchArgMax(b, *cache, step > 0);
+      if (step > 0) m.CollectArgMax(next.data());
+    } else if (device_argmax) {  // greedy on the backend: only the ids come back
       m.ForwardArgMax(b, *cache, next.data());
     } else {
       logits.resize((size_t)B * vocab);
       m.Forward(b, *cache, logits.data());
     }
     const double f1 = Now();
-    if (!device_argmax)
+    if (!device_argmax && !pipelined)
       pool.ParallelFor(B, 1, [&](int64_t lo, int64_t hi, int) {
         for (int64_t s = lo; s < hi; ++s) {
           const float* r = logits.data() + (size_t)s * vocab;
@@ -123,7 +133,8 @@ int main(int argc, char** argv) {
       .Add("load-format", &load_format, "auto or dummy")
       .Add("argmax", &sampling,
            "host (default: logits copied back, argmax on --threads host threads) or device "
-           "(Backend::ArgMax, only ids come back)");
+           "(Backend::ArgMax, only ids come back) or pipelined (Model::LaunchArgMax: the next "
+           "step launched before this one's ids are back)");
   if (auto st = f.Parse(argc, argv, 1); !st.ok() || f.positional().size() != 1) {
     std::fprintf(stderr, "%s", f.Usage().c_str());
     return 2;
@@ -146,8 +157,8 @@ int main(int argc, char** argv) {
   std::stringstream ss(batches);
   for (std::string item; std::getline(ss, item, ',');) {
     const int B = std::stoi(item);
-    RunBatch(**m, B, prompt, std::min(gen, 4), chunk, *kv_dtype, pool, sampling == "device");  // warm-up (graphs)
-    const Result1 r = RunBatch(**m, B, prompt, gen, chunk, *kv_dtype, pool, sampling == "device");
+    RunBatch(**m, B, prompt, std::min(gen, 4), chunk, *kv_dtype, pool, sampling);  // warm-up (graphs)
+    const Result1 r = RunBatch(**m, B, prompt, gen, chunk, *kv_dtype, pool, sampling);
     std::printf("%6d %14.1f %12.3f %12.3f %14.1f\n", r.batch, r.decode_tok_s, r.forward_ms,
                 r.argmax_ms, r.prefill_tok_s);
     std::fflush(stdout);

@@ -11,8 +11,10 @@
 // them itself, once per step when the caller announces them with BeginBatch() (see there).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -79,6 +81,10 @@ struct BatchMetadata {
   std::span<const int64_t> slots{};       // [T]
   std::span<const AttentionSeq> seqs{};
   std::span<const int32_t> logit_rows{};  // [R]
+  // Row i's token is id i of the last ArgMaxAsync (pipelined greedy decoding), taken where the
+  // ids are, not tokens[i] (whose values are then ignored; tokens still gives the row count).
+  // Only for backends whose FeedsArgMaxTokens() is true.
+  bool tokens_from_argmax = false;
 };
 
 struct AttentionParams {
@@ -212,6 +218,34 @@ class Backend {
   // in this backend's memory; returns when the host array ids[R] holds them. On a device backend
   // this replaces ToHost() of the logits as the step's synchronisation point, and only the ids
   // cross to the host. The default (host-memory backends, e.g. the CPU) scans the rows in place.
+  // Pipelined greedy decoding: ArgMaxAsync starts ArgMax(logits) and may return before the ids
+  // reach the host; TakeArgMax(ids) waits for the oldest started one's ids (first in, first
+  // out; at most kMaxArgMaxInFlight outstanding). A device backend thus lets the host prepare
+  // and launch step n + 1 (its tokens fed from step n's ids, BatchMetadata::tokens_from_argmax)
+  // while step n still runs, and take step n's ids afterwards - vLLM's "async scheduling". The
+  // default computes the ids at once (ArgMax) and queues them.
+  static constexpr int kMaxArgMaxInFlight = 2;
+  virtual void ArgMaxAsync(TensorView logits) {
+    PETREL_CHECK(argmax_queue_.size() < (size_t)kMaxArgMaxInFlight)
+        << "ArgMaxAsync: " << kMaxArgMaxInFlight << " results not yet taken";
+    const int64_t V = logits.dim(logits.shape.rank - 1);
+    argmax_queue_.emplace_back(logits.NumElements() / V);
+    ArgMax(logits, argmax_queue_.back().data());
+  }
+  virtual void TakeArgMax(int32_t* ids) {
+    PETREL_CHECK(!argmax_queue_.empty()) << "TakeArgMax: no ArgMaxAsync outstanding";
+    std::copy(argmax_queue_.front().begin(), argmax_queue_.front().end(), ids);
+    argmax_queue_.pop_front();
+  }
+  // Whether BeginBatch honours BatchMetadata::tokens_from_argmax (the CUDA backend copies the ids
+  // on the device). Otherwise the caller reads them with LastArgMax and passes them as tokens.
+  virtual bool FeedsArgMaxTokens() const { return false; }
+  // The ids of the last ArgMaxAsync, without taking them (backends that do not feed tokens).
+  virtual std::vector<int32_t> LastArgMax() {
+    PETREL_CHECK(!argmax_queue_.empty()) << "LastArgMax: no ArgMaxAsync outstanding";
+    return argmax_queue_.back();
+  }
+
   virtual void ArgMax(TensorView logits, int32_t* ids) {
     const int64_t V = logits.dim(logits.shape.rank - 1);
     const int64_t R = logits.NumElements() / V;
@@ -223,6 +257,9 @@ class Backend {
       ids[r] = (int32_t)best;
     }
   }
+
+ private:
+  std::deque<std::vector<int32_t>> argmax_queue_;  // the default ArgMaxAsync's results
 };
 
 // Arithmetic of the CPU matmul over bf16 weights.

@@ -69,6 +69,15 @@ class Model {
     greedy_ids_ = nullptr;
   }
 
+  // Pipelined greedy decoding (Backend::ArgMaxAsync): runs the batch like ForwardArgMax but may
+  // return before its ids reach the host, so that the caller prepares and launches the next
+  // step while the device runs this one; CollectArgMax(ids) waits for the oldest launched
+  // step's ids (at most Backend::kMaxArgMaxInFlight outstanding). With `tokens_from_last`, row
+  // i's token is id i of the previous launch (batch.tokens' values are ignored): taken on the
+  // device where the backend feeds them, else read back on the host first.
+  void LaunchArgMax(const ForwardBatch& batch, kernels::KvCache& cache, bool tokens_from_last);
+  void CollectArgMax(int32_t* ids) { backend_->TakeArgMax(ids); }
+
   // Forward that leaves the logits [R, vocab] (f32) in the backend's memory and hands them to
   // `consume` before they are released (e.g. to sample on the device: Backend::SampleRows).
   using LogitsConsumer = std::function<void(kernels::Backend& be, TensorView logits)>;
@@ -102,6 +111,8 @@ class Model {
   int64_t weight_bytes_ = 0;
   Activations act_;
   int32_t* greedy_ids_ = nullptr;  // set by ForwardArgMax for the duration of one Forward
+  bool argmax_async_ = false;      // set by LaunchArgMax likewise
+  bool feed_tokens_ = false;       // LaunchArgMax: the backend feeds the tokens (BeginBatch)
   const LogitsConsumer* consume_ = nullptr;  // set by ForwardLogits likewise
   lora::LoraBatch lora_;  // this step's adapter runs and their scratch
 };

@@ -145,4 +145,56 @@ inline float CheckCases(Model* model, const lora::LoraAdapter* adapter, const Js
   return worst;
 }
 
+// Pipelined greedy decoding (Model::LaunchArgMax / CollectArgMax, each step's tokens fed from
+// the previous step's ids) must choose exactly the ids of step-by-step ForwardArgMax: the same
+// computation, only the host's waiting moves. Two sequences of different lengths, `steps` steps
+// each way in caches of their own; the sync run's ids are also checked to be each step's fed
+// tokens (a pipelined run that fed stale or misplaced ids would diverge from it).
+inline void CheckPipelinedGreedy(Model* model, DType kv, int steps, const std::string& label) {
+  constexpr int kBs = 16;
+  const std::vector<std::vector<int32_t>> prompts = {{9707, 11, 1879, 374},
+                                                     {785, 6722, 315, 9625, 374, 12095, 13}};
+  const std::vector<std::vector<int32_t>> tables = {{4, 1, 6}, {0, 5, 2}};
+  auto run = [&](bool pipelined) {
+    auto cache = model->CreateKvCache(8, kBs, kv);
+    std::vector<int> len(2, 0);
+    std::vector<int32_t> next(2);
+    std::vector<std::vector<int32_t>> out(2);
+    for (int step = 0; step <= steps; ++step) {
+      ForwardBatch b;
+      for (int s = 0; s < 2; ++s) {
+        const std::vector<int32_t> ids = step == 0 ? prompts[s] : std::vector<int32_t>{next[s]};
+        const int begin = (int)b.tokens.size();
+        for (size_t i = 0; i < ids.size(); ++i) {
+          const int pos = len[s] + (int)i;
+          b.tokens.push_back(pipelined && step > 1 ? -1 : ids[i]);  // fed: the value is unused
+          b.positions.push_back(pos);
+          b.slots.push_back((int64_t)tables[s][pos / kBs] * kBs + pos % kBs);
+        }
+        len[s] += (int)ids.size();
+        b.seqs.push_back(kernels::AttentionSeq{begin, (int)ids.size(), len[s], tables[s]});
+        b.logit_rows.push_back((int32_t)b.tokens.size() - 1);
+      }
+      if (!pipelined || step == 0) {
+        model->ForwardArgMax(b, *cache, next.data());  // the prompts (and every sync step)
+      } else {
+        model->LaunchArgMax(b, *cache, /*tokens_from_last=*/step > 1);
+        if (step > 1) model->CollectArgMax(next.data());  // the previous step's ids
+      }
+      if (!pipelined || step == 0 || step > 1)
+        for (int s = 0; s < 2; ++s) out[s].push_back(next[s]);
+    }
+    if (pipelined) {
+      model->CollectArgMax(next.data());
+      for (int s = 0; s < 2; ++s) out[s].push_back(next[s]);
+    }
+    return out;
+  };
+  const auto want = run(false), got = run(true);
+  for (int s = 0; s < 2; ++s) {
+    ASSERT_EQ(want[s].size(), (size_t)steps + 1) << label;
+    EXPECT_EQ(want[s], got[s]) << label << " sequence " << s;
+  }
+}
+
 }  // namespace petrel::model::golden

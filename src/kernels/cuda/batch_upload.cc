@@ -8,9 +8,11 @@
 namespace petrel::kernels::cuda {
 
 // Packs `meta` into b.staging and uploads it to b.dev (one copy). Layout (256-byte aligned
-// sections): slots i64[cap_rows] | tokens | positions | logit_rows | row_seq (i32[cap_rows]
-// each) | seq_info i32[cap_seqs * 3] | block_tables i32[cap_seqs * table_stride].
-void UploadBatch(const BatchMetadata& meta, DeviceBatch& b, cudaStream_t stream) {
+// sections): tokens i32[cap_rows] | slots i64[cap_rows] | positions | logit_rows | row_seq
+// (i32[cap_rows] each) | seq_info i32[cap_seqs * 3] | block_tables i32[cap_seqs * table_stride].
+// Tokens first, at offset 0 whatever the capacities: with keep_tokens the copy starts after
+// them, leaving the ids an earlier kernel wrote there (pipelined decoding, ArgMaxAsync).
+void UploadBatch(const BatchMetadata& meta, DeviceBatch& b, cudaStream_t stream, bool keep_tokens) {
   int64_t n_rows = 0, max_table = 0;
   for (const AttentionSeq& s : meta.seqs) {
     n_rows = std::max<int64_t>(n_rows, s.q_begin + s.q_len);
@@ -29,7 +31,7 @@ void UploadBatch(const BatchMetadata& meta, DeviceBatch& b, cudaStream_t stream)
     off = RoundUp(off + bytes, 256);
     return at;
   };
-  const size_t o_slots = section(b.cap_rows * 8), o_tokens = section(b.cap_rows * 4),
+  const size_t o_tokens = section(b.cap_rows * 4), o_slots = section(b.cap_rows * 8),
                o_pos = section(b.cap_rows * 4), o_logit = section(b.cap_rows * 4),
                o_rowseq = section(b.cap_rows * 4), o_info = section(b.cap_seqs * 12),
                o_tables = section((size_t)b.cap_seqs * b.table_stride * 4);
@@ -37,7 +39,10 @@ void UploadBatch(const BatchMetadata& meta, DeviceBatch& b, cudaStream_t stream)
   CUDA_CHECK(cudaEventSynchronize(b.uploaded));  // the previous upload has left the staging
   if (off > b.dev.bytes()) {
     CUDA_CHECK(cudaStreamSynchronize(stream));
-    b.dev = DeviceBuffer(off);
+    DeviceBuffer grown(off);
+    if (keep_tokens && b.dev.get())
+      CUDA_CHECK(cudaMemcpy(grown.get(), b.dev.get(), meta.tokens.size() * 4, cudaMemcpyDeviceToDevice));
+    b.dev = std::move(grown);
   }
   b.staging.Reserve(off);
   char* h = static_cast<char*>(b.staging.get());
@@ -45,7 +50,7 @@ void UploadBatch(const BatchMetadata& meta, DeviceBatch& b, cudaStream_t stream)
     if (bytes) std::memcpy(h + at, src, bytes);
   };
   put(o_slots, meta.slots.data(), meta.slots.size() * 8);
-  put(o_tokens, meta.tokens.data(), meta.tokens.size() * 4);
+  if (!keep_tokens) put(o_tokens, meta.tokens.data(), meta.tokens.size() * 4);
   put(o_pos, meta.positions.data(), meta.positions.size() * 4);
   put(o_logit, meta.logit_rows.data(), meta.logit_rows.size() * 4);
   int32_t* row_seq = reinterpret_cast<int32_t*>(h + o_rowseq);
@@ -62,7 +67,9 @@ void UploadBatch(const BatchMetadata& meta, DeviceBatch& b, cudaStream_t stream)
     std::copy(q.block_table.begin(), q.block_table.end(), t);
     std::fill(t + q.block_table.size(), t + b.table_stride, 0);
   }
-  CUDA_CHECK(cudaMemcpyAsync(b.dev.get(), h, used, cudaMemcpyHostToDevice, stream));
+  const size_t from = keep_tokens ? o_slots : 0;
+  CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(b.dev.get()) + from, h + from, used - from,
+                             cudaMemcpyHostToDevice, stream));
   CUDA_CHECK(cudaEventRecord(b.uploaded, stream));
   const char* d = static_cast<const char*>(b.dev.get());
   b.slots = reinterpret_cast<const int64_t*>(d + o_slots);

@@ -102,6 +102,7 @@ class CudaBackend : public Backend {
     CUDA_CHECK(cudaDeviceSynchronize());
     CUDA_CHECK(cudaEventCreateWithFlags(&batch_.uploaded, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventCreateWithFlags(&adhoc_.uploaded, cudaEventDisableTiming));
+    for (AsyncIds& a : async_) CUDA_CHECK(cudaEventCreateWithFlags(&a.done, cudaEventDisableTiming));
     cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     name_ = std::string("cuda:") + std::to_string(device);
@@ -123,6 +124,7 @@ class CudaBackend : public Backend {
       if (g.exec) cudaGraphExecDestroy(g.exec);
     cudaEventDestroy(batch_.uploaded);
     cudaEventDestroy(adhoc_.uploaded);
+    for (AsyncIds& a : async_) cudaEventDestroy(a.done);
     cublasDestroy(cublas_);
     cudaStreamDestroy(stream_);
   }
@@ -169,7 +171,18 @@ class CudaBackend : public Backend {
     rope_.NewStep();
     tracer_.OnStep(stream_);
     timer_.BeginStep();
-    cuda::UploadBatch(meta, batch_, stream_);
+    // With tokens_from_argmax the tokens are the last ArgMaxAsync's ids, still on the device:
+    // where that step wrote them (its batch's token array, see StartArgMax) they stay for this
+    // one (the upload skips them), else they are copied there (stream order puts either after
+    // that step and before this one).
+    const int64_t T = (int64_t)meta.tokens.size();
+    PETREL_CHECK(!meta.tokens_from_argmax || fed_rows_ >= T)
+        << "tokens_from_argmax: " << T << " rows, " << fed_rows_ << " ids of the last ArgMaxAsync";
+    const bool in_place = meta.tokens_from_argmax && fed_from_ == batch_.tokens;
+    cuda::UploadBatch(meta, batch_, stream_, in_place);
+    if (meta.tokens_from_argmax && !in_place)
+      CUDA_CHECK(cudaMemcpyAsync(const_cast<int32_t*>(batch_.tokens), fed_from_, T * sizeof(int32_t),
+                                 cudaMemcpyDeviceToDevice, stream_));
     // Decode-shaped steps (one new token per sequence) are recorded or replayed as a graph.
     bool decode = !meta.seqs.empty() && meta.tokens.size() == meta.seqs.size() &&
                   meta.tokens.size() <= kMaxGraphRows;
@@ -507,12 +520,19 @@ class CudaBackend : public Backend {
     }
   }
 
-  void ArgMax(TensorView logits, int32_t* ids) override {
+  // ArgMax's device part: the ids of every row into ids_dev_ (by the LM head's GEMV when it is
+  // the pending op, else a kernel), the step finished (its graph launched); returns them and R.
+  std::pair<int32_t*, int64_t> StartArgMax(TensorView logits) {
     OnDevice();
     const int64_t V = logits.dim(logits.shape.rank - 1);
     const int64_t R = logits.NumElements() / V;
-    ids_dev_.Reserve(std::max<int64_t>(R, 4096) * sizeof(int32_t));
-    int32_t* d_ids = static_cast<int32_t*>(ids_dev_.get());
+    // Into the step's own token array (dead once the embedding has read it) when it has room,
+    // so that a pipelined next step finds them in place (BeginBatch); else a buffer of its own.
+    int32_t* d_ids = const_cast<int32_t*>(batch_.tokens);
+    if (!d_ids || R > batch_.cap_rows) {
+      ids_dev_.Reserve(std::max<int64_t>(R, 4096) * sizeof(int32_t));
+      d_ids = static_cast<int32_t*>(ids_dev_.get());
+    }
     const float* lp = logits.As<float>();
     if (pending_ == Pending::kGemv && pend_g_.n_segs == 1 && pend_g_.seg[0].out == lp &&
         pend_g_.seg[0].n == V && pend_T_ == R && !pend_g_.silu_out) {
@@ -528,12 +548,47 @@ class CudaBackend : public Backend {
     FlushPending();
     FinishStep();
     batch_.host = BatchMetadata{};
+    return {d_ids, R};
+  }
+
+  void ArgMax(TensorView logits, int32_t* ids) override {
+    const auto [d_ids, R] = StartArgMax(logits);
+    fed_rows_ = 0;  // its ids may overwrite the last ArgMaxAsync's
     const size_t bytes = R * sizeof(int32_t);
     to_host_.Reserve(bytes);
     CUDA_CHECK(cudaMemcpyAsync(to_host_.get(), d_ids, bytes, cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     std::memcpy(ids, to_host_.get(), bytes);
   }
+
+  // The ids go to the host behind the step in stream order (a pinned slot and an event per
+  // outstanding result); the next step's BeginBatch may feed them to its tokens on the device.
+  void ArgMaxAsync(TensorView logits) override {
+    PETREL_CHECK(async_count_ < kMaxArgMaxInFlight)
+        << "ArgMaxAsync: " << kMaxArgMaxInFlight << " results not yet taken";
+    const auto [d_ids, R] = StartArgMax(logits);
+    AsyncIds& slot = async_[(async_head_ + async_count_) % kMaxArgMaxInFlight];
+    slot.rows = R;
+    slot.host.Reserve(R * sizeof(int32_t));
+    CUDA_CHECK(cudaMemcpyAsync(slot.host.get(), d_ids, R * sizeof(int32_t), cudaMemcpyDeviceToHost,
+                               stream_));
+    CUDA_CHECK(cudaEventRecord(slot.done, stream_));
+    ++async_count_;
+    fed_rows_ = R;
+    fed_from_ = d_ids;
+  }
+
+  void TakeArgMax(int32_t* ids) override {
+    OnDevice();
+    PETREL_CHECK(async_count_ > 0) << "TakeArgMax: no ArgMaxAsync outstanding";
+    AsyncIds& slot = async_[async_head_];
+    CUDA_CHECK(cudaEventSynchronize(slot.done));
+    std::memcpy(ids, slot.host.get(), slot.rows * sizeof(int32_t));
+    async_head_ = (async_head_ + 1) % kMaxArgMaxInFlight;
+    --async_count_;
+  }
+
+  bool FeedsArgMaxTokens() const override { return true; }
 
   MemoryInfo QueryMemory() override {
     OnDevice();
@@ -896,6 +951,16 @@ class CudaBackend : public Backend {
   int64_t sample_cap_ = 0;
   PinnedBuffer to_host_;
   DeviceBatch batch_, adhoc_;
+  struct AsyncIds {  // an ArgMaxAsync result on its way to the host
+    PinnedBuffer host;
+    cudaEvent_t done = nullptr;
+    int64_t rows = 0;
+  };
+  AsyncIds async_[kMaxArgMaxInFlight];
+  int async_head_ = 0, async_count_ = 0;  // the oldest outstanding slot, and how many
+  // The last ArgMaxAsync's ids on the device (for tokens_from_argmax), until an ArgMax.
+  const int32_t* fed_from_ = nullptr;
+  int64_t fed_rows_ = 0;
 
   Mode mode_ = Mode::kEager;
   enum class Pending { kNone, kGemv, kAdd, kHeads, kNorm };

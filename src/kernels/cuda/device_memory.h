@@ -169,7 +169,9 @@ struct DeviceBatch {
 };
 
 // Packs `meta` into b.staging and uploads it to b.dev on `stream` (batch_upload.cc); capacities
-// only grow, so the device addresses stay stable across steps.
-void UploadBatch(const BatchMetadata& meta, DeviceBatch& b, cudaStream_t stream);
+// only grow, so the device addresses stay stable across steps. keep_tokens: b.tokens already
+// holds this step's tokens on the device (meta.tokens' values are not copied).
+void UploadBatch(const BatchMetadata& meta, DeviceBatch& b, cudaStream_t stream,
+                 bool keep_tokens = false);
 
 }  // namespace petrel::kernels::cuda

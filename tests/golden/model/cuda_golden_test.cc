@@ -80,6 +80,16 @@ TEST_F(CudaGolden, OtherFamiliesMatchTransformers) {
 // Three sequences prefilled together (mixed lengths, one forward), then decoding together for 12
 // steps: CUDA (graph replays from the second decode step) against the CPU backend, fed the same
 // tokens (the CPU's greedy choices). Every logit of every step is compared.
+// Pipelined greedy decoding on the GPU (each step's tokens copied on the device from the ids of
+// the step before, which reach the host a step late) chooses the ids of step-by-step decoding;
+// both run the same replayed graphs.
+TEST_F(CudaGolden, PipelinedGreedyMatchesStepByStep) {
+  auto m = LoadOn(std::string(PETREL_FIXTURES) + "/qwen3-tiny", "cuda");
+  ASSERT_TRUE(m);
+  for (DType kv : {DType::kBF16, DType::kF32})
+    golden::CheckPipelinedGreedy(m.get(), kv, 20, std::string("qwen3-tiny on cuda, kv ") + DTypeName(kv));
+}
+
 TEST_F(CudaGolden, BatchedDecodeWithGraphsMatchesCpu) {
   const std::string dir = std::string(PETREL_FIXTURES) + "/qwen3-tiny";
   auto cpu = LoadOn(dir, "cpu");

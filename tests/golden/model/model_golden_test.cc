@@ -83,6 +83,14 @@ TEST(ModelGolden, Qwen3TinyBf16ActivationsMatchTransformers) {
   RunFamilyBf16(fx + "/qwen3-tiny", refs["base"], IdsOf(refs["probe_ids"]), "qwen3-tiny");
 }
 
+// Pipelined greedy decoding on the CPU (the backend's default: ids computed at once, fed back
+// to the model's next step on the host) chooses the ids of step-by-step decoding.
+TEST(ModelGolden, PipelinedGreedyMatchesStepByStep) {
+  auto m = LoadModel(std::string(PETREL_FIXTURES) + "/qwen3-tiny", LoadOptions{.n_threads = 2});
+  ASSERT_TRUE(m.ok()) << m.error().ToString();
+  golden::CheckPipelinedGreedy(m->get(), DType::kF32, 20, "qwen3-tiny on cpu");
+}
+
 // Other families: each tests/fixtures/models/<name>/ holds a model directory and refs.json.
 TEST(ModelGolden, OtherFamiliesMatchTransformers) {
   const std::string root = std::string(PETREL_FIXTURES) + "/models";
