@@ -165,8 +165,13 @@ __device__ __forceinline__ unsigned long long AmaxKey(float v, int64_t idx) {
 // At least 4 blocks per SM for one row of 16-bit weights (<= 64 registers; ptxas spills 16
 // bytes): single-stream decode grids (<= 528 blocks) then run in one wave, where a second wave of
 // the persistent grid would cost a whole extra memory latency. Otherwise 2 (no spills).
-template <typename W, int TMAX, int KS>
-__global__ void __launch_bounds__(256, (TMAX == 1 && sizeof(W) == 2) ? 4 : 2)
+// kPipe (grids that loop over many items, e.g. the LM head): each block issues its next item's
+// first pass as soon as the current one's FMAs have read theirs, so that the loads overlap the
+// reductions, barriers and stores; 3 blocks per SM leave the registers for it (the one-item
+// grids of the layers keep the variant without: in it the extra registers spilled, -5% end to
+// end).
+template <typename W, int TMAX, int KS, bool kPipe>
+__global__ void __launch_bounds__(256, kPipe ? 3 : (TMAX == 1 && sizeof(W) == 2) ? 4 : 2)
     GemvStreamKernel(GemvGroup g, const float* x, int T, int64_t K, int64_t n_pairs) {
   constexpr int kWarps = 8, kGroups = kWarps / KS;  // pairs per item
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -302,6 +307,14 @@ __global__ void __launch_bounds__(256, (TMAX == 1 && sizeof(W) == 2) ? 4 : 2)
       }
     }
     preloaded = false;
+    if constexpr (kPipe) {
+      if (item + gridDim.x < n_items) {
+        const W* wn[kRowsPerWarp];
+        rows_of((item + gridDim.x) * kGroups + grp, wn);
+        if (k0 < K) load_pass(wn, k0, p);
+        preloaded = true;
+      }
+    }
     PETREL_TRACE_MARK(1);
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r)
@@ -388,17 +401,25 @@ __global__ void __launch_bounds__(256, (TMAX == 1 && sizeof(W) == 2) ? 4 : 2)
 }
 
 // Blocks of one GemvStreamKernel instantiation that fit on the device at once (computed once).
-template <typename W, int TMAX, int KS>
+template <typename W, int TMAX, int KS, bool kPipe>
 int64_t ResidentBlocks() {
   static const int64_t n = [] {
     int dev = 0, sms = 0, per_sm = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, GemvStreamKernel<W, TMAX, KS>,
-                                                             256, 0));
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &per_sm, GemvStreamKernel<W, TMAX, KS, kPipe>, 256, 0));
     return (int64_t)sms * std::max(per_sm, 1);
   }();
   return n;
+}
+
+template <typename W, int TMAX, int KS, bool kPipe>
+void LaunchStreamGrid(const GemvGroup& g, const float* x, int T, int64_t K, int64_t n_pairs,
+                      int64_t items, cudaStream_t stream) {
+  const unsigned blocks =
+      (unsigned)std::max<int64_t>(1, std::min(items, ResidentBlocks<W, TMAX, KS, kPipe>()));
+  LaunchPdl(GemvStreamKernel<W, TMAX, KS, kPipe>, blocks, 256, 0, stream, g, x, T, K, n_pairs);
 }
 
 template <typename W, int TMAX, int KS>
@@ -406,8 +427,16 @@ void LaunchStreamKs(const GemvGroup& g, const float* x, int T, int64_t K, int64_
                     cudaStream_t stream) {
   constexpr int kGroups = 8 / KS;
   const int64_t items = (n_pairs + kGroups - 1) / kGroups;
-  const unsigned blocks = (unsigned)std::max<int64_t>(1, std::min(items, ResidentBlocks<W, TMAX, KS>()));
-  LaunchPdl(GemvStreamKernel<W, TMAX, KS>, blocks, 256, 0, stream, g, x, T, K, n_pairs);
+  // The pipelined variant once every block loops over several items (PETREL_CUDA_GEMV_PIPE=0
+  // turns it off, to measure it).
+  static const bool pipe_on = [] {
+    const char* v = std::getenv("PETREL_CUDA_GEMV_PIPE");
+    return !(v && v[0] == '0');
+  }();
+  if constexpr (KS == 1 && TMAX <= 2 && sizeof(W) == 2)  // others spill with it (80 registers)
+    if (pipe_on && items >= 4 * ResidentBlocks<W, TMAX, KS, true>())
+      return LaunchStreamGrid<W, TMAX, KS, true>(g, x, T, K, n_pairs, items, stream);
+  LaunchStreamGrid<W, TMAX, KS, false>(g, x, T, K, n_pairs, items, stream);
 }
 
 template <typename W, int TMAX>
