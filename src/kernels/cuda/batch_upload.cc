@@ -38,7 +38,9 @@ void UploadBatch(const BatchMetadata& meta, DeviceBatch& b, cudaStream_t stream,
   const size_t used = o_tables + meta.seqs.size() * (size_t)b.table_stride * 4;
   CUDA_CHECK(cudaEventSynchronize(b.uploaded));  // the previous upload has left the staging
   if (off > b.dev.bytes()) {
-    CUDA_CHECK(cudaStreamSynchronize(stream));
+    // Every stream: kernels of an earlier step may still write this copy's tokens (the ids of a
+    // pipelined ArgMax) or read it.
+    CUDA_CHECK(cudaDeviceSynchronize());
     DeviceBuffer grown(off);
     if (keep_tokens && b.dev.get())
       CUDA_CHECK(cudaMemcpy(grown.get(), b.dev.get(), meta.tokens.size() * 4, cudaMemcpyDeviceToDevice));

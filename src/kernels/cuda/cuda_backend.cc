@@ -100,7 +100,13 @@ class CudaBackend : public Backend {
     amax_buf_ = DeviceBuffer(cuda::kGemvMaxRows * 8 + 8);
     CUDA_CHECK(cudaMemset(amax_buf_.get(), 0, amax_buf_.bytes()));
     CUDA_CHECK(cudaDeviceSynchronize());
-    CUDA_CHECK(cudaEventCreateWithFlags(&batch_.uploaded, cudaEventDisableTiming));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&upload_stream_, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&readback_stream_, cudaStreamNonBlocking));
+    for (int i = 0; i < 2; ++i) {
+      CUDA_CHECK(cudaEventCreateWithFlags(&batches_[i].uploaded, cudaEventDisableTiming));
+      CUDA_CHECK(cudaEventCreateWithFlags(&released_[i], cudaEventDisableTiming));
+    }
+    CUDA_CHECK(cudaEventCreateWithFlags(&step_done_, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventCreateWithFlags(&adhoc_.uploaded, cudaEventDisableTiming));
     for (AsyncIds& a : async_) CUDA_CHECK(cudaEventCreateWithFlags(&a.done, cudaEventDisableTiming));
     cudaDeviceProp prop;
@@ -122,7 +128,15 @@ class CudaBackend : public Backend {
     cudaStreamSynchronize(stream_);
     for (auto& [t, g] : graphs_)
       if (g.exec) cudaGraphExecDestroy(g.exec);
-    cudaEventDestroy(batch_.uploaded);
+    cudaStreamSynchronize(upload_stream_);
+    cudaStreamSynchronize(readback_stream_);
+    for (int i = 0; i < 2; ++i) {
+      cudaEventDestroy(batches_[i].uploaded);
+      cudaEventDestroy(released_[i]);
+    }
+    cudaEventDestroy(step_done_);
+    cudaStreamDestroy(upload_stream_);
+    cudaStreamDestroy(readback_stream_);
     cudaEventDestroy(adhoc_.uploaded);
     for (AsyncIds& a : async_) cudaEventDestroy(a.done);
     cublasDestroy(cublas_);
@@ -171,23 +185,34 @@ class CudaBackend : public Backend {
     rope_.NewStep();
     tracer_.OnStep(stream_);
     timer_.BeginStep();
+    // The index arrays go to the other of two device copies, uploaded on a stream of their own,
+    // so that while the previous step still runs (pipelined decoding) this upload overlaps it
+    // instead of waiting between the two steps; stream_ waits for it. The copy was last read by
+    // the step before the previous one: released_ of it, recorded one BeginBatch ago.
+    CUDA_CHECK(cudaEventRecord(released_[par_], stream_));  // everything so far on stream_
+    par_ ^= 1;
+    batch_ = &batches_[par_];
     // With tokens_from_argmax the tokens are the last ArgMaxAsync's ids, still on the device:
-    // where that step wrote them (its batch's token array, see StartArgMax) they stay for this
-    // one (the upload skips them), else they are copied there (stream order puts either after
-    // that step and before this one).
+    // where that step wrote them (this copy's token array, see StartArgMax) they stay (the upload
+    // skips them), else they are copied there (stream order puts it after that step). An upload
+    // that writes the tokens waits for all of stream_ (the previous step writes its ids there).
     const int64_t T = (int64_t)meta.tokens.size();
     PETREL_CHECK(!meta.tokens_from_argmax || fed_rows_ >= T)
         << "tokens_from_argmax: " << T << " rows, " << fed_rows_ << " ids of the last ArgMaxAsync";
-    const bool in_place = meta.tokens_from_argmax && fed_from_ == batch_.tokens;
-    cuda::UploadBatch(meta, batch_, stream_, in_place);
+    const bool in_place = meta.tokens_from_argmax && fed_from_ == batch_->tokens;
+    CUDA_CHECK(cudaStreamWaitEvent(upload_stream_, released_[in_place ? par_ : par_ ^ 1]));
+    if (!in_place && last_readback_)  // an ArgMaxAsync's copy to the host may read the tokens
+      CUDA_CHECK(cudaStreamWaitEvent(upload_stream_, last_readback_));
+    cuda::UploadBatch(meta, *batch_, upload_stream_, in_place);
+    CUDA_CHECK(cudaStreamWaitEvent(stream_, batch_->uploaded));
     if (meta.tokens_from_argmax && !in_place)
-      CUDA_CHECK(cudaMemcpyAsync(const_cast<int32_t*>(batch_.tokens), fed_from_, T * sizeof(int32_t),
-                                 cudaMemcpyDeviceToDevice, stream_));
+      CUDA_CHECK(cudaMemcpyAsync(const_cast<int32_t*>(batch_->tokens), fed_from_,
+                                 T * sizeof(int32_t), cudaMemcpyDeviceToDevice, stream_));
     // Decode-shaped steps (one new token per sequence) are recorded or replayed as a graph.
     bool decode = !meta.seqs.empty() && meta.tokens.size() == meta.seqs.size() &&
                   meta.tokens.size() <= kMaxGraphRows;
     for (const AttentionSeq& s : meta.seqs) decode = decode && s.q_len == 1;
-    step_rows_ = (int64_t)meta.tokens.size();
+    step_rows_ = (int64_t)meta.tokens.size() * 2 + par_;  // a graph per row count and copy
     decode = decode && graphs_enabled_;
     capturable_ = decode;
     if (!decode) {
@@ -387,7 +412,7 @@ class CudaBackend : public Backend {
     const float* vx = v.As<float>();
     const int n = (int)slots.size();
     const int64_t row = (int64_t)c.layout().n_kv_heads * c.layout().head_dim;
-    if (d_slots != batch_.slots) kv_adhoc_store_ = true;  // not this step's new tokens
+    if (d_slots != batch_->slots) kv_adhoc_store_ = true;  // not this step's new tokens
     if (pending_ == Pending::kHeads && heads_.T == n && heads_.d == c.layout().head_dim &&
         AllRoped() && !Find(const_cast<float*>(vx))) {
       // This layer's q/k norms and ropes, then the store: one HeadOps launch, or none when the
@@ -507,7 +532,7 @@ class CudaBackend : public Backend {
     OnDevice();
     FlushPending();
     FinishStep();
-    batch_.host = BatchMetadata{};  // the step's host arrays may die now: forget their addresses
+    batch_->host = BatchMetadata{};  // the step's host arrays may die now: forget their addresses
     const size_t bytes = src.NumElements() * sizeof(float);
     if (bytes <= kStagedCopyMax) {
       to_host_.Reserve(bytes);
@@ -526,10 +551,11 @@ class CudaBackend : public Backend {
     OnDevice();
     const int64_t V = logits.dim(logits.shape.rank - 1);
     const int64_t R = logits.NumElements() / V;
-    // Into the step's own token array (dead once the embedding has read it) when it has room,
-    // so that a pipelined next step finds them in place (BeginBatch); else a buffer of its own.
-    int32_t* d_ids = const_cast<int32_t*>(batch_.tokens);
-    if (!d_ids || R > batch_.cap_rows) {
+    // Into the token array of the next step's copy (BeginBatch alternates them) when it has
+    // room, so that a pipelined next step finds them in place; else a buffer of their own.
+    const DeviceBatch& next = batches_[par_ ^ 1];
+    int32_t* d_ids = const_cast<int32_t*>(next.tokens);
+    if (!d_ids || R > next.cap_rows) {
       ids_dev_.Reserve(std::max<int64_t>(R, 4096) * sizeof(int32_t));
       d_ids = static_cast<int32_t*>(ids_dev_.get());
     }
@@ -547,7 +573,7 @@ class CudaBackend : public Backend {
     }
     FlushPending();
     FinishStep();
-    batch_.host = BatchMetadata{};
+    batch_->host = BatchMetadata{};
     return {d_ids, R};
   }
 
@@ -570,9 +596,15 @@ class CudaBackend : public Backend {
     AsyncIds& slot = async_[(async_head_ + async_count_) % kMaxArgMaxInFlight];
     slot.rows = R;
     slot.host.Reserve(R * sizeof(int32_t));
+    // The copy to the host on a stream of its own, off the path to the next step. Nothing
+    // overwrites the ids before it is done: the next step reads them, the one after writes the
+    // other copy's tokens, and a third ArgMaxAsync needs this result taken first.
+    CUDA_CHECK(cudaEventRecord(step_done_, stream_));
+    CUDA_CHECK(cudaStreamWaitEvent(readback_stream_, step_done_));
     CUDA_CHECK(cudaMemcpyAsync(slot.host.get(), d_ids, R * sizeof(int32_t), cudaMemcpyDeviceToHost,
-                               stream_));
-    CUDA_CHECK(cudaEventRecord(slot.done, stream_));
+                               readback_stream_));
+    CUDA_CHECK(cudaEventRecord(slot.done, readback_stream_));
+    last_readback_ = slot.done;
     ++async_count_;
     fed_rows_ = R;
     fed_from_ = d_ids;
@@ -649,7 +681,7 @@ class CudaBackend : public Backend {
            [=](cudaStream_t st) { cuda::LaunchSample(lp, R, V, params, o, st); });
     FlushPending();
     FinishStep();
-    batch_.host = BatchMetadata{};
+    batch_->host = BatchMetadata{};
     // Back: ids + logprobs (contiguous), then the top entries only when asked for.
     char* h = static_cast<char*>(sample_host_.get()) + sample_cap_ * sizeof(cuda::SampleRowParams);
     auto* h_ids = reinterpret_cast<int32_t*>(h);
@@ -681,7 +713,7 @@ class CudaBackend : public Backend {
   static constexpr size_t kCublasWorkspace = 32u << 20;
   static constexpr size_t kStagedCopyMax = 4u << 20;
   static constexpr int64_t kMaxGraphRows = 512;
-  static constexpr size_t kMaxGraphs = 64;
+  static constexpr size_t kMaxGraphs = 128;  // two per row count (BeginBatch)
 
   // Enqueues the deferred op, if any: a group of GEMVs on one input (consecutive MatMuls with
   // T <= 8 on the same x, e.g. q/k/v or gate/up, one launch) or a residual Add that no RmsNorm
@@ -732,7 +764,7 @@ class CudaBackend : public Backend {
     // Qwen3-0.6B: batch 1 +5%, 8 +2%, but 32 -6%, 256 -6%).
     if (!enabled || pending_ != Pending::kHeads || a.n_rows > 8 || !cuda::DecodeHeadOpsSupported(a))
       return {};
-    const cuda::DecodeHeadOps o = ToDecodeHeadOps(heads_, a, p.n_heads, p.n_kv_heads, batch_.slots);
+    const cuda::DecodeHeadOps o = ToDecodeHeadOps(heads_, a, p.n_heads, p.n_kv_heads, batch_->slots);
     if (o.on) {
       pending_ = Pending::kNone;
       heads_ = PendingHeads{};
@@ -902,23 +934,23 @@ class CudaBackend : public Backend {
 
   const int32_t* DeviceIds(std::span<const int32_t> ids) {
     if (ids.empty()) return nullptr;
-    const BatchMetadata& m = batch_.host;
-    if (Same(ids, m.tokens)) return batch_.tokens;
-    if (Same(ids, m.positions)) return batch_.positions;
-    if (Same(ids, m.logit_rows)) return batch_.logit_rows;
+    const BatchMetadata& m = batch_->host;
+    if (Same(ids, m.tokens)) return batch_->tokens;
+    if (Same(ids, m.positions)) return batch_->positions;
+    if (Same(ids, m.logit_rows)) return batch_->logit_rows;
     return UploadAdHoc(BatchMetadata{.tokens = ids}).tokens;
   }
 
   const int64_t* DeviceSlots(std::span<const int64_t> slots) {
     if (slots.empty()) return nullptr;
-    if (slots.data() == batch_.host.slots.data() && slots.size() == batch_.host.slots.size())
-      return batch_.slots;
+    if (slots.data() == batch_->host.slots.data() && slots.size() == batch_->host.slots.size())
+      return batch_->slots;
     return UploadAdHoc(BatchMetadata{.slots = slots}).slots;
   }
 
   const DeviceBatch& DeviceSeqs(std::span<const AttentionSeq> seqs) {
-    if (seqs.data() == batch_.host.seqs.data() && seqs.size() == batch_.host.seqs.size())
-      return batch_;
+    if (seqs.data() == batch_->host.seqs.data() && seqs.size() == batch_->host.seqs.size())
+      return *batch_;
     return UploadAdHoc(BatchMetadata{.seqs = seqs});
   }
 
@@ -950,7 +982,16 @@ class CudaBackend : public Backend {
   PinnedBuffer sample_host_;
   int64_t sample_cap_ = 0;
   PinnedBuffer to_host_;
-  DeviceBatch batch_, adhoc_;
+  // The step's index arrays, in two device copies used by alternate steps (see BeginBatch).
+  DeviceBatch batches_[2];
+  int par_ = 0;
+  DeviceBatch* batch_ = &batches_[0];
+  DeviceBatch adhoc_;
+  cudaStream_t upload_stream_ = nullptr;    // BeginBatch's uploads
+  cudaStream_t readback_stream_ = nullptr;  // ArgMaxAsync's copies to the host
+  cudaEvent_t released_[2] = {};  // stream_'s last use of each copy (recorded by BeginBatch)
+  cudaEvent_t step_done_ = nullptr;
+  cudaEvent_t last_readback_ = nullptr;  // the last ArgMaxAsync's copy to the host
   struct AsyncIds {  // an ArgMaxAsync result on its way to the host
     PinnedBuffer host;
     cudaEvent_t done = nullptr;
