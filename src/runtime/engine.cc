@@ -10,6 +10,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <thread>
 #include <unordered_set>
@@ -53,6 +54,9 @@ class EngineImpl : public Engine {
     const char* host_sampling = std::getenv("PETREL_HOST_SAMPLING");
     device_sampling_ = model_->backend().QueryMemory().total_bytes > 0 &&
                        !(host_sampling && std::string_view(host_sampling) == "1");
+    const char* pd = std::getenv("PETREL_PIPELINE_DECODE");
+    const std::string_view mode = pd ? std::string_view(pd) : std::string_view(opts.pipeline_decode);
+    pipeline_ = mode == "on" ? PipelineMode::kOn : mode == "off" ? PipelineMode::kOff : PipelineMode::kAuto;
     thread_ = std::jthread([this](std::stop_token st) { Loop(st); });
   }
   ~EngineImpl() override { Shutdown(); }
@@ -402,6 +406,11 @@ class EngineImpl : public Engine {
   };
 
   void Step() {
+    if (CanPipeline()) return RunPipelined();
+    StepScheduled();
+  }
+
+  void StepScheduled() {
     int budget = opts_.max_num_batched_tokens;
     std::vector<Scheduled> sched;
     // 1. Running sequences, oldest first: one decode token, or the next prefill chunk.
@@ -512,34 +521,47 @@ class EngineImpl : public Engine {
                                          std::max(s.num_computed - sched[i].n, 0);
       PublishFullBlocks(s);
       if (logit_index[i] < 0) continue;  // mid-prefill chunk
-      TokenOutput out = std::move(sampled[i]);
-      s.tokens.push_back(out.token);
-      s.generated++;
-      generation_tokens_++;
-      FinishReason reason = FinishReason::kNone;
-      const auto& eos = s.req.eos_token_ids;
-      const auto& stops = s.req.stop_token_ids;
-      if ((!s.req.ignore_eos && std::find(eos.begin(), eos.end(), out.token) != eos.end()) ||
-          std::find(stops.begin(), stops.end(), out.token) != stops.end()) {
-        reason = FinishReason::kStop;
-      } else if (s.generated >= s.req.max_new_tokens || (int)s.tokens.size() >= info_.max_model_len) {
-        reason = FinishReason::kLength;
-      }
-      if (reason != FinishReason::kNone) {
-        std::vector<TokenOutput> last{std::move(out)};
-        done.push_back(&s);
-        reasons.push_back(reason);
-        pending_last_.push_back(std::move(last));
-        continue;
-      }
-      RequestUpdate u;
-      u.request_id = s.id;
-      u.tokens.push_back(std::move(out));
-      u.prompt_tokens = s.prompt_len;
-      u.cached_prompt_tokens = s.cached_prompt_tokens;
-      u.generated_tokens = s.generated;
-      if (s.callback) s.callback(std::move(u));
+      TakeToken(s, std::move(sampled[i]), done, reasons);
     }
+    FinishDone(done, reasons);
+  }
+
+  // Appends the token a step chose for `s` and sends it as an update, or, when it ends the
+  // request (EOS, a stop token, max tokens, the model's length), lists `s` in `done` with its
+  // reason and keeps the token for the final update (FinishDone). True when it ends.
+  bool TakeToken(Sequence& s, TokenOutput out, std::vector<Sequence*>& done,
+                 std::vector<FinishReason>& reasons) {
+    s.tokens.push_back(out.token);
+    s.generated++;
+    generation_tokens_++;
+    FinishReason reason = FinishReason::kNone;
+    const auto& eos = s.req.eos_token_ids;
+    const auto& stops = s.req.stop_token_ids;
+    if ((!s.req.ignore_eos && std::find(eos.begin(), eos.end(), out.token) != eos.end()) ||
+        std::find(stops.begin(), stops.end(), out.token) != stops.end()) {
+      reason = FinishReason::kStop;
+    } else if (s.generated >= s.req.max_new_tokens || (int)s.tokens.size() >= info_.max_model_len) {
+      reason = FinishReason::kLength;
+    }
+    if (reason != FinishReason::kNone) {
+      std::vector<TokenOutput> last{std::move(out)};
+      done.push_back(&s);
+      reasons.push_back(reason);
+      pending_last_.push_back(std::move(last));
+      return true;
+    }
+    RequestUpdate u;
+    u.request_id = s.id;
+    u.tokens.push_back(std::move(out));
+    u.prompt_tokens = s.prompt_len;
+    u.cached_prompt_tokens = s.cached_prompt_tokens;
+    u.generated_tokens = s.generated;
+    if (s.callback) s.callback(std::move(u));
+    return false;
+  }
+
+  // Finishes the sequences TakeToken listed and removes them from running_.
+  void FinishDone(const std::vector<Sequence*>& done, const std::vector<FinishReason>& reasons) {
     for (size_t i = 0; i < done.size(); ++i) {
       Finish(*done[i], reasons[i], std::move(pending_last_[i]));
       auto it = std::find_if(running_.begin(), running_.end(),
@@ -547,6 +569,93 @@ class EngineImpl : public Engine {
       running_.erase(it);
     }
     pending_last_.clear();
+  }
+
+  // Pipelined greedy decoding (Model::LaunchArgMax; vLLM calls it async scheduling): while every
+  // running sequence decodes one token a step, greedily and without logprobs, penalties or an
+  // adapter, and nothing waits to be admitted or aborted, step n + 1 is launched - its tokens
+  // fed on the device from step n's ids - before step n's ids are taken, so that the host's work
+  // for a step (building it, the graph launch, the updates) overlaps the device's. A sequence
+  // that ends at step n (EOS, stop token) has had step n + 1 computed for nothing: its row is
+  // dropped and its KV write lands in its own, unpublished block before the block is released.
+  // PipelineMode::kAuto uses it where the backend feeds the tokens on the device (CUDA).
+  bool CanPipeline() const {
+    if (pipeline_ == PipelineMode::kOff || !waiting_.empty() || running_.empty()) return false;
+    if (pipeline_ == PipelineMode::kAuto &&
+        !(device_sampling_ && model_->backend().FeedsArgMaxTokens()))
+      return false;
+    for (const auto& s : running_) {
+      const SamplingParams& p = s->req.sampling;
+      if (s->remaining_to_compute() != 1 || p.temperature != 0.0f || s->req.top_logprobs >= 0 ||
+          NeedsHostSampling(p, s->req.top_logprobs) || s->adapter)
+        return false;
+    }
+    return true;
+  }
+
+  // Nothing for the scheduler: no new request, abort or shutdown pending.
+  bool Quiet() {
+    std::lock_guard lock(mu_);
+    return incoming_.empty() && aborts_.empty() && !stopping_;
+  }
+
+  void RunPipelined() {
+    const int bs = opts_.block_size;
+    std::vector<Sequence*> seqs;
+    for (auto& s : running_) seqs.push_back(s.get());
+    const size_t n = seqs.size();
+    // The step `ahead` steps past the computed tokens: ahead 1 is launched before the ids of
+    // ahead 0 are known (its tokens are fed). nullopt when the KV pool is out of blocks.
+    auto build = [&](int ahead) -> std::optional<model::ForwardBatch> {
+      model::ForwardBatch b;
+      for (size_t i = 0; i < n; ++i) {
+        Sequence& s = *seqs[i];
+        const int pos = s.num_computed + ahead;
+        if (!Reserve(s, pos + 1)) return std::nullopt;
+        b.tokens.push_back(ahead ? 0 : s.tokens[pos]);  // ahead: replaced by the fed ids
+        b.positions.push_back(pos);
+        b.slots.push_back((int64_t)s.blocks[pos / bs] * bs + pos % bs);
+        b.seqs.push_back(kernels::AttentionSeq{(int32_t)i, 1, pos + 1, s.blocks});
+        b.logit_rows.push_back((int32_t)i);
+      }
+      return b;
+    };
+    std::optional<model::ForwardBatch> cur = build(0);
+    if (!cur) return StepScheduled();  // short of blocks: the scheduler preempts
+    model_->LaunchArgMax(*cur, *cache_, false);
+    std::vector<int32_t> ids(n);
+    std::vector<bool> alive(n, true);
+    while (true) {
+      // Launch the next step unless this one may be the last of a sequence by length (then its
+      // next position may not exist) or the scheduler has work.
+      bool next = Quiet();
+      for (size_t i = 0; next && i < n; ++i)
+        next = seqs[i]->generated + 1 < seqs[i]->req.max_new_tokens &&
+               (int)seqs[i]->tokens.size() + 1 < info_.max_model_len;
+      std::optional<model::ForwardBatch> nb;
+      if (next) nb = build(1);
+      if (nb) model_->LaunchArgMax(*nb, *cache_, true), ++pipelined_steps_;
+      // This step's ids, and each sequence's token.
+      bool any_done = false;
+      for (int round = 0; round < (nb ? 2 : 1); ++round) {
+        if (round == 1 && !any_done) break;  // the launched step becomes the current one
+        model_->CollectArgMax(ids.data());
+        std::vector<Sequence*> done;
+        std::vector<FinishReason> reasons;
+        for (size_t i = 0; i < n; ++i) {
+          if (!alive[i]) continue;
+          Sequence& s = *seqs[i];
+          s.num_computed += 1;
+          PublishFullBlocks(s);
+          TokenOutput out;
+          out.token = ids[i];
+          if (TakeToken(s, std::move(out), done, reasons)) alive[i] = false, any_done = true;
+        }
+        FinishDone(done, reasons);
+        PublishStats();
+      }
+      if (!nb || any_done) return;
+    }
   }
 
   // Samples the rows of `lg` [R, vocab] (backend memory) on the device: all-greedy batches without
@@ -628,6 +737,7 @@ class EngineImpl : public Engine {
     stats_.generation_tokens_total = generation_tokens_;
     stats_.preemptions_total = preemptions_;
     stats_.requests_finished_total = finished_;
+    stats_.pipelined_steps_total = pipelined_steps_;
   }
 
   std::unique_ptr<model::Model> model_;
@@ -653,8 +763,11 @@ class EngineImpl : public Engine {
   std::vector<std::unique_ptr<Sequence>> running_;
   std::vector<float> logits_;  // host copies of the logits rows sampled on the host
   bool device_sampling_ = false;
+  enum class PipelineMode { kAuto, kOn, kOff };
+  PipelineMode pipeline_ = PipelineMode::kAuto;
   std::vector<std::vector<TokenOutput>> pending_last_;
   int64_t prompt_tokens_ = 0, generation_tokens_ = 0, preemptions_ = 0, finished_ = 0;
+  int64_t pipelined_steps_ = 0;
   // Samples the batch's sequences in parallel (engine thread only); sized like the backend.
   ThreadPool sample_pool_{opts_.n_threads > 0 ? opts_.n_threads : ThreadPool::HardwareThreads()};
   std::jthread thread_;  // last: started after everything above exists
@@ -707,6 +820,8 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<model::Model> mod
   info.architecture = c.architecture;
   info.vocab_size = (int)c.vocab_size;
   info.max_model_len = o.max_model_len > 0 ? o.max_model_len : (int)c.max_position_embeddings;
+  if (o.pipeline_decode != "auto" && o.pipeline_decode != "on" && o.pipeline_decode != "off")
+    return InvalidArgument("pipeline_decode must be auto, on or off, not '", o.pipeline_decode, "'");
   if (info.max_model_len > c.max_position_embeddings)
     return InvalidArgument("--max-model-len ", info.max_model_len, " exceeds the model's max_position_embeddings ",
                            c.max_position_embeddings);

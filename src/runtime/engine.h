@@ -31,6 +31,10 @@ struct EngineOptions {
   std::string kv_cache_dtype = "auto";  // "auto" (f32 on the CPU, bf16 on a device), "f32", "bf16",
                                         // "int8" (CPU: per-token, per-head scale; core/kv_quant.h)
   int max_loras = 8;                  // LoRA adapters resident at once (--max-loras); LRU beyond
+  // Pipelined greedy decoding (engine.cc, RunPipelined): "auto" where the backend feeds a step's
+  // tokens from the previous step's ids on the device (CUDA), "on" on any backend (the CPU's
+  // waits for each step anyway: for tests), "off". PETREL_PIPELINE_DECODE overrides it.
+  std::string pipeline_decode = "auto";
 };
 
 // One registered LoRA adapter, as ListAdapters() reports it.
@@ -57,6 +61,7 @@ struct EngineStats {
   int64_t generation_tokens_total = 0;
   int64_t preemptions_total = 0;
   int64_t requests_finished_total = 0;
+  int64_t pipelined_steps_total = 0;  // decode steps launched ahead (EngineOptions::pipeline_decode)
 };
 
 // What the server needs to know about the served model.

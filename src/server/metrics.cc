@@ -111,6 +111,9 @@ std::string Metrics::Render(const runtime::EngineStats& s, const std::string& mo
   counter("petrel:generation_tokens_total", "Tokens generated.", double(s.generation_tokens_total));
   counter("petrel:num_preemptions_total", "Sequences preempted for lack of KV blocks.",
           double(s.preemptions_total));
+  counter("petrel:pipelined_decode_steps_total",
+          "Decode steps launched before the previous step's tokens reached the host.",
+          double(s.pipelined_steps_total));
   ttft_.Render("petrel:time_to_first_token_seconds" + l,
                "Time from request arrival to its first token.", &out);
   itl_.Render("petrel:inter_token_latency_seconds" + l, "Time between consecutive tokens.", &out);

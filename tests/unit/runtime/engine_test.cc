@@ -183,5 +183,71 @@ TEST(Engine, StopTokenEndsWithStop) {
   EXPECT_EQ(stopped.tokens.back(), free_run.tokens[2]);
 }
 
+// Pipelined greedy decoding (EngineOptions::pipeline_decode "on": step n + 1 launched before step
+// n's ids are taken; on the CPU the backend computes them at once, so this checks the engine's
+// bookkeeping, the CUDA golden tests the device path): requests of different lengths, one ended
+// by a stop token, one up to the model's length, some arriving while others decode, and a KV pool
+// small enough to preempt, must get exactly what step-by-step decoding gives them, and every KV
+// block must come back.
+TEST(Engine, PipelinedDecodeEqualsStepByStep) {
+  const std::vector<int32_t> stop_prompt = {3838, 374, 5662, 6832, 30};
+  std::vector<int32_t> free_run;
+  {
+    auto e = MakeEngine(EngineOptions{.pipeline_decode = "off"});
+    Client c(*e);
+    free_run = c.Start(Greedy(stop_prompt, 10)).get().tokens;
+  }
+  auto requests = [&] {
+    std::vector<GenerateRequest> r;
+    const auto p = Prompts();
+    const int lens[] = {1, 5, 9, 14, 20, 7};
+    for (int i = 0; i < 6; ++i) r.push_back(Greedy(p[i], lens[i]));
+    auto stop = Greedy(stop_prompt, 10);
+    stop.stop_token_ids = {free_run[4]};
+    r.push_back(stop);
+    r.push_back(Greedy(std::vector<int32_t>(40, 9), 24));  // up to max_model_len 64
+    return r;
+  };
+  auto run = [&](const std::string& mode, int64_t kv_blocks) {
+    EngineOptions o{.max_num_seqs = 8, .max_num_batched_tokens = 64, .max_model_len = 64};
+    o.pipeline_decode = mode;
+    o.kv_cache_bytes = kv_blocks * 16 * 2 * 4 * 2 * 32 * 4;  // see the first test
+    auto e = MakeEngine(o);
+    Client c(*e);
+    auto reqs = requests();
+    std::vector<std::future<Collected>> futs;
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      futs.push_back(c.Start(reqs[i]));
+      if (i % 3 == 2) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // mid-decode
+    }
+    std::vector<Collected> got;
+    for (auto& f : futs) got.push_back(f.get());
+    for (int i = 0; i < 200 && e->Stats().kv_blocks_used != 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(e->Stats().kv_blocks_used, 0) << mode << " kv_blocks " << kv_blocks;
+    if (mode == "on") EXPECT_GT(e->Stats().pipelined_steps_total, 5) << kv_blocks;
+    else EXPECT_EQ(e->Stats().pipelined_steps_total, 0);
+    return got;
+  };
+  for (int64_t kv_blocks : {int64_t{0}, int64_t{8}}) {
+    const auto want = run("off", kv_blocks), got = run("on", kv_blocks);
+    ASSERT_EQ(want.size(), got.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_EQ(got[i].tokens, want[i].tokens) << "request " << i << " kv_blocks " << kv_blocks;
+      EXPECT_EQ(got[i].last.reason, want[i].last.reason) << "request " << i;
+      EXPECT_EQ(got[i].last.generated_tokens, want[i].last.generated_tokens) << "request " << i;
+    }
+    EXPECT_EQ(want[6].last.reason, FinishReason::kStop);
+    EXPECT_EQ(want[7].last.generated_tokens, 24);
+  }
+  EngineOptions bad;
+  bad.pipeline_decode = "sometimes";
+  auto m = model::LoadModel(std::string(PETREL_FIXTURES) + "/qwen3-tiny", model::LoadOptions{.n_threads = 2});
+  ASSERT_TRUE(m.ok());
+  auto e = Engine::Create(std::move(m).value(), bad);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.error().message.find("pipeline_decode"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace petrel::runtime
