@@ -5,7 +5,9 @@
 # when the KV cache cannot fit. Run from the repository root on the device machine with the
 # binaries of a -DPETREL_CUDA=ON build in BIN; logs go to $OUT.
 #
-#   BIN=dir bash bench/load/device_serve.sh [tests] [load] [load-host] [lora] [mixed] [errors]
+#   BIN=dir bash bench/load/device_serve.sh [tests] [load] [load-host] [greedy] [lora] [mixed] [errors]
+#   (greedy: temperature 0 with pipelined decoding on - the default - and off, the same greedy
+#    completion compared between the two, and the server's pipelined-step counter)
 set -uo pipefail
 BIN=${BIN:-build-cuda/bin}
 OUT=${OUT:-/tmp/out}
@@ -60,6 +62,32 @@ for phase in "$@"; do
       fi
       kill $pid 2>/dev/null; wait $pid 2>/dev/null
       unset PETREL_HOST_SAMPLING
+      ;;
+    greedy)
+      for mode in auto off; do
+        PETREL_PIPELINE_DECODE=$mode "$BIN/petrel" serve bench/models/qwen3-0.6b --load-format dummy \
+          --device cuda --tokenizer tests/fixtures/qwen3-tiny --port "$PORT" --max-num-seqs 256 \
+          > "$OUT/serve-greedy-$mode.log" 2>&1 &
+        pid=$!
+        if wait_ready "$OUT/serve-greedy-$mode.log" $pid; then
+          curl -s "http://127.0.0.1:$PORT/v1/completions" -H 'content-type: application/json' \
+            -d '{"prompt":"The storm petrel","max_tokens":48,"temperature":0,"ignore_eos":true}' \
+            | python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"])' > "$OUT/greedy-$mode.txt"
+          for levels in ${LEVELS//,/ }; do
+            echo "[pipeline $mode]"
+            python3 bench/load/load.py --base "http://127.0.0.1:$PORT" --concurrency "$levels" \
+              --max-tokens "${GREEDY_TOKENS:-256}" --temperature 0 --seconds "$SECONDS_PER_LEVEL" \
+              --requests $((levels * REQUESTS_PER_CLIENT > 16 ? levels * REQUESTS_PER_CLIENT : 16)) \
+              --json "$OUT/load-greedy-$mode-$levels.json" | tail -n 1
+          done
+          curl -s "http://127.0.0.1:$PORT/metrics" | grep "^petrel:pipelined_decode_steps_total"
+        else
+          echo "server did not start"; tail -20 "$OUT/serve-greedy-$mode.log"
+        fi
+        kill $pid 2>/dev/null; wait $pid 2>/dev/null
+      done
+      cmp -s "$OUT/greedy-auto.txt" "$OUT/greedy-off.txt" && echo "greedy text: pipelined == step by step" \
+        || { echo "greedy text differs:"; cat "$OUT/greedy-auto.txt" "$OUT/greedy-off.txt"; }
       ;;
     lora)
       "$BIN/petrel" serve tests/fixtures/qwen3-tiny --device cuda --port "$PORT" \

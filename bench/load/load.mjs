@@ -15,7 +15,8 @@ import http from 'node:http';
 
 function parseArgs(argv) {
   const a = { base: 'http://127.0.0.1:8000', model: '', concurrency: '1,8,64,512', maxTokens: 64,
-    requests: 0, seconds: 120, json: '', prompt: 'Write a long story about a storm petrel that crosses the ocean.' };
+    requests: 0, seconds: 120, json: '', prompt: 'Write a long story about a storm petrel that crosses the ocean.',
+    temperature: 0.7 };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i].replace(/^--/, '');
     const v = argv[++i];
@@ -27,6 +28,7 @@ function parseArgs(argv) {
     else if (k === 'seconds') a.seconds = Number(v);
     else if (k === 'json') a.json = v;
     else if (k === 'prompt') a.prompt = v;
+    else if (k === 'temperature') a.temperature = Number(v);
     else { console.error(`unknown flag --${k}`); process.exit(2); }
   }
   return a;
@@ -97,7 +99,7 @@ async function runLevel(a, concurrency) {
       const i = sent++;
       const body = JSON.stringify({
         ...(a.model ? { model: a.model } : {}), prompt: `${a.prompt} (${i})`, max_tokens: a.maxTokens,
-        ignore_eos: true, temperature: 0.7, stream: true, stream_options: { include_usage: true },
+        ignore_eos: true, temperature: a.temperature, stream: true, stream_options: { include_usage: true },
       });
       results.push(await streamOnce(url, agent, body));
     }

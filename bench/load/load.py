@@ -25,7 +25,8 @@ DEFAULT_PROMPT = 'Write a long story about a storm petrel that crosses the ocean
 
 def parse_args(argv):
     a = {'base': 'http://127.0.0.1:8000', 'model': '', 'concurrency': '1,8,64,512',
-         'max_tokens': 64, 'requests': 0, 'seconds': 120.0, 'json': '', 'prompt': DEFAULT_PROMPT}
+         'max_tokens': 64, 'requests': 0, 'seconds': 120.0, 'json': '', 'prompt': DEFAULT_PROMPT,
+         'temperature': 0.7}
     i = 1
     while i < len(argv):
         k = argv[i].lstrip('-')
@@ -39,6 +40,7 @@ def parse_args(argv):
         elif k == 'seconds': a['seconds'] = float(v)
         elif k == 'json': a['json'] = v
         elif k == 'prompt': a['prompt'] = v
+        elif k == 'temperature': a['temperature'] = float(v)
         else:
             print(f'unknown flag --{k}', file=sys.stderr)
             sys.exit(2)
@@ -122,7 +124,7 @@ async def run_level(a, concurrency):
                 i = sent
                 sent += 1
                 body = {'prompt': f"{a['prompt']} ({i})", 'max_tokens': a['max_tokens'],
-                        'ignore_eos': True, 'temperature': 0.7, 'stream': True,
+                        'ignore_eos': True, 'temperature': a['temperature'], 'stream': True,
                         'stream_options': {'include_usage': True}}
                 if a['model']:
                     body = {'model': a['model'], **body}
