@@ -81,9 +81,9 @@ struct BatchMetadata {
   std::span<const int64_t> slots{};       // [T]
   std::span<const AttentionSeq> seqs{};
   std::span<const int32_t> logit_rows{};  // [R]
-  // Row i's token is id i of the last ArgMaxAsync (pipelined greedy decoding), taken where the
-  // ids are, not tokens[i] (whose values are then ignored; tokens still gives the row count).
-  // Only for backends whose FeedsArgMaxTokens() is true.
+  // Row i's token is id i of the last ArgMaxAsync or SampleRowsAsync (pipelined decoding),
+  // taken where the ids are, not tokens[i] (whose values are then ignored; tokens still gives
+  // the row count). Only for backends whose FeedsArgMaxTokens() is true.
   bool tokens_from_argmax = false;
 };
 
@@ -211,6 +211,17 @@ class Backend {
   virtual bool SampleRows(TensorView logits, std::span<const SampleSpec> specs,
                           std::span<SampleResult> out) {
     return false;
+  }
+  // Pipelined sampling, as ArgMaxAsync / TakeArgMax for ArgMax: SampleRowsAsync starts
+  // SampleRows and may return before the results reach the host (false, nothing done, where the
+  // backend has no such path: SamplesAsync()); TakeSampled waits for the oldest started one's.
+  // The ids feed the next step's tokens as ArgMaxAsync's do (BatchMetadata::tokens_from_argmax).
+  virtual bool SamplesAsync() const { return false; }
+  virtual bool SampleRowsAsync(TensorView logits, std::span<const SampleSpec> specs) {
+    return false;
+  }
+  virtual void TakeSampled(std::span<SampleResult> out) {
+    PETREL_CHECK(false) << "TakeSampled: this backend has no SampleRowsAsync";
   }
   // The largest top_logprobs SampleRows serves (requests asking more are sampled on the host).
   static constexpr int kMaxDeviceTopLogprobs = 32;

@@ -128,6 +128,8 @@ void Model::Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* l
   if (consume_) (*consume_)(be, lg);
   else if (greedy_ids_) be.ArgMax(lg, greedy_ids_);
   else if (argmax_async_) be.ArgMaxAsync(lg);
+  else if (sample_async_)
+    PETREL_CHECK(be.SampleRowsAsync(lg, sample_specs_)) << "LaunchSample: no SampleRowsAsync";
   else be.ToHost(lg, logits);
 }
 
@@ -147,6 +149,25 @@ void Model::LaunchArgMax(const ForwardBatch& batch, kernels::KvCache& cache,
     Forward(b, cache, nullptr);
     return;
   }
+  feed_tokens_ = tokens_from_last;
+  Forward(batch, cache, nullptr);
+}
+
+void Model::LaunchSample(const ForwardBatch& batch, kernels::KvCache& cache,
+                         std::span<const kernels::SampleSpec> specs, bool tokens_from_last) {
+  PETREL_CHECK(backend_->SamplesAsync() && (!tokens_from_last || backend_->FeedsArgMaxTokens()))
+      << "LaunchSample: the " << backend_->name() << " backend has no pipelined sampling";
+  PETREL_CHECK(specs.size() == batch.logit_rows.size())
+      << "LaunchSample: " << specs.size() << " specs for " << batch.logit_rows.size() << " rows";
+  struct Reset {
+    Model* m;
+    ~Reset() {
+      m->sample_async_ = m->feed_tokens_ = false;
+      m->sample_specs_ = {};
+    }
+  } reset{this};
+  sample_async_ = true;
+  sample_specs_ = specs;
   feed_tokens_ = tokens_from_last;
   Forward(batch, cache, nullptr);
 }

@@ -77,6 +77,12 @@ class Model {
   // device where the backend feeds them, else read back on the host first.
   void LaunchArgMax(const ForwardBatch& batch, kernels::KvCache& cache, bool tokens_from_last);
   void CollectArgMax(int32_t* ids) { backend_->TakeArgMax(ids); }
+  // The same with the device sampler (Backend::SampleRowsAsync, one spec per logit row) instead
+  // of the argmax; needs a backend with SamplesAsync() (and FeedsArgMaxTokens() for
+  // tokens_from_last). CollectSample(out) takes the oldest launched step's results.
+  void LaunchSample(const ForwardBatch& batch, kernels::KvCache& cache,
+                    std::span<const kernels::SampleSpec> specs, bool tokens_from_last);
+  void CollectSample(std::span<kernels::SampleResult> out) { backend_->TakeSampled(out); }
 
   // Forward that leaves the logits [R, vocab] (f32) in the backend's memory and hands them to
   // `consume` before they are released (e.g. to sample on the device: Backend::SampleRows).
@@ -112,6 +118,8 @@ class Model {
   Activations act_;
   int32_t* greedy_ids_ = nullptr;  // set by ForwardArgMax for the duration of one Forward
   bool argmax_async_ = false;      // set by LaunchArgMax likewise
+  std::span<const kernels::SampleSpec> sample_specs_;  // set by LaunchSample likewise
+  bool sample_async_ = false;
   bool feed_tokens_ = false;       // LaunchArgMax: the backend feeds the tokens (BeginBatch)
   const LogitsConsumer* consume_ = nullptr;  // set by ForwardLogits likewise
   lora::LoraBatch lora_;  // this step's adapter runs and their scratch

@@ -571,26 +571,32 @@ class EngineImpl : public Engine {
     pending_last_.clear();
   }
 
-  // Pipelined greedy decoding (Model::LaunchArgMax; vLLM calls it async scheduling): while every
-  // running sequence decodes one token a step, greedily and without logprobs, penalties or an
-  // adapter, and nothing waits to be admitted or aborted, step n + 1 is launched - its tokens
-  // fed on the device from step n's ids - before step n's ids are taken, so that the host's work
-  // for a step (building it, the graph launch, the updates) overlaps the device's. A sequence
-  // that ends at step n (EOS, stop token) has had step n + 1 computed for nothing: its row is
-  // dropped and its KV write lands in its own, unpublished block before the block is released.
-  // PipelineMode::kAuto uses it where the backend feeds the tokens on the device (CUDA).
+  // Pipelined decoding (Model::LaunchArgMax / LaunchSample; vLLM calls it async scheduling):
+  // while every running sequence decodes one token a step without penalties, logit bias or an
+  // adapter, greedily or by the device sampler, and nothing waits to be admitted or aborted, step
+  // n + 1 is launched - its tokens fed on the device from step n's ids - before step n's ids are
+  // taken, so that the host's work for a step (building it, the graph launch, the updates)
+  // overlaps the device's. A sequence that ends at step n (EOS, stop token) has had step n + 1
+  // computed for nothing: its row is dropped and its KV write lands in its own, unpublished block
+  // before the block is released. PipelineMode::kAuto uses it where the backend feeds the tokens
+  // on the device (CUDA); sampled rows need the backend's SampleRowsAsync.
   bool CanPipeline() const {
     if (pipeline_ == PipelineMode::kOff || !waiting_.empty() || running_.empty()) return false;
-    if (pipeline_ == PipelineMode::kAuto &&
-        !(device_sampling_ && model_->backend().FeedsArgMaxTokens()))
+    kernels::Backend& be = model_->backend();
+    if (pipeline_ == PipelineMode::kAuto && !(device_sampling_ && be.FeedsArgMaxTokens()))
       return false;
     for (const auto& s : running_) {
       const SamplingParams& p = s->req.sampling;
-      if (s->remaining_to_compute() != 1 || p.temperature != 0.0f || s->req.top_logprobs >= 0 ||
-          NeedsHostSampling(p, s->req.top_logprobs) || s->adapter)
+      if (s->remaining_to_compute() != 1 || NeedsHostSampling(p, s->req.top_logprobs) || s->adapter)
         return false;
+      if (!Greedy(*s) && !(device_sampling_ && be.SamplesAsync())) return false;
     }
     return true;
+  }
+
+  // Greedy without logprobs: the argmax alone (Backend::ArgMax) serves it.
+  static bool Greedy(const Sequence& s) {
+    return s.req.sampling.temperature == 0.0f && s.req.top_logprobs < 0;
   }
 
   // Nothing for the scheduler: no new request, abort or shutdown pending.
@@ -604,6 +610,7 @@ class EngineImpl : public Engine {
     std::vector<Sequence*> seqs;
     for (auto& s : running_) seqs.push_back(s.get());
     const size_t n = seqs.size();
+    const bool sampled = !std::all_of(seqs.begin(), seqs.end(), [](Sequence* s) { return Greedy(*s); });
     // The step `ahead` steps past the computed tokens: ahead 1 is launched before the ids of
     // ahead 0 are known (its tokens are fed). nullopt when the KV pool is out of blocks.
     auto build = [&](int ahead) -> std::optional<model::ForwardBatch> {
@@ -620,11 +627,46 @@ class EngineImpl : public Engine {
       }
       return b;
     };
+    // Launches a built step (the device sampler's draw for a row is keyed by its seed and the
+    // number of tokens generated before it, as in RunBatch).
+    auto launch = [&](const model::ForwardBatch& b, int ahead) {
+      if (!sampled) return model_->LaunchArgMax(b, *cache_, ahead > 0);
+      std::vector<kernels::SampleSpec> specs(n);
+      for (size_t i = 0; i < n; ++i) {
+        const Sequence& s = *seqs[i];
+        const SamplingParams& p = s.req.sampling;
+        specs[i] = kernels::SampleSpec{.temperature = p.temperature,
+                                       .top_k = p.top_k,
+                                       .top_p = p.top_p,
+                                       .min_p = p.min_p,
+                                       .seed = s.sampler.device_seed,
+                                       .step = (uint64_t)(s.generated + ahead),
+                                       .top_logprobs = s.req.top_logprobs};
+      }
+      model_->LaunchSample(b, *cache_, specs, ahead > 0);
+    };
+    // The oldest launched step's token for each row.
+    std::vector<int32_t> ids(n);
+    std::vector<kernels::SampleResult> res(n);
+    auto collect = [&](std::vector<TokenOutput>& outs) {
+      outs.assign(n, TokenOutput{});
+      if (!sampled) {
+        model_->CollectArgMax(ids.data());
+        for (size_t i = 0; i < n; ++i) outs[i].token = ids[i];
+        return;
+      }
+      model_->CollectSample(res);
+      for (size_t i = 0; i < n; ++i) {
+        outs[i].token = res[i].token;
+        outs[i].logprob = res[i].logprob;
+        for (const auto& [id, lp] : res[i].top) outs[i].top.push_back(TopLogprob{id, lp});
+      }
+    };
     std::optional<model::ForwardBatch> cur = build(0);
     if (!cur) return StepScheduled();  // short of blocks: the scheduler preempts
-    model_->LaunchArgMax(*cur, *cache_, false);
-    std::vector<int32_t> ids(n);
+    launch(*cur, 0);
     std::vector<bool> alive(n, true);
+    std::vector<TokenOutput> outs;
     while (true) {
       // Launch the next step unless this one may be the last of a sequence by length (then its
       // next position may not exist) or the scheduler has work.
@@ -634,12 +676,12 @@ class EngineImpl : public Engine {
                (int)seqs[i]->tokens.size() + 1 < info_.max_model_len;
       std::optional<model::ForwardBatch> nb;
       if (next) nb = build(1);
-      if (nb) model_->LaunchArgMax(*nb, *cache_, true), ++pipelined_steps_;
-      // This step's ids, and each sequence's token.
+      if (nb) launch(*nb, 1), ++pipelined_steps_;
+      // This step's tokens; when a sequence ended, the launched step's too (then return).
       bool any_done = false;
       for (int round = 0; round < (nb ? 2 : 1); ++round) {
         if (round == 1 && !any_done) break;  // the launched step becomes the current one
-        model_->CollectArgMax(ids.data());
+        collect(outs);
         std::vector<Sequence*> done;
         std::vector<FinishReason> reasons;
         for (size_t i = 0; i < n; ++i) {
@@ -647,9 +689,7 @@ class EngineImpl : public Engine {
           Sequence& s = *seqs[i];
           s.num_computed += 1;
           PublishFullBlocks(s);
-          TokenOutput out;
-          out.token = ids[i];
-          if (TakeToken(s, std::move(out), done, reasons)) alive[i] = false, any_done = true;
+          if (TakeToken(s, std::move(outs[i]), done, reasons)) alive[i] = false, any_done = true;
         }
         FinishDone(done, reasons);
         PublishStats();

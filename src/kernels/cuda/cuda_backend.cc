@@ -28,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <map>
 #include <unordered_map>
@@ -107,6 +108,7 @@ class CudaBackend : public Backend {
       CUDA_CHECK(cudaEventCreateWithFlags(&released_[i], cudaEventDisableTiming));
     }
     CUDA_CHECK(cudaEventCreateWithFlags(&step_done_, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&params_up_, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventCreateWithFlags(&adhoc_.uploaded, cudaEventDisableTiming));
     for (AsyncIds& a : async_) CUDA_CHECK(cudaEventCreateWithFlags(&a.done, cudaEventDisableTiming));
     cudaDeviceProp prop;
@@ -135,6 +137,8 @@ class CudaBackend : public Backend {
       cudaEventDestroy(released_[i]);
     }
     cudaEventDestroy(step_done_);
+    cudaEventDestroy(params_up_);
+    for (AsyncSample& a : async_samples_) cudaEventDestroy(a.done);
     cudaStreamDestroy(upload_stream_);
     cudaStreamDestroy(readback_stream_);
     cudaEventDestroy(adhoc_.uploaded);
@@ -644,57 +648,157 @@ class CudaBackend : public Backend {
 
   bool SampleRows(TensorView logits, std::span<const SampleSpec> specs,
                   std::span<SampleResult> out) override {
+    const StartedSample st = StartSample(logits, specs);
+    PETREL_CHECK((int64_t)out.size() == st.R) << "SampleRows: " << st.R << " rows";
+    fed_rows_ = 0;  // its ids may overwrite the last async result's
+    CopySampled(st, stream_);
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    ReadSampled(st.par, st.V, specs, out);
+    return true;
+  }
+
+  // Like ArgMaxAsync, for SampleRows: the results reach the host behind the step on the readback
+  // stream, the ids also go into the next step's token array (tokens_from_argmax feeds them).
+  bool SampleRowsAsync(TensorView logits, std::span<const SampleSpec> specs) override {
+    PETREL_CHECK(async_samples_.size() < (size_t)kMaxArgMaxInFlight)
+        << "SampleRowsAsync: " << kMaxArgMaxInFlight << " results not yet taken";
+    const StartedSample st = StartSample(logits, specs, /*feed=*/true);
+    CUDA_CHECK(cudaEventRecord(step_done_, stream_));
+    CUDA_CHECK(cudaStreamWaitEvent(readback_stream_, step_done_));
+    CopySampled(st, readback_stream_);
+    AsyncSample& a = async_samples_.emplace_back();
+    a.par = st.par;
+    a.V = st.V;
+    a.specs.assign(specs.begin(), specs.end());
+    CUDA_CHECK(cudaEventCreateWithFlags(&a.done, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventRecord(a.done, readback_stream_));
+    last_readback_ = a.done;
+    fed_rows_ = st.R;
+    fed_from_ = st.o.feed ? st.o.feed : st.o.ids;
+    return true;
+  }
+
+  void TakeSampled(std::span<SampleResult> out) override {
+    OnDevice();
+    PETREL_CHECK(!async_samples_.empty()) << "TakeSampled: no SampleRowsAsync outstanding";
+    AsyncSample& a = async_samples_.front();
+    PETREL_CHECK(out.size() == a.specs.size()) << "TakeSampled: " << a.specs.size() << " rows";
+    CUDA_CHECK(cudaEventSynchronize(a.done));
+    ReadSampled(a.par, a.V, a.specs, out);
+    if (last_readback_ == a.done) last_readback_ = nullptr;  // (completed: nothing to wait for)
+    CUDA_CHECK(cudaEventDestroy(a.done));
+    async_samples_.pop_front();
+  }
+
+  bool SamplesAsync() const override { return true; }
+
+ private:
+  // SampleRows' buffers, one set per batch copy (par_) so that a pipelined step's parameters and
+  // results never meet the previous step's; fixed layouts sized by a capacity that only grows,
+  // so a decode graph keeps its pointers: params [cap] | ids [cap] | logprobs [cap] |
+  // top_ids [cap * kTop] | top_logprobs [cap * kTop], the same on the host (pinned).
+  struct SampleBufs {
+    DeviceBuffer dev;
+    PinnedBuffer host;
+  };
+  struct StartedSample {
+    cuda::SampleOutputs o;
+    int64_t R = 0, V = 0;
+    bool any_top = false;
+    int par = 0;
+  };
+  struct AsyncSample {
+    int par = 0;
+    int64_t V = 0;
+    std::vector<SampleSpec> specs;
+    cudaEvent_t done = nullptr;
+  };
+  static constexpr int kTop = cuda::kMaxSampleTop;
+
+  template <typename T>
+  static T* SampleSection(void* base, int64_t cap, int section) {
+    // Byte offsets of params, ids, logprobs, top_ids, top_logprobs.
+    const int64_t off[] = {0, (int64_t)sizeof(cuda::SampleRowParams),
+                           (int64_t)sizeof(cuda::SampleRowParams) + 4,
+                           (int64_t)sizeof(cuda::SampleRowParams) + 8,
+                           (int64_t)sizeof(cuda::SampleRowParams) + 8 + 4 * kTop};
+    return reinterpret_cast<T*>(static_cast<char*>(base) + cap * off[section]);
+  }
+
+  // The sampling kernel for `specs` enqueued (its parameters uploaded on the upload stream
+  // first) and the step finished (its graph launched); `feed`: the ids also go into the next
+  // step's token array where it has room.
+  StartedSample StartSample(TensorView logits, std::span<const SampleSpec> specs, bool feed = false) {
     OnDevice();
     const int64_t V = logits.dim(logits.shape.rank - 1);
     const int64_t R = logits.NumElements() / V;
-    PETREL_CHECK((int64_t)specs.size() == R && (int64_t)out.size() == R) << "SampleRows: " << R << " rows";
-    constexpr int kTop = cuda::kMaxSampleTop;
-    // Fixed layouts sized by a capacity that only grows, so a decode graph keeps its pointers:
-    // params [cap] | ids [cap] | logprobs [cap] | top_ids [cap * kTop] | top_logprobs [cap * kTop].
+    PETREL_CHECK((int64_t)specs.size() == R) << "SampleRows: " << R << " rows";
     if (R > sample_cap_) {
       sample_cap_ = std::max<int64_t>(NextPow2(R), 256);
-      sample_dev_.Reserve(sample_cap_ * (sizeof(cuda::SampleRowParams) + 8 + 8 * kTop));
-      sample_host_.Reserve(sample_cap_ * (sizeof(cuda::SampleRowParams) + 8 + 8 * kTop));
+      for (SampleBufs& b : sample_) {
+        b.dev.Reserve(sample_cap_ * (sizeof(cuda::SampleRowParams) + 8 + 8 * kTop));
+        b.host.Reserve(sample_cap_ * (sizeof(cuda::SampleRowParams) + 8 + 8 * kTop));
+      }
     }
-    char* d = static_cast<char*>(sample_dev_.get());
-    auto* params = reinterpret_cast<cuda::SampleRowParams*>(d);
-    cuda::SampleOutputs o;
-    o.ids = reinterpret_cast<int32_t*>(d + sample_cap_ * sizeof(cuda::SampleRowParams));
-    o.logprobs = reinterpret_cast<float*>(o.ids + sample_cap_);
-    o.top_ids = reinterpret_cast<int32_t*>(o.logprobs + sample_cap_);
-    o.top_logprobs = reinterpret_cast<float*>(o.top_ids + sample_cap_ * kTop);
-    auto* hp = static_cast<cuda::SampleRowParams*>(sample_host_.get());
-    bool any_top = false;
+    StartedSample st;
+    st.R = R;
+    st.V = V;
+    st.par = par_;
+    SampleBufs& b = sample_[par_];
+    auto* params = SampleSection<cuda::SampleRowParams>(b.dev.get(), sample_cap_, 0);
+    st.o.ids = SampleSection<int32_t>(b.dev.get(), sample_cap_, 1);
+    st.o.logprobs = SampleSection<float>(b.dev.get(), sample_cap_, 2);
+    st.o.top_ids = SampleSection<int32_t>(b.dev.get(), sample_cap_, 3);
+    st.o.top_logprobs = SampleSection<float>(b.dev.get(), sample_cap_, 4);
+    const DeviceBatch& next = batches_[par_ ^ 1];
+    if (feed && next.tokens && R <= next.cap_rows) st.o.feed = const_cast<int32_t*>(next.tokens);
+    auto* hp = SampleSection<cuda::SampleRowParams>(b.host.get(), sample_cap_, 0);
     for (int64_t r = 0; r < R; ++r) {
       const SampleSpec& s = specs[r];
       PETREL_CHECK(s.top_logprobs <= kTop) << "SampleRows: top_logprobs " << s.top_logprobs;
       hp[r] = cuda::SampleRowParams{s.temperature, s.top_k, s.top_p, s.min_p, s.seed, s.step,
                                     s.top_logprobs, s.skip ? 1 : 0};
-      any_top = any_top || (!s.skip && s.top_logprobs > 0);
+      st.any_top = st.any_top || (!s.skip && s.top_logprobs > 0);
     }
-    // Not part of a decode graph: the parameters are copied before the graph (or the eager
-    // kernels) of this step run, in stream order.
+    // Not part of a decode graph: the parameters are copied on the upload stream once the step
+    // before the previous one (the last reader of this set) is done, and the step waits for them.
+    CUDA_CHECK(cudaStreamWaitEvent(upload_stream_, released_[par_]));
     CUDA_CHECK(cudaMemcpyAsync(params, hp, R * sizeof(cuda::SampleRowParams),
-                               cudaMemcpyHostToDevice, stream_));
+                               cudaMemcpyHostToDevice, upload_stream_));
+    CUDA_CHECK(cudaEventRecord(params_up_, upload_stream_));
+    CUDA_CHECK(cudaStreamWaitEvent(stream_, params_up_));
     const float* lp = logits.As<float>();
-    Submit(MakeKey(OpCode::kSample, lp, R, V, params, o.ids, o.top_ids),
-           [=](cudaStream_t st) { cuda::LaunchSample(lp, R, V, params, o, st); });
+    const cuda::SampleOutputs o = st.o;
+    Submit(MakeKey(OpCode::kSample, lp, R, V, params, o.ids, o.top_ids, o.feed),
+           [=](cudaStream_t s) { cuda::LaunchSample(lp, R, V, params, o, s); });
     FlushPending();
     FinishStep();
     batch_->host = BatchMetadata{};
-    // Back: ids + logprobs (contiguous), then the top entries only when asked for.
-    char* h = static_cast<char*>(sample_host_.get()) + sample_cap_ * sizeof(cuda::SampleRowParams);
-    auto* h_ids = reinterpret_cast<int32_t*>(h);
-    auto* h_lp = reinterpret_cast<float*>(h_ids + sample_cap_);
-    auto* h_top_ids = reinterpret_cast<int32_t*>(h_lp + sample_cap_);
-    auto* h_top_lp = reinterpret_cast<float*>(h_top_ids + sample_cap_ * kTop);
-    CUDA_CHECK(cudaMemcpyAsync(h_ids, o.ids, sample_cap_ * 8, cudaMemcpyDeviceToHost, stream_));
-    if (any_top) {
-      CUDA_CHECK(cudaMemcpyAsync(h_top_ids, o.top_ids, R * kTop * 4, cudaMemcpyDeviceToHost, stream_));
-      CUDA_CHECK(cudaMemcpyAsync(h_top_lp, o.top_logprobs, R * kTop * 4, cudaMemcpyDeviceToHost, stream_));
+    return st;
+  }
+
+  // The results to the host set of st.par: ids + logprobs (contiguous), the top entries only
+  // when asked for.
+  void CopySampled(const StartedSample& st, cudaStream_t s) {
+    void* h = sample_[st.par].host.get();
+    CUDA_CHECK(cudaMemcpyAsync(SampleSection<int32_t>(h, sample_cap_, 1), st.o.ids, sample_cap_ * 8,
+                               cudaMemcpyDeviceToHost, s));
+    if (st.any_top) {
+      CUDA_CHECK(cudaMemcpyAsync(SampleSection<int32_t>(h, sample_cap_, 3), st.o.top_ids,
+                                 st.R * kTop * 4, cudaMemcpyDeviceToHost, s));
+      CUDA_CHECK(cudaMemcpyAsync(SampleSection<float>(h, sample_cap_, 4), st.o.top_logprobs,
+                                 st.R * kTop * 4, cudaMemcpyDeviceToHost, s));
     }
-    CUDA_CHECK(cudaStreamSynchronize(stream_));
-    for (int64_t r = 0; r < R; ++r) {
+  }
+
+  void ReadSampled(int par, int64_t V, std::span<const SampleSpec> specs,
+                   std::span<SampleResult> out) {
+    void* h = sample_[par].host.get();
+    const int32_t* h_ids = SampleSection<int32_t>(h, sample_cap_, 1);
+    const float* h_lp = SampleSection<float>(h, sample_cap_, 2);
+    const int32_t* h_top_ids = SampleSection<int32_t>(h, sample_cap_, 3);
+    const float* h_top_lp = SampleSection<float>(h, sample_cap_, 4);
+    for (size_t r = 0; r < specs.size(); ++r) {
       const SampleSpec& s = specs[r];
       SampleResult& res = out[r];
       res.top.clear();
@@ -705,10 +809,8 @@ class CudaBackend : public Backend {
       for (int j = 0; j < n; ++j)
         res.top.emplace_back(h_top_ids[r * kTop + j], h_top_lp[r * kTop + j]);
     }
-    return true;
   }
 
- private:
   enum class Mode { kEager, kRecord, kReplay };
   static constexpr size_t kCublasWorkspace = 32u << 20;
   static constexpr size_t kStagedCopyMax = 4u << 20;
@@ -978,9 +1080,10 @@ class CudaBackend : public Backend {
   DeviceBuffer x16_;         // activations rounded to 16 bits for cuBLAS
   DeviceBuffer attn_parts_;  // split-K partials
   DeviceBuffer ids_dev_;     // ArgMax results
-  DeviceBuffer sample_dev_;  // SampleRows: parameters and results (layout in SampleRows)
-  PinnedBuffer sample_host_;
+  SampleBufs sample_[2];  // SampleRows' parameters and results, per batch copy (SampleBufs)
   int64_t sample_cap_ = 0;
+  std::deque<AsyncSample> async_samples_;
+  cudaEvent_t params_up_ = nullptr;  // SampleRows' parameters uploaded
   PinnedBuffer to_host_;
   // The step's index arrays, in two device copies used by alternate steps (see BeginBatch).
   DeviceBatch batches_[2];

@@ -336,7 +336,10 @@ __global__ void __launch_bounds__(kThreads)
   }
 
   if (p.top_logprobs < 0) {
-    if (threadIdx.x == 0) out.ids[r] = token;
+    if (threadIdx.x == 0) {
+      out.ids[r] = token;
+      if (out.feed) out.feed[r] = token;
+    }
     return;
   }
   // 5. Log-softmax of the raw logits: the chosen token and the n best.
@@ -376,6 +379,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   if (threadIdx.x == 0) {
     out.ids[r] = token;
+    if (out.feed) out.feed[r] = token;
     out.logprobs[r] = row[token] - lse;
   }
 }

@@ -30,6 +30,7 @@ struct SampleOutputs {
   float* logprobs = nullptr;
   int32_t* top_ids = nullptr;
   float* top_logprobs = nullptr;
+  int32_t* feed = nullptr;  // optional: ids[R] written here too (the next step's tokens)
 };
 
 void LaunchSample(const float* logits, int64_t rows, int64_t V, const SampleRowParams* params,

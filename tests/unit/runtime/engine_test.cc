@@ -10,37 +10,14 @@
 #include <thread>
 
 #include "model/model.h"
+#include "engine_client.h"
 
 namespace petrel::runtime {
 namespace {
 
-struct Collected {
-  std::vector<int32_t> tokens;
-  RequestUpdate last;
-};
-
-class Client {
- public:
-  explicit Client(Engine& e) : e_(e) {}
-  // Submits and returns a future for the whole result.
-  std::future<Collected> Start(GenerateRequest req, uint64_t* id_out = nullptr) {
-    auto state = std::make_shared<std::pair<std::promise<Collected>, Collected>>();
-    auto fut = state->first.get_future();
-    auto r = e_.Submit(std::move(req), [state](RequestUpdate u) {
-      for (auto& t : u.tokens) state->second.tokens.push_back(t.token);
-      if (u.finished) {
-        state->second.last = u;
-        state->first.set_value(state->second);
-      }
-    });
-    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().ToString());
-    if (id_out && r.ok()) *id_out = *r;
-    return fut;
-  }
-
- private:
-  Engine& e_;
-};
+using testing_client::Client;
+using testing_client::Collected;
+using testing_client::Greedy;
 
 std::unique_ptr<Engine> MakeEngine(EngineOptions o) {
   auto m = model::LoadModel(std::string(PETREL_FIXTURES) + "/qwen3-tiny", model::LoadOptions{.n_threads = 2});
@@ -48,15 +25,6 @@ std::unique_ptr<Engine> MakeEngine(EngineOptions o) {
   auto e = Engine::Create(std::move(m).value(), o);
   EXPECT_TRUE(e.ok()) << (e.ok() ? "" : e.error().ToString());
   return std::move(e).value();
-}
-
-GenerateRequest Greedy(std::vector<int32_t> prompt, int n) {
-  GenerateRequest r;
-  r.prompt = std::move(prompt);
-  r.max_new_tokens = n;
-  r.sampling.temperature = 0;
-  r.ignore_eos = true;
-  return r;
 }
 
 std::vector<std::vector<int32_t>> Prompts() {
