@@ -36,7 +36,7 @@ for phase in "$@"; do
   echo "=== $phase"
   case $phase in
     tests)
-      for t in cuda_sampler_test cuda_lora_golden_test runtime_test; do
+      for t in cuda_sampler_test cuda_engine_test cuda_lora_golden_test runtime_test; do
         [ -x "$BIN/$t" ] || continue
         "$BIN/$t" 2>&1 | tee "$OUT/$t.log" | grep -E "^\[  (PASSED|FAILED) |FAILED|Failure|survivors|max \|logit" | head -40
       done
