@@ -68,7 +68,7 @@ int RunServe(int argc, char** argv) {
   bool no_prefix_caching = false, enable_lora_loading = false;
   std::vector<std::string> lora_modules;
   int max_loras = 8;
-  std::string log_level = "info", kv_cache_dtype = "auto";
+  std::string log_level = "info", kv_cache_dtype = "auto", pipeline_decode = "auto";
   ModelFlags mf;
   Flags f(
       "petrel serve [MODEL_DIR] [flags]   (no MODEL_DIR: the bundled tests/fixtures/qwen3-tiny)");
@@ -99,6 +99,9 @@ int RunServe(int argc, char** argv) {
       .Add("lora", &lora_modules, "same as --lora-modules")
       .Add("max-loras", &max_loras, "LoRA adapters kept resident (LRU of idle ones; default 8)")
       .Add("kv-cache-dtype", &kv_cache_dtype, "auto (f32 on the CPU, bf16 on a GPU), f32, bf16 or int8 (CPU; per-token, per-head scales)")
+      .Add("pipeline-decode", &pipeline_decode,
+           "auto (default: on a GPU, each decode step is launched before the previous step's "
+           "tokens reach the host), on or off")
       .AddSwitch("enable-lora-loading", &enable_lora_loading,
                  "allow POST /v1/load_lora_adapter and /v1/unload_lora_adapter")
       .AddSwitch("no-prefix-caching", &no_prefix_caching, "turn automatic prefix caching off");
@@ -171,6 +174,7 @@ int RunServe(int argc, char** argv) {
   eo.n_threads = mf.threads;
   eo.max_loras = max_loras;
   eo.kv_cache_dtype = kv_cache_dtype;
+  eo.pipeline_decode = pipeline_decode;
   auto engine = runtime::Engine::Create(std::move(model).value(), eo);
   if (!engine.ok()) return ReportError(engine.error());
   const auto& info = (*engine)->model_info();
