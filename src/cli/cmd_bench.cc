@@ -55,13 +55,13 @@ class ReadProbe {
 int RunBench(int argc, char** argv) {
   int prompt_tokens = 512, gen_tokens = 128, repeats = 3;
   bool json = false, no_bandwidth = false, op_profile = false;
-  std::string kv = "f32";
+  std::string kv = "auto";
   ModelFlags mf;
   Flags f("petrel bench MODEL_DIR [--load-format dummy] [--device cuda] [--prompt-tokens N] [--gen-tokens N] [--threads T] [--json]");
   f.Add("prompt-tokens", &prompt_tokens, "prefill length (default 512)")
       .Add("gen-tokens", &gen_tokens, "decode steps (default 128)")
       .Add("repeats", &repeats, "runs; the median is reported (default 3)")
-      .Add("kv-cache-dtype", &kv, "f32, bf16 or int8 (default f32)")
+      .Add("kv-cache-dtype", &kv, "auto (f32 on the CPU, bf16 on a GPU, as serve), f32, bf16 or int8")
       .AddSwitch("no-bandwidth", &no_bandwidth, "skip the memory-bandwidth measurement")
       .AddSwitch("json", &json, "print a JSON summary as the last line")
       .AddSwitch("op-profile", &op_profile,
@@ -72,6 +72,7 @@ int RunBench(int argc, char** argv) {
     std::fprintf(stderr, "%s", f.Usage().c_str());
     return f.help() ? 0 : 2;
   }
+  if (kv == "auto") kv = mf.device == "cpu" ? "f32" : "bf16";
   auto kv_dtype = ParseKvCacheDType(kv);
   if (!kv_dtype.ok()) return ReportError(kv_dtype.error());
   auto t_load0 = std::chrono::steady_clock::now();
@@ -113,9 +114,13 @@ int RunBench(int argc, char** argv) {
     if (probe) read_bw.push_back(probe->Measure(3));
     if (m.op_profile()) m.op_profile()->Reset();
     auto t2 = std::chrono::steady_clock::now();
-    for (int i = 0; i < gen_tokens; ++i) {
-      logits = runner.Append(std::span(&next, 1), false);
-      next = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    if (on_cpu) {
+      for (int i = 0; i < gen_tokens; ++i) {
+        logits = runner.Append(std::span(&next, 1), false);
+        next = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      }
+    } else {  // a device: greedy on the device, pipelined, as the engine decodes
+      runner.GreedyDecode(next, gen_tokens);
     }
     auto t3 = std::chrono::steady_clock::now();
     decode.push_back(gen_tokens / Seconds(t2, t3));

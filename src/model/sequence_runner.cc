@@ -31,4 +31,32 @@ std::vector<float> SequenceRunner::Append(std::span<const int32_t> ids, bool all
   return logits;
 }
 
+ForwardBatch SequenceRunner::DecodeStep(int64_t pos, int32_t token) const {
+  ForwardBatch b;
+  b.tokens = {token};
+  b.positions = {(int32_t)pos};
+  b.slots = {(int64_t)table_[pos / kBlock] * kBlock + pos % kBlock};
+  b.seqs.push_back(kernels::AttentionSeq{0, 1, (int32_t)(pos + 1), table_});
+  b.logit_rows = {0};
+  if (adapter_) b.seq_adapters.push_back(adapter_);
+  return b;
+}
+
+std::vector<int32_t> SequenceRunner::GreedyDecode(int32_t first, int n) {
+  std::vector<int32_t> out;
+  if (n <= 0) return out;
+  PETREL_CHECK(n_ + n <= capacity_) << "SequenceRunner capacity " << capacity_;
+  int32_t id = 0;
+  model_.LaunchArgMax(DecodeStep(n_, first), *cache_, false);
+  for (int i = 1; i < n; ++i) {
+    model_.LaunchArgMax(DecodeStep(n_ + i, 0), *cache_, true);  // its token: the last step's id
+    model_.CollectArgMax(&id);
+    out.push_back(id);
+  }
+  model_.CollectArgMax(&id);
+  out.push_back(id);
+  n_ += n;
+  return out;
+}
+
 }  // namespace petrel::model

@@ -17,6 +17,10 @@ class SequenceRunner {
   // Appends `ids` to the sequence (positions continue from the tokens already run). Returns the
   // logits [ids.size(), vocab] when all_logits, else only the last row's [vocab].
   std::vector<float> Append(std::span<const int32_t> ids, bool all_logits);
+  // Greedy decoding of `n` tokens from `first` (appended, then each choice in turn): the argmax on
+  // the backend, each step launched before the previous step's id is taken (Model::LaunchArgMax,
+  // as the engine decodes). Returns the n chosen ids; n tokens are appended.
+  std::vector<int32_t> GreedyDecode(int32_t first, int n);
   void Reset() { n_ = 0; }
   // Applies a LoRA adapter (loaded for this model; nullptr = base) to the following Appends. The
   // adapter must outlive them.
@@ -25,6 +29,8 @@ class SequenceRunner {
 
  private:
   static constexpr int kBlock = 16;
+  // The one-token step at position pos.
+  ForwardBatch DecodeStep(int64_t pos, int32_t token) const;
   Model& model_;
   std::unique_ptr<kernels::KvCache> cache_;
   std::vector<int32_t> table_;

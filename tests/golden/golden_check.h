@@ -15,6 +15,7 @@
 #include "core/json_util.h"
 #include "model/lora/adapter.h"
 #include "model/model.h"
+#include "model/sequence_runner.h"
 
 namespace petrel::model::golden {
 
@@ -195,6 +196,26 @@ inline void CheckPipelinedGreedy(Model* model, DType kv, int steps, const std::s
     ASSERT_EQ(want[s].size(), (size_t)steps + 1) << label;
     EXPECT_EQ(want[s], got[s]) << label << " sequence " << s;
   }
+}
+
+// SequenceRunner::GreedyDecode (pipelined, the argmax on the backend) against Append with the
+// argmax of the returned logits on the host, step by step: the same ids.
+inline void CheckRunnerGreedy(Model* model, const std::string& label) {
+  const std::vector<int32_t> prompt = {785, 6722, 315, 9625, 374};
+  constexpr int kSteps = 16;
+  SequenceRunner a(*model, 64, DType::kF32), b(*model, 64, DType::kF32);
+  std::vector<float> logits = a.Append(prompt, false);
+  b.Append(prompt, false);
+  int32_t next = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  const int32_t first = next;
+  std::vector<int32_t> want;
+  for (int i = 0; i < kSteps; ++i) {
+    logits = a.Append(std::span(&next, 1), false);
+    next = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    want.push_back(next);
+  }
+  EXPECT_EQ(b.GreedyDecode(first, kSteps), want) << label;
+  EXPECT_EQ(b.size(), a.size()) << label;
 }
 
 }  // namespace petrel::model::golden

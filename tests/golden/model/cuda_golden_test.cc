@@ -88,6 +88,7 @@ TEST_F(CudaGolden, PipelinedGreedyMatchesStepByStep) {
   ASSERT_TRUE(m);
   for (DType kv : {DType::kBF16, DType::kF32})
     golden::CheckPipelinedGreedy(m.get(), kv, 20, std::string("qwen3-tiny on cuda, kv ") + DTypeName(kv));
+  golden::CheckRunnerGreedy(m.get(), "qwen3-tiny on cuda");
 }
 
 TEST_F(CudaGolden, BatchedDecodeWithGraphsMatchesCpu) {

@@ -89,6 +89,7 @@ TEST(ModelGolden, PipelinedGreedyMatchesStepByStep) {
   auto m = LoadModel(std::string(PETREL_FIXTURES) + "/qwen3-tiny", LoadOptions{.n_threads = 2});
   ASSERT_TRUE(m.ok()) << m.error().ToString();
   golden::CheckPipelinedGreedy(m->get(), DType::kF32, 20, "qwen3-tiny on cpu");
+  golden::CheckRunnerGreedy(m->get(), "qwen3-tiny on cpu");
 }
 
 // Other families: each tests/fixtures/models/<name>/ holds a model directory and refs.json.
