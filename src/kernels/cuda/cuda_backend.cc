@@ -55,6 +55,7 @@
 #include "kernels/cuda/rms_norm.cuh"
 #include "kernels/cuda/rope.cuh"
 #include "kernels/cuda/sample.cuh"
+#include "kernels/cuda/sample_buffers.h"
 #include "kernels/cuda/silu_mul.cuh"
 #include "kernels/cuda/store_kv.cuh"
 
@@ -128,8 +129,7 @@ class CudaBackend : public Backend {
   ~CudaBackend() override {
     OnDevice();
     cudaStreamSynchronize(stream_);
-    for (auto& [t, g] : graphs_)
-      if (g.exec) cudaGraphExecDestroy(g.exec);
+    graphs_.Clear();
     cudaStreamSynchronize(upload_stream_);
     cudaStreamSynchronize(readback_stream_);
     for (int i = 0; i < 2; ++i) {
@@ -216,22 +216,8 @@ class CudaBackend : public Backend {
     bool decode = !meta.seqs.empty() && meta.tokens.size() == meta.seqs.size() &&
                   meta.tokens.size() <= kMaxGraphRows;
     for (const AttentionSeq& s : meta.seqs) decode = decode && s.q_len == 1;
-    step_rows_ = (int64_t)meta.tokens.size() * 2 + par_;  // a graph per row count and copy
-    decode = decode && graphs_enabled_;
-    capturable_ = decode;
-    if (!decode) {
-      mode_ = Mode::kEager;
-      return;
-    }
-    auto it = graphs_.find(step_rows_);
-    if (it != graphs_.end()) {
-      mode_ = Mode::kReplay;
-      replay_ = &it->second;
-      replay_pos_ = 0;
-    } else {
-      mode_ = Mode::kRecord;
-      tape_.clear();
-    }
+    graphs_.Begin(decode && graphs_enabled_,
+                  (int64_t)meta.tokens.size() * 2 + par_);  // a graph per row count and copy
   }
 
   void Embedding(TensorView out, TensorView table, std::span<const int32_t> ids) override {
@@ -651,9 +637,9 @@ class CudaBackend : public Backend {
     const StartedSample st = StartSample(logits, specs);
     PETREL_CHECK((int64_t)out.size() == st.R) << "SampleRows: " << st.R << " rows";
     fed_rows_ = 0;  // its ids may overwrite the last async result's
-    CopySampled(st, stream_);
+    samples_.CopyBack(st.par, st.R, st.any_top, stream_);
     CUDA_CHECK(cudaStreamSynchronize(stream_));
-    ReadSampled(st.par, st.V, specs, out);
+    samples_.Read(st.par, st.V, specs, out);
     return true;
   }
 
@@ -665,7 +651,7 @@ class CudaBackend : public Backend {
     const StartedSample st = StartSample(logits, specs, /*feed=*/true);
     CUDA_CHECK(cudaEventRecord(step_done_, stream_));
     CUDA_CHECK(cudaStreamWaitEvent(readback_stream_, step_done_));
-    CopySampled(st, readback_stream_);
+    samples_.CopyBack(st.par, st.R, st.any_top, readback_stream_);
     AsyncSample& a = async_samples_.emplace_back();
     a.par = st.par;
     a.V = st.V;
@@ -684,7 +670,7 @@ class CudaBackend : public Backend {
     AsyncSample& a = async_samples_.front();
     PETREL_CHECK(out.size() == a.specs.size()) << "TakeSampled: " << a.specs.size() << " rows";
     CUDA_CHECK(cudaEventSynchronize(a.done));
-    ReadSampled(a.par, a.V, a.specs, out);
+    samples_.Read(a.par, a.V, a.specs, out);
     if (last_readback_ == a.done) last_readback_ = nullptr;  // (completed: nothing to wait for)
     CUDA_CHECK(cudaEventDestroy(a.done));
     async_samples_.pop_front();
@@ -693,14 +679,10 @@ class CudaBackend : public Backend {
   bool SamplesAsync() const override { return true; }
 
  private:
-  // SampleRows' buffers, one set per batch copy (par_) so that a pipelined step's parameters and
-  // results never meet the previous step's; fixed layouts sized by a capacity that only grows,
-  // so a decode graph keeps its pointers: params [cap] | ids [cap] | logprobs [cap] |
-  // top_ids [cap * kTop] | top_logprobs [cap * kTop], the same on the host (pinned).
-  struct SampleBufs {
-    DeviceBuffer dev;
-    PinnedBuffer host;
-  };
+  static constexpr size_t kCublasWorkspace = 32u << 20;
+  static constexpr size_t kStagedCopyMax = 4u << 20;
+  static constexpr int64_t kMaxGraphRows = 512;
+
   struct StartedSample {
     cuda::SampleOutputs o;
     int64_t R = 0, V = 0;
@@ -713,18 +695,6 @@ class CudaBackend : public Backend {
     std::vector<SampleSpec> specs;
     cudaEvent_t done = nullptr;
   };
-  static constexpr int kTop = cuda::kMaxSampleTop;
-
-  template <typename T>
-  static T* SampleSection(void* base, int64_t cap, int section) {
-    // Byte offsets of params, ids, logprobs, top_ids, top_logprobs.
-    const int64_t off[] = {0, (int64_t)sizeof(cuda::SampleRowParams),
-                           (int64_t)sizeof(cuda::SampleRowParams) + 4,
-                           (int64_t)sizeof(cuda::SampleRowParams) + 8,
-                           (int64_t)sizeof(cuda::SampleRowParams) + 8 + 4 * kTop};
-    return reinterpret_cast<T*>(static_cast<char*>(base) + cap * off[section]);
-  }
-
   // The sampling kernel for `specs` enqueued (its parameters uploaded on the upload stream
   // first) and the step finished (its graph launched); `feed`: the ids also go into the next
   // step's token array where it has room.
@@ -733,37 +703,20 @@ class CudaBackend : public Backend {
     const int64_t V = logits.dim(logits.shape.rank - 1);
     const int64_t R = logits.NumElements() / V;
     PETREL_CHECK((int64_t)specs.size() == R) << "SampleRows: " << R << " rows";
-    if (R > sample_cap_) {
-      sample_cap_ = std::max<int64_t>(NextPow2(R), 256);
-      for (SampleBufs& b : sample_) {
-        b.dev.Reserve(sample_cap_ * (sizeof(cuda::SampleRowParams) + 8 + 8 * kTop));
-        b.host.Reserve(sample_cap_ * (sizeof(cuda::SampleRowParams) + 8 + 8 * kTop));
-      }
-    }
+    samples_.Reserve(R);
     StartedSample st;
     st.R = R;
     st.V = V;
     st.par = par_;
-    SampleBufs& b = sample_[par_];
-    auto* params = SampleSection<cuda::SampleRowParams>(b.dev.get(), sample_cap_, 0);
-    st.o.ids = SampleSection<int32_t>(b.dev.get(), sample_cap_, 1);
-    st.o.logprobs = SampleSection<float>(b.dev.get(), sample_cap_, 2);
-    st.o.top_ids = SampleSection<int32_t>(b.dev.get(), sample_cap_, 3);
-    st.o.top_logprobs = SampleSection<float>(b.dev.get(), sample_cap_, 4);
+    cuda::SampleRowParams* params = samples_.DeviceParams(par_);
+    st.o = samples_.Outputs(par_);
     const DeviceBatch& next = batches_[par_ ^ 1];
     if (feed && next.tokens && R <= next.cap_rows) st.o.feed = const_cast<int32_t*>(next.tokens);
-    auto* hp = SampleSection<cuda::SampleRowParams>(b.host.get(), sample_cap_, 0);
-    for (int64_t r = 0; r < R; ++r) {
-      const SampleSpec& s = specs[r];
-      PETREL_CHECK(s.top_logprobs <= kTop) << "SampleRows: top_logprobs " << s.top_logprobs;
-      hp[r] = cuda::SampleRowParams{s.temperature, s.top_k, s.top_p, s.min_p, s.seed, s.step,
-                                    s.top_logprobs, s.skip ? 1 : 0};
-      st.any_top = st.any_top || (!s.skip && s.top_logprobs > 0);
-    }
+    st.any_top = samples_.FillParams(par_, specs);
     // Not part of a decode graph: the parameters are copied on the upload stream once the step
     // before the previous one (the last reader of this set) is done, and the step waits for them.
     CUDA_CHECK(cudaStreamWaitEvent(upload_stream_, released_[par_]));
-    CUDA_CHECK(cudaMemcpyAsync(params, hp, R * sizeof(cuda::SampleRowParams),
+    CUDA_CHECK(cudaMemcpyAsync(params, samples_.HostParams(par_), R * sizeof(cuda::SampleRowParams),
                                cudaMemcpyHostToDevice, upload_stream_));
     CUDA_CHECK(cudaEventRecord(params_up_, upload_stream_));
     CUDA_CHECK(cudaStreamWaitEvent(stream_, params_up_));
@@ -776,46 +729,6 @@ class CudaBackend : public Backend {
     batch_->host = BatchMetadata{};
     return st;
   }
-
-  // The results to the host set of st.par: ids + logprobs (contiguous), the top entries only
-  // when asked for.
-  void CopySampled(const StartedSample& st, cudaStream_t s) {
-    void* h = sample_[st.par].host.get();
-    CUDA_CHECK(cudaMemcpyAsync(SampleSection<int32_t>(h, sample_cap_, 1), st.o.ids, sample_cap_ * 8,
-                               cudaMemcpyDeviceToHost, s));
-    if (st.any_top) {
-      CUDA_CHECK(cudaMemcpyAsync(SampleSection<int32_t>(h, sample_cap_, 3), st.o.top_ids,
-                                 st.R * kTop * 4, cudaMemcpyDeviceToHost, s));
-      CUDA_CHECK(cudaMemcpyAsync(SampleSection<float>(h, sample_cap_, 4), st.o.top_logprobs,
-                                 st.R * kTop * 4, cudaMemcpyDeviceToHost, s));
-    }
-  }
-
-  void ReadSampled(int par, int64_t V, std::span<const SampleSpec> specs,
-                   std::span<SampleResult> out) {
-    void* h = sample_[par].host.get();
-    const int32_t* h_ids = SampleSection<int32_t>(h, sample_cap_, 1);
-    const float* h_lp = SampleSection<float>(h, sample_cap_, 2);
-    const int32_t* h_top_ids = SampleSection<int32_t>(h, sample_cap_, 3);
-    const float* h_top_lp = SampleSection<float>(h, sample_cap_, 4);
-    for (size_t r = 0; r < specs.size(); ++r) {
-      const SampleSpec& s = specs[r];
-      SampleResult& res = out[r];
-      res.top.clear();
-      if (s.skip) continue;
-      res.token = h_ids[r];
-      res.logprob = s.top_logprobs >= 0 ? h_lp[r] : 0.0f;
-      const int n = (int)std::min<int64_t>(std::max(s.top_logprobs, 0), V);
-      for (int j = 0; j < n; ++j)
-        res.top.emplace_back(h_top_ids[r * kTop + j], h_top_lp[r * kTop + j]);
-    }
-  }
-
-  enum class Mode { kEager, kRecord, kReplay };
-  static constexpr size_t kCublasWorkspace = 32u << 20;
-  static constexpr size_t kStagedCopyMax = 4u << 20;
-  static constexpr int64_t kMaxGraphRows = 512;
-  static constexpr size_t kMaxGraphs = 128;  // two per row count (BeginBatch)
 
   // Enqueues the deferred op, if any: a group of GEMVs on one input (consecutive MatMuls with
   // T <= 8 on the same x, e.g. q/k/v or gate/up, one launch) or a residual Add that no RmsNorm
@@ -947,83 +860,21 @@ class CudaBackend : public Backend {
     if (current != device_) CUDA_CHECK(cudaSetDevice(device_));
   }
 
-  // Runs, records or checks one op (see the file comment).
+  // Runs, records or checks one op (see the file comment and StepGraphs).
   template <typename F>
   void Submit(const OpKey& key, F&& launch) {
     if (pending_ != Pending::kNone) FlushPending();
-    switch (mode_) {
-      case Mode::kEager:
-        launch(stream_);
-        return;
-      case Mode::kRecord:
-        launch(stream_);
-        tape_.push_back({key, std::forward<F>(launch)});
-        return;
-      case Mode::kReplay:
-        if (replay_pos_ < replay_->ops.size() && replay_->ops[replay_pos_].key == key) {
-          ++replay_pos_;
-          return;
-        }
-        Diverge();
-        launch(stream_);
-        tape_.push_back({key, std::forward<F>(launch)});
-        return;
-    }
-  }
-
-  // Leaves replay: runs the ops matched so far (identical to what was asked) and records from
-  // here on.
-  void Diverge() {
-    tape_.assign(replay_->ops.begin(), replay_->ops.begin() + replay_pos_);
-    for (const RecordedOp& op : tape_) op.launch(stream_);
-    mode_ = Mode::kRecord;
-    replay_ = nullptr;
+    graphs_.Submit(key, std::forward<F>(launch), stream_);
   }
 
   // Ends the current step: launches a fully matched graph, or captures a freshly recorded one.
-  void FinishStep() {
-    if (mode_ == Mode::kReplay) {
-      if (replay_pos_ == replay_->ops.size()) {
-        timer_.BeforeLaunch(stream_);
-        CUDA_CHECK(cudaGraphLaunch(replay_->exec, stream_));
-        timer_.AfterLaunch(stream_);
-        mode_ = Mode::kEager;
-        replay_ = nullptr;
-        return;
-      }
-      Diverge();
-    }
-    if (mode_ == Mode::kRecord && capturable_ && !tape_.empty()) Capture();
-    mode_ = Mode::kEager;
-    tape_.clear();
-  }
-
-  void Capture() {
-    if (graphs_.size() >= kMaxGraphs && !graphs_.count(step_rows_)) ClearGraphs();
-    cudaGraph_t graph;
-    CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-    for (const RecordedOp& op : tape_) op.launch(stream_);
-    CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
-    DecodeGraph& g = graphs_[step_rows_];
-    if (g.exec) CUDA_CHECK(cudaGraphExecDestroy(g.exec));
-    CUDA_CHECK(cudaGraphInstantiate(&g.exec, graph, 0));
-    CUDA_CHECK(cudaGraphDestroy(graph));
-    g.ops = std::move(tape_);
-    tape_.clear();
-  }
-
-  void ClearGraphs() {
-    for (auto& [t, g] : graphs_)
-      if (g.exec) CUDA_CHECK(cudaGraphExecDestroy(g.exec));
-    graphs_.clear();
-  }
+  void FinishStep() { graphs_.Finish(stream_, timer_); }
 
   // Index arrays an op was given that BeginBatch did not announce: uploaded now, through a second
   // DeviceBatch. Graph replay stops for this step (the arrays' device copy would not be stable).
   DeviceBatch& UploadAdHoc(const BatchMetadata& meta) {
     FlushPending();  // a deferred op may hold pointers into the ad hoc copy about to be replaced
-    if (mode_ == Mode::kReplay) Diverge();
-    capturable_ = false;
+    graphs_.NotCapturable(stream_);
     CUDA_CHECK(cudaStreamSynchronize(stream_));  // earlier ops may still read the ad hoc copy
     kv_adhoc_store_ = false;
     cuda::UploadBatch(meta, adhoc_, stream_);
@@ -1080,8 +931,7 @@ class CudaBackend : public Backend {
   DeviceBuffer x16_;         // activations rounded to 16 bits for cuBLAS
   DeviceBuffer attn_parts_;  // split-K partials
   DeviceBuffer ids_dev_;     // ArgMax results
-  SampleBufs sample_[2];  // SampleRows' parameters and results, per batch copy (SampleBufs)
-  int64_t sample_cap_ = 0;
+  cuda::SampleBuffers samples_;  // SampleRows' parameters and results, a set per batch copy
   std::deque<AsyncSample> async_samples_;
   cudaEvent_t params_up_ = nullptr;  // SampleRows' parameters uploaded
   PinnedBuffer to_host_;
@@ -1106,7 +956,6 @@ class CudaBackend : public Backend {
   const int32_t* fed_from_ = nullptr;
   int64_t fed_rows_ = 0;
 
-  Mode mode_ = Mode::kEager;
   enum class Pending { kNone, kGemv, kAdd, kHeads, kNorm };
   struct PendNorm {
     float* out = nullptr;
@@ -1132,12 +981,7 @@ class CudaBackend : public Backend {
   const float* pend_add_y_ = nullptr;
   int64_t pend_add_n_ = 0;
   bool graphs_enabled_ = true;
-  bool capturable_ = false;
-  int64_t step_rows_ = 0;
-  std::vector<RecordedOp> tape_;
-  std::unordered_map<int64_t, DecodeGraph> graphs_;
-  DecodeGraph* replay_ = nullptr;
-  size_t replay_pos_ = 0;
+  cuda::StepGraphs graphs_;  // decode steps as CUDA graphs
 };
 
 }  // namespace
