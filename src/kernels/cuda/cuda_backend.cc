@@ -28,7 +28,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <functional>
 #include <map>
 #include <unordered_map>
@@ -46,6 +45,7 @@
 #include "kernels/cuda/graph_record.h"
 #include "kernels/cuda/head_ops.cuh"
 #include "kernels/cuda/pending_heads.h"
+#include "kernels/cuda/readback_ring.h"
 #include "kernels/cuda/rope_tables.h"
 #include "kernels/cuda/step_timer.h"
 #include "kernels/cuda/trace_recorder.h"
@@ -110,8 +110,9 @@ class CudaBackend : public Backend {
     }
     CUDA_CHECK(cudaEventCreateWithFlags(&step_done_, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventCreateWithFlags(&params_up_, cudaEventDisableTiming));
+    async_ids_.Init();
+    async_samples_.Init();
     CUDA_CHECK(cudaEventCreateWithFlags(&adhoc_.uploaded, cudaEventDisableTiming));
-    for (AsyncIds& a : async_) CUDA_CHECK(cudaEventCreateWithFlags(&a.done, cudaEventDisableTiming));
     cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     name_ = std::string("cuda:") + std::to_string(device);
@@ -138,11 +139,9 @@ class CudaBackend : public Backend {
     }
     cudaEventDestroy(step_done_);
     cudaEventDestroy(params_up_);
-    for (AsyncSample& a : async_samples_) cudaEventDestroy(a.done);
     cudaStreamDestroy(upload_stream_);
     cudaStreamDestroy(readback_stream_);
     cudaEventDestroy(adhoc_.uploaded);
-    for (AsyncIds& a : async_) cudaEventDestroy(a.done);
     cublasDestroy(cublas_);
     cudaStreamDestroy(stream_);
   }
@@ -580,10 +579,10 @@ class CudaBackend : public Backend {
   // The ids go to the host behind the step in stream order (a pinned slot and an event per
   // outstanding result); the next step's BeginBatch may feed them to its tokens on the device.
   void ArgMaxAsync(TensorView logits) override {
-    PETREL_CHECK(async_count_ < kMaxArgMaxInFlight)
+    PETREL_CHECK(!async_ids_.full())
         << "ArgMaxAsync: " << kMaxArgMaxInFlight << " results not yet taken";
     const auto [d_ids, R] = StartArgMax(logits);
-    AsyncIds& slot = async_[(async_head_ + async_count_) % kMaxArgMaxInFlight];
+    AsyncIds& slot = async_ids_.Push();
     slot.rows = R;
     slot.host.Reserve(R * sizeof(int32_t));
     // The copy to the host on a stream of its own, off the path to the next step. Nothing
@@ -595,19 +594,17 @@ class CudaBackend : public Backend {
                                readback_stream_));
     CUDA_CHECK(cudaEventRecord(slot.done, readback_stream_));
     last_readback_ = slot.done;
-    ++async_count_;
     fed_rows_ = R;
     fed_from_ = d_ids;
   }
 
   void TakeArgMax(int32_t* ids) override {
     OnDevice();
-    PETREL_CHECK(async_count_ > 0) << "TakeArgMax: no ArgMaxAsync outstanding";
-    AsyncIds& slot = async_[async_head_];
+    PETREL_CHECK(!async_ids_.empty()) << "TakeArgMax: no ArgMaxAsync outstanding";
+    AsyncIds& slot = async_ids_.Front();
     CUDA_CHECK(cudaEventSynchronize(slot.done));
     std::memcpy(ids, slot.host.get(), slot.rows * sizeof(int32_t));
-    async_head_ = (async_head_ + 1) % kMaxArgMaxInFlight;
-    --async_count_;
+    async_ids_.Pop();
   }
 
   bool FeedsArgMaxTokens() const override { return true; }
@@ -646,17 +643,16 @@ class CudaBackend : public Backend {
   // Like ArgMaxAsync, for SampleRows: the results reach the host behind the step on the readback
   // stream, the ids also go into the next step's token array (tokens_from_argmax feeds them).
   bool SampleRowsAsync(TensorView logits, std::span<const SampleSpec> specs) override {
-    PETREL_CHECK(async_samples_.size() < (size_t)kMaxArgMaxInFlight)
+    PETREL_CHECK(!async_samples_.full())
         << "SampleRowsAsync: " << kMaxArgMaxInFlight << " results not yet taken";
     const StartedSample st = StartSample(logits, specs, /*feed=*/true);
     CUDA_CHECK(cudaEventRecord(step_done_, stream_));
     CUDA_CHECK(cudaStreamWaitEvent(readback_stream_, step_done_));
     samples_.CopyBack(st.par, st.R, st.any_top, readback_stream_);
-    AsyncSample& a = async_samples_.emplace_back();
+    AsyncSample& a = async_samples_.Push();
     a.par = st.par;
     a.V = st.V;
     a.specs.assign(specs.begin(), specs.end());
-    CUDA_CHECK(cudaEventCreateWithFlags(&a.done, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventRecord(a.done, readback_stream_));
     last_readback_ = a.done;
     fed_rows_ = st.R;
@@ -667,13 +663,11 @@ class CudaBackend : public Backend {
   void TakeSampled(std::span<SampleResult> out) override {
     OnDevice();
     PETREL_CHECK(!async_samples_.empty()) << "TakeSampled: no SampleRowsAsync outstanding";
-    AsyncSample& a = async_samples_.front();
+    AsyncSample& a = async_samples_.Front();
     PETREL_CHECK(out.size() == a.specs.size()) << "TakeSampled: " << a.specs.size() << " rows";
     CUDA_CHECK(cudaEventSynchronize(a.done));
     samples_.Read(a.par, a.V, a.specs, out);
-    if (last_readback_ == a.done) last_readback_ = nullptr;  // (completed: nothing to wait for)
-    CUDA_CHECK(cudaEventDestroy(a.done));
-    async_samples_.pop_front();
+    async_samples_.Pop();
   }
 
   bool SamplesAsync() const override { return true; }
@@ -932,7 +926,7 @@ class CudaBackend : public Backend {
   DeviceBuffer attn_parts_;  // split-K partials
   DeviceBuffer ids_dev_;     // ArgMax results
   cuda::SampleBuffers samples_;  // SampleRows' parameters and results, a set per batch copy
-  std::deque<AsyncSample> async_samples_;
+  cuda::ReadbackRing<AsyncSample> async_samples_;
   cudaEvent_t params_up_ = nullptr;  // SampleRows' parameters uploaded
   PinnedBuffer to_host_;
   // The step's index arrays, in two device copies used by alternate steps (see BeginBatch).
@@ -950,8 +944,7 @@ class CudaBackend : public Backend {
     cudaEvent_t done = nullptr;
     int64_t rows = 0;
   };
-  AsyncIds async_[kMaxArgMaxInFlight];
-  int async_head_ = 0, async_count_ = 0;  // the oldest outstanding slot, and how many
+  cuda::ReadbackRing<AsyncIds> async_ids_;
   // The last ArgMaxAsync's ids on the device (for tokens_from_argmax), until an ArgMax.
   const int32_t* fed_from_ = nullptr;
   int64_t fed_rows_ = 0;
