@@ -83,8 +83,8 @@ struct BatchMetadata {
   std::span<const int32_t> logit_rows{};  // [R]
   // Row i's token is id i of the last ArgMaxAsync or SampleRowsAsync (pipelined decoding),
   // taken where the ids are, not tokens[i] (whose values are then ignored; tokens still gives
-  // the row count). Only for backends whose FeedsArgMaxTokens() is true.
-  bool tokens_from_argmax = false;
+  // the row count). Only for backends whose FeedsStepTokens() is true.
+  bool tokens_from_last_step = false;
 };
 
 struct AttentionParams {
@@ -215,7 +215,8 @@ class Backend {
   // Pipelined sampling, as ArgMaxAsync / TakeArgMax for ArgMax: SampleRowsAsync starts
   // SampleRows and may return before the results reach the host (false, nothing done, where the
   // backend has no such path: SamplesAsync()); TakeSampled waits for the oldest started one's.
-  // The ids feed the next step's tokens as ArgMaxAsync's do (BatchMetadata::tokens_from_argmax).
+  // The ids feed the next step's tokens as ArgMaxAsync's do
+  // (BatchMetadata::tokens_from_last_step).
   virtual bool SamplesAsync() const { return false; }
   virtual bool SampleRowsAsync(TensorView logits, std::span<const SampleSpec> specs) {
     return false;
@@ -232,7 +233,7 @@ class Backend {
   // Pipelined greedy decoding: ArgMaxAsync starts ArgMax(logits) and may return before the ids
   // reach the host; TakeArgMax(ids) waits for the oldest started one's ids (first in, first
   // out; at most kMaxArgMaxInFlight outstanding). A device backend thus lets the host prepare
-  // and launch step n + 1 (its tokens fed from step n's ids, BatchMetadata::tokens_from_argmax)
+  // and launch step n + 1 (its tokens fed from step n's ids, BatchMetadata::tokens_from_last_step)
   // while step n still runs, and take step n's ids afterwards - vLLM's "async scheduling". The
   // default computes the ids at once (ArgMax) and queues them.
   static constexpr int kMaxArgMaxInFlight = 2;
@@ -248,9 +249,9 @@ class Backend {
     std::copy(argmax_queue_.front().begin(), argmax_queue_.front().end(), ids);
     argmax_queue_.pop_front();
   }
-  // Whether BeginBatch honours BatchMetadata::tokens_from_argmax (the CUDA backend copies the ids
-  // on the device). Otherwise the caller reads them with LastArgMax and passes them as tokens.
-  virtual bool FeedsArgMaxTokens() const { return false; }
+  // Whether BeginBatch honours BatchMetadata::tokens_from_last_step (the CUDA backend takes the
+  // ids on the device). Otherwise the caller reads them with LastArgMax and passes them as tokens.
+  virtual bool FeedsStepTokens() const { return false; }
   // The ids of the last ArgMaxAsync, without taking them (backends that do not feed tokens).
   virtual std::vector<int32_t> LastArgMax() {
     PETREL_CHECK(!argmax_queue_.empty()) << "LastArgMax: no ArgMaxAsync outstanding";

@@ -74,7 +74,7 @@ void Model::Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* l
   // The step's index arrays, announced once (a device backend uploads them in one copy).
   be.BeginBatch({.tokens = batch.tokens, .positions = batch.positions, .slots = batch.slots,
                  .seqs = batch.seqs, .logit_rows = batch.logit_rows,
-                 .tokens_from_argmax = feed_tokens_});
+                 .tokens_from_last_step = async_.feed});
   be.Embedding(x, w_.embed, batch.tokens);
   for (int64_t i = 0; i < c.n_layers; ++i) {
     const LayerWeights& L = w_.layers[i];
@@ -127,49 +127,47 @@ void Model::Forward(const ForwardBatch& batch, kernels::KvCache& cache, float* l
   be.MatMul(lg, normed, w_.lm_head, TensorView{});
   if (consume_) (*consume_)(be, lg);
   else if (greedy_ids_) be.ArgMax(lg, greedy_ids_);
-  else if (argmax_async_) be.ArgMaxAsync(lg);
-  else if (sample_async_)
-    PETREL_CHECK(be.SampleRowsAsync(lg, sample_specs_)) << "LaunchSample: no SampleRowsAsync";
+  else if (async_.sample)
+    PETREL_CHECK(be.SampleRowsAsync(lg, async_.specs)) << "LaunchSample: no SampleRowsAsync";
+  else if (async_.on) be.ArgMaxAsync(lg);
   else be.ToHost(lg, logits);
 }
 
-void Model::LaunchArgMax(const ForwardBatch& batch, kernels::KvCache& cache,
-                         bool tokens_from_last) {
+void Model::ForwardAsync(const ForwardBatch& batch, kernels::KvCache& cache, AsyncStep step) {
   struct Reset {
     Model* m;
-    ~Reset() { m->argmax_async_ = m->feed_tokens_ = false; }
+    ~Reset() { m->async_ = AsyncStep{}; }
   } reset{this};
-  argmax_async_ = true;
-  if (tokens_from_last && !backend_->FeedsArgMaxTokens()) {
+  step.on = true;
+  if (step.feed && !backend_->FeedsStepTokens()) {
+    // The backend cannot feed the tokens itself: the last ids from the host (the CPU has them
+    // at once). Pipelined sampling needs a feeding backend (LaunchSample checks).
     const std::vector<int32_t> last = backend_->LastArgMax();
     PETREL_CHECK(last.size() >= batch.tokens.size())
         << "LaunchArgMax: " << batch.tokens.size() << " rows fed from " << last.size() << " ids";
     ForwardBatch b = batch;
     std::copy(last.begin(), last.begin() + (ptrdiff_t)b.tokens.size(), b.tokens.begin());
+    step.feed = false;
+    async_ = step;
     Forward(b, cache, nullptr);
     return;
   }
-  feed_tokens_ = tokens_from_last;
+  async_ = step;
   Forward(batch, cache, nullptr);
+}
+
+void Model::LaunchArgMax(const ForwardBatch& batch, kernels::KvCache& cache,
+                         bool tokens_from_last) {
+  ForwardAsync(batch, cache, AsyncStep{.feed = tokens_from_last});
 }
 
 void Model::LaunchSample(const ForwardBatch& batch, kernels::KvCache& cache,
                          std::span<const kernels::SampleSpec> specs, bool tokens_from_last) {
-  PETREL_CHECK(backend_->SamplesAsync() && (!tokens_from_last || backend_->FeedsArgMaxTokens()))
+  PETREL_CHECK(backend_->SamplesAsync() && (!tokens_from_last || backend_->FeedsStepTokens()))
       << "LaunchSample: the " << backend_->name() << " backend has no pipelined sampling";
   PETREL_CHECK(specs.size() == batch.logit_rows.size())
       << "LaunchSample: " << specs.size() << " specs for " << batch.logit_rows.size() << " rows";
-  struct Reset {
-    Model* m;
-    ~Reset() {
-      m->sample_async_ = m->feed_tokens_ = false;
-      m->sample_specs_ = {};
-    }
-  } reset{this};
-  sample_async_ = true;
-  sample_specs_ = specs;
-  feed_tokens_ = tokens_from_last;
-  Forward(batch, cache, nullptr);
+  ForwardAsync(batch, cache, AsyncStep{.feed = tokens_from_last, .sample = true, .specs = specs});
 }
 
 }  // namespace petrel::model

@@ -78,7 +78,7 @@ class Model {
   void LaunchArgMax(const ForwardBatch& batch, kernels::KvCache& cache, bool tokens_from_last);
   void CollectArgMax(int32_t* ids) { backend_->TakeArgMax(ids); }
   // The same with the device sampler (Backend::SampleRowsAsync, one spec per logit row) instead
-  // of the argmax; needs a backend with SamplesAsync() (and FeedsArgMaxTokens() for
+  // of the argmax; needs a backend with SamplesAsync() (and FeedsStepTokens() for
   // tokens_from_last). CollectSample(out) takes the oldest launched step's results.
   void LaunchSample(const ForwardBatch& batch, kernels::KvCache& cache,
                     std::span<const kernels::SampleSpec> specs, bool tokens_from_last);
@@ -117,10 +117,17 @@ class Model {
   int64_t weight_bytes_ = 0;
   Activations act_;
   int32_t* greedy_ids_ = nullptr;  // set by ForwardArgMax for the duration of one Forward
-  bool argmax_async_ = false;      // set by LaunchArgMax likewise
-  std::span<const kernels::SampleSpec> sample_specs_;  // set by LaunchSample likewise
-  bool sample_async_ = false;
-  bool feed_tokens_ = false;       // LaunchArgMax: the backend feeds the tokens (BeginBatch)
+  // A pipelined step (LaunchArgMax / LaunchSample), for the duration of one Forward: its result
+  // by ArgMaxAsync, or SampleRowsAsync with `specs`; `feed`: the backend feeds the tokens from
+  // the last step's ids (BatchMetadata::tokens_from_last_step).
+  struct AsyncStep {
+    bool on = false;
+    bool feed = false;
+    bool sample = false;
+    std::span<const kernels::SampleSpec> specs{};
+  };
+  void ForwardAsync(const ForwardBatch& batch, kernels::KvCache& cache, AsyncStep step);
+  AsyncStep async_;
   const LogitsConsumer* consume_ = nullptr;  // set by ForwardLogits likewise
   lora::LoraBatch lora_;  // this step's adapter runs and their scratch
 };

@@ -583,7 +583,7 @@ class EngineImpl : public Engine {
   bool CanPipeline() const {
     if (pipeline_ == PipelineMode::kOff || !waiting_.empty() || running_.empty()) return false;
     kernels::Backend& be = model_->backend();
-    if (pipeline_ == PipelineMode::kAuto && !(device_sampling_ && be.FeedsArgMaxTokens()))
+    if (pipeline_ == PipelineMode::kAuto && !(device_sampling_ && be.FeedsStepTokens()))
       return false;
     for (const auto& s : running_) {
       const SamplingParams& p = s->req.sampling;

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -146,6 +147,22 @@ inline float CheckCases(Model* model, const lora::LoraAdapter* adapter, const Js
   return worst;
 }
 
+// Appends one sequence's next rows to `b`: `ids` at positions len, len + 1, ... (len advances),
+// their KV slots from `table` (blocks of `block` tokens), the last row's logits wanted.
+inline void AppendSeqRows(ForwardBatch& b, const std::vector<int32_t>& ids, int& len,
+                          std::span<const int32_t> table, int block) {
+  const int begin = (int)b.tokens.size();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const int pos = len + (int)i;
+    b.tokens.push_back(ids[i]);
+    b.positions.push_back(pos);
+    b.slots.push_back((int64_t)table[pos / block] * block + pos % block);
+  }
+  len += (int)ids.size();
+  b.seqs.push_back(kernels::AttentionSeq{begin, (int)ids.size(), len, table});
+  b.logit_rows.push_back((int32_t)b.tokens.size() - 1);
+}
+
 // Pipelined greedy decoding (Model::LaunchArgMax / CollectArgMax, each step's tokens fed from
 // the previous step's ids) must choose exactly the ids of step-by-step ForwardArgMax: the same
 // computation, only the host's waiting moves. Two sequences of different lengths, `steps` steps
@@ -164,17 +181,9 @@ inline void CheckPipelinedGreedy(Model* model, DType kv, int steps, const std::s
     for (int step = 0; step <= steps; ++step) {
       ForwardBatch b;
       for (int s = 0; s < 2; ++s) {
-        const std::vector<int32_t> ids = step == 0 ? prompts[s] : std::vector<int32_t>{next[s]};
-        const int begin = (int)b.tokens.size();
-        for (size_t i = 0; i < ids.size(); ++i) {
-          const int pos = len[s] + (int)i;
-          b.tokens.push_back(pipelined && step > 1 ? -1 : ids[i]);  // fed: the value is unused
-          b.positions.push_back(pos);
-          b.slots.push_back((int64_t)tables[s][pos / kBs] * kBs + pos % kBs);
-        }
-        len[s] += (int)ids.size();
-        b.seqs.push_back(kernels::AttentionSeq{begin, (int)ids.size(), len[s], tables[s]});
-        b.logit_rows.push_back((int32_t)b.tokens.size() - 1);
+        // Fed (pipelined, after the first decode step): the token's value is unused.
+        const int32_t tok = pipelined && step > 1 ? -1 : next[s];
+        AppendSeqRows(b, step == 0 ? prompts[s] : std::vector<int32_t>{tok}, len[s], tables[s], kBs);
       }
       if (!pipelined || step == 0) {
         model->ForwardArgMax(b, *cache, next.data());  // the prompts (and every sync step)

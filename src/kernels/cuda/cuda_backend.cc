@@ -195,20 +195,20 @@ class CudaBackend : public Backend {
     CUDA_CHECK(cudaEventRecord(released_[par_], stream_));  // everything so far on stream_
     par_ ^= 1;
     batch_ = &batches_[par_];
-    // With tokens_from_argmax the tokens are the last ArgMaxAsync's ids, still on the device:
+    // With tokens_from_last_step the tokens are the last ArgMaxAsync's ids, still on the device:
     // where that step wrote them (this copy's token array, see StartArgMax) they stay (the upload
     // skips them), else they are copied there (stream order puts it after that step). An upload
     // that writes the tokens waits for all of stream_ (the previous step writes its ids there).
     const int64_t T = (int64_t)meta.tokens.size();
-    PETREL_CHECK(!meta.tokens_from_argmax || fed_rows_ >= T)
-        << "tokens_from_argmax: " << T << " rows, " << fed_rows_ << " ids of the last ArgMaxAsync";
-    const bool in_place = meta.tokens_from_argmax && fed_from_ == batch_->tokens;
+    PETREL_CHECK(!meta.tokens_from_last_step || fed_rows_ >= T)
+        << "tokens_from_last_step: " << T << " rows, " << fed_rows_ << " ids of the last ArgMaxAsync";
+    const bool in_place = meta.tokens_from_last_step && fed_from_ == batch_->tokens;
     CUDA_CHECK(cudaStreamWaitEvent(upload_stream_, released_[in_place ? par_ : par_ ^ 1]));
     if (!in_place && last_readback_)  // an ArgMaxAsync's copy to the host may read the tokens
       CUDA_CHECK(cudaStreamWaitEvent(upload_stream_, last_readback_));
     cuda::UploadBatch(meta, *batch_, upload_stream_, in_place);
     CUDA_CHECK(cudaStreamWaitEvent(stream_, batch_->uploaded));
-    if (meta.tokens_from_argmax && !in_place)
+    if (meta.tokens_from_last_step && !in_place)
       CUDA_CHECK(cudaMemcpyAsync(const_cast<int32_t*>(batch_->tokens), fed_from_,
                                  T * sizeof(int32_t), cudaMemcpyDeviceToDevice, stream_));
     // Decode-shaped steps (one new token per sequence) are recorded or replayed as a graph.
@@ -534,6 +534,22 @@ class CudaBackend : public Backend {
     }
   }
 
+  // A pipelined step's results to the host (ArgMaxAsync, SampleRowsAsync): `copy` enqueued on
+  // the readback stream behind the step, off the path to the next step, then `done` recorded;
+  // its ids (`rows` at `ids`, on the device) are what the next step may be fed. Nothing
+  // overwrites them before the copy is done: the next step reads them, the one after writes the
+  // other copy's tokens, and a third async result needs this one taken first.
+  template <typename F>
+  void ReadBack(cudaEvent_t done, const int32_t* ids, int64_t rows, F&& copy) {
+    CUDA_CHECK(cudaEventRecord(step_done_, stream_));
+    CUDA_CHECK(cudaStreamWaitEvent(readback_stream_, step_done_));
+    copy(readback_stream_);
+    CUDA_CHECK(cudaEventRecord(done, readback_stream_));
+    last_readback_ = done;
+    fed_rows_ = rows;
+    fed_from_ = ids;
+  }
+
   // ArgMax's device part: the ids of every row into ids_dev_ (by the LM head's GEMV when it is
   // the pending op, else a kernel), the step finished (its graph launched); returns them and R.
   std::pair<int32_t*, int64_t> StartArgMax(TensorView logits) {
@@ -585,17 +601,10 @@ class CudaBackend : public Backend {
     AsyncIds& slot = async_ids_.Push();
     slot.rows = R;
     slot.host.Reserve(R * sizeof(int32_t));
-    // The copy to the host on a stream of its own, off the path to the next step. Nothing
-    // overwrites the ids before it is done: the next step reads them, the one after writes the
-    // other copy's tokens, and a third ArgMaxAsync needs this result taken first.
-    CUDA_CHECK(cudaEventRecord(step_done_, stream_));
-    CUDA_CHECK(cudaStreamWaitEvent(readback_stream_, step_done_));
-    CUDA_CHECK(cudaMemcpyAsync(slot.host.get(), d_ids, R * sizeof(int32_t), cudaMemcpyDeviceToHost,
-                               readback_stream_));
-    CUDA_CHECK(cudaEventRecord(slot.done, readback_stream_));
-    last_readback_ = slot.done;
-    fed_rows_ = R;
-    fed_from_ = d_ids;
+    ReadBack(slot.done, d_ids, R, [&](cudaStream_t s) {
+      CUDA_CHECK(cudaMemcpyAsync(slot.host.get(), d_ids, R * sizeof(int32_t),
+                                 cudaMemcpyDeviceToHost, s));
+    });
   }
 
   void TakeArgMax(int32_t* ids) override {
@@ -607,7 +616,7 @@ class CudaBackend : public Backend {
     async_ids_.Pop();
   }
 
-  bool FeedsArgMaxTokens() const override { return true; }
+  bool FeedsStepTokens() const override { return true; }
 
   MemoryInfo QueryMemory() override {
     OnDevice();
@@ -641,22 +650,18 @@ class CudaBackend : public Backend {
   }
 
   // Like ArgMaxAsync, for SampleRows: the results reach the host behind the step on the readback
-  // stream, the ids also go into the next step's token array (tokens_from_argmax feeds them).
+  // stream, the ids also go into the next step's token array (tokens_from_last_step feeds them).
   bool SampleRowsAsync(TensorView logits, std::span<const SampleSpec> specs) override {
     PETREL_CHECK(!async_samples_.full())
         << "SampleRowsAsync: " << kMaxArgMaxInFlight << " results not yet taken";
     const StartedSample st = StartSample(logits, specs, /*feed=*/true);
-    CUDA_CHECK(cudaEventRecord(step_done_, stream_));
-    CUDA_CHECK(cudaStreamWaitEvent(readback_stream_, step_done_));
-    samples_.CopyBack(st.par, st.R, st.any_top, readback_stream_);
     AsyncSample& a = async_samples_.Push();
     a.par = st.par;
     a.V = st.V;
     a.specs.assign(specs.begin(), specs.end());
-    CUDA_CHECK(cudaEventRecord(a.done, readback_stream_));
-    last_readback_ = a.done;
-    fed_rows_ = st.R;
-    fed_from_ = st.o.feed ? st.o.feed : st.o.ids;
+    ReadBack(a.done, st.o.feed ? st.o.feed : st.o.ids, st.R, [&](cudaStream_t s) {
+      samples_.CopyBack(st.par, st.R, st.any_top, s);
+    });
     return true;
   }
 
@@ -945,7 +950,7 @@ class CudaBackend : public Backend {
     int64_t rows = 0;
   };
   cuda::ReadbackRing<AsyncIds> async_ids_;
-  // The last ArgMaxAsync's ids on the device (for tokens_from_argmax), until an ArgMax.
+  // The last ArgMaxAsync's ids on the device (for tokens_from_last_step), until an ArgMax.
   const int32_t* fed_from_ = nullptr;
   int64_t fed_rows_ = 0;
 

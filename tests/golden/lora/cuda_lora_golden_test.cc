@@ -83,19 +83,9 @@ TEST_F(CudaLoraGolden, MixedAdapterBatchMatchesCpu) {
   std::vector<int32_t> next(3);
   for (int step = 0; step < 8; ++step) {
     ForwardBatch cb;
-    for (int s = 0; s < 3; ++s) {
-      const std::vector<int32_t> ids = step == 0 ? prompts[s] : std::vector<int32_t>{next[s]};
-      const int begin = (int)cb.tokens.size();
-      for (size_t i = 0; i < ids.size(); ++i) {
-        const int pos = len[s] + (int)i;
-        cb.tokens.push_back(ids[i]);
-        cb.positions.push_back(pos);
-        cb.slots.push_back((int64_t)tables[s][pos / kBlock] * kBlock + pos % kBlock);
-      }
-      len[s] += (int)ids.size();
-      cb.seqs.push_back(kernels::AttentionSeq{begin, (int)ids.size(), len[s], tables[s]});
-      cb.logit_rows.push_back((int32_t)cb.tokens.size() - 1);
-    }
+    for (int s = 0; s < 3; ++s)
+      golden::AppendSeqRows(cb, step == 0 ? prompts[s] : std::vector<int32_t>{next[s]}, len[s],
+                            tables[s], kBlock);
     ForwardBatch gb = cb;
     cb.seq_adapters = cpu_ad;
     gb.seq_adapters = gpu_ad;

@@ -108,19 +108,9 @@ TEST_F(CudaGolden, BatchedDecodeWithGraphsMatchesCpu) {
     std::vector<int32_t> next(3);
     for (int step = 0; step < 13; ++step) {
       ForwardBatch b;
-      for (int s = 0; s < 3; ++s) {
-        const std::vector<int32_t> ids = step == 0 ? prompts[s] : std::vector<int32_t>{next[s]};
-        const int begin = (int)b.tokens.size();
-        for (size_t i = 0; i < ids.size(); ++i) {
-          const int pos = len[s] + (int)i;
-          b.tokens.push_back(ids[i]);
-          b.positions.push_back(pos);
-          b.slots.push_back((int64_t)tables[s][pos / kBlock] * kBlock + pos % kBlock);
-        }
-        len[s] += (int)ids.size();
-        b.seqs.push_back(kernels::AttentionSeq{begin, (int)ids.size(), len[s], tables[s]});
-        b.logit_rows.push_back((int32_t)b.tokens.size() - 1);
-      }
+      for (int s = 0; s < 3; ++s)
+        golden::AppendSeqRows(b, step == 0 ? prompts[s] : std::vector<int32_t>{next[s]}, len[s],
+                              tables[s], kBlock);
       std::vector<float> want(3 * vocab), got(3 * vocab);
       cpu->Forward(b, *cpu_cache, want.data());
       gpu->Forward(b, *gpu_cache, got.data());

@@ -14,6 +14,7 @@
 #include "matmuls_check.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/reference/reference.h"
+#include "test_random.h"
 
 namespace petrel::kernels {
 namespace {
@@ -29,13 +30,7 @@ std::string Name(const testing::TestParamInfo<Case>& i) {
   return std::string(cpu::IsaName(i.param.isa)) + "_" + DTypeName(i.param.w_dtype);
 }
 
-std::vector<float> Random(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test::Random;
 
 // Weights stored in `dt`; `exact` receives the values the kernel will actually see.
 Tensor MakeWeights(const std::vector<float>& src, DType dt, Shape shape, std::vector<float>* exact) {

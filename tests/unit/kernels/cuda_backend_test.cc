@@ -21,17 +21,12 @@
 
 #include "kernels/backend.h"
 #include "kernels/reference/reference.h"
+#include "test_random.h"
 
 namespace petrel::kernels {
 namespace {
 
-std::vector<float> Random(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test::Random;
 
 std::vector<float> RoundTo(const std::vector<float>& v, DType dt) {
   if (dt == DType::kF32) return v;

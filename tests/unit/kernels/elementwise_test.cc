@@ -12,19 +12,14 @@
 #include "core/dtype.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/isa.h"
+#include "test_random.h"
 
 namespace petrel::kernels {
 namespace {
 
 bool HaveAvx512() { return cpu::DetectIsa() >= cpu::Isa::kAvx512; }
 
-std::vector<float> Random(size_t n, uint32_t seed, float scale) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using test::Random;
 
 TEST(Elementwise, RmsNormRowAvx512MatchesScalarBitForBit) {
   if (!HaveAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";

@@ -17,19 +17,14 @@
 #include "kernels/cpu/quant_matmul_packed.h"
 #include "kernels/reference/quant_reference.h"
 #include "kernels/reference/reference.h"
+#include "test_random.h"
 
 namespace petrel::kernels {
 namespace {
 
 using cpu::Isa;
 
-std::vector<float> Random(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test::Random;
 
 double Nmse(const std::vector<float>& want, const float* got) {
   double num = 0, den = 0;

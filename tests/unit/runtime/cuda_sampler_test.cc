@@ -17,6 +17,7 @@
 
 #include "kernels/backend.h"
 #include "runtime/sampler.h"
+#include "test_random.h"
 
 namespace petrel::runtime {
 namespace {
@@ -24,13 +25,7 @@ namespace {
 using kernels::SampleResult;
 using kernels::SampleSpec;
 
-std::vector<float> Random(size_t n, uint32_t seed, float scale) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test::Random;
 
 // The host sampler's truncation, written out plainly (candidates sorted by logit, ties to the
 // smaller id; top-k; top-p normalised over the top-k; min-p against the best): the probability of
