@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "kernels/backend.h"
+#include "runtime/vocab_scan.h"
 
 namespace petrel::runtime {
 
@@ -49,21 +50,19 @@ bool NeedsHostSampling(const SamplingParams& p, int top_logprobs) {
 
 namespace {
 
+using namespace vocab_scan;
+
 // log-softmax of the raw logits for the chosen token and the top k.
 void FillLogprobs(std::span<const float> raw, int top_k, TokenOutput& out) {
-  const float mx = *std::max_element(raw.begin(), raw.end());
-  double s = 0;
-  for (float v : raw) s += std::exp((double)v - mx);
+  const float mx = MaxValue(raw.data(), (int64_t)raw.size());
+  std::vector<float> w(raw.size());
+  std::vector<double> block_sum((raw.size() + kScanBlock - 1) / kScanBlock);
+  const double s = ExpWeights(raw.data(), (int64_t)raw.size(), mx, 1.0f, w.data(), block_sum.data());
   const float lse = mx + (float)std::log(s);
   out.logprob = raw[out.token] - lse;
   out.top.clear();
   if (top_k <= 0) return;
-  std::vector<int32_t> idx(raw.size());
-  std::iota(idx.begin(), idx.end(), 0);
-  const int k = std::min<int>(top_k, (int)raw.size());
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
-                    [&](int32_t a, int32_t b) { return raw[a] > raw[b] || (raw[a] == raw[b] && a < b); });
-  for (int i = 0; i < k; ++i) out.top.push_back({idx[i], raw[idx[i]] - lse});
+  for (int32_t i : TopK(raw, top_k)) out.top.push_back({i, raw[i] - lse});
 }
 
 }  // namespace
@@ -87,59 +86,51 @@ void Sample(std::span<float> logits, const SamplingParams& p, SamplerState& stat
 
   int32_t token;
   if (p.temperature == 0.0f) {
-    token = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    token = (int32_t)ArgMaxFirst(logits);
   } else {
-    // Candidates sorted by logit: only as many as top-k / top-p need.
     const float inv_t = 1.0f / p.temperature;
-    int k = (p.top_k > 0 && p.top_k < vocab) ? p.top_k : (int)vocab;
-    std::vector<int32_t> idx(vocab);
-    std::iota(idx.begin(), idx.end(), 0);
-    auto by_logit = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-    const float mx = *std::max_element(logits.begin(), logits.end());
+    const int64_t k = (p.top_k > 0 && p.top_k < vocab) ? p.top_k : vocab;
+    const float mx = MaxValue(logits.data(), vocab);
+    // Weights exp((logit - max) / T) of the whole vocabulary, when its normaliser is needed.
+    std::vector<float> w;
+    std::vector<double> block_sum;
     double total = 0;
-    for (int64_t i = 0; i < vocab; ++i) total += std::exp((double)(logits[i] - mx) * inv_t);
+    auto all_weights = [&] {
+      w.resize(vocab);
+      block_sum.resize((vocab + kScanBlock - 1) / kScanBlock);
+      total = ExpWeights(logits.data(), vocab, mx, inv_t, w.data(), block_sum.data());
+    };
     if (k == vocab && p.top_p >= 1.0f && p.min_p <= 0) {
       // Plain temperature sampling: no truncation, no sort.
+      all_weights();
       std::uniform_real_distribution<double> u(0.0, total);
-      double r = u(state.rng), acc = 0;
-      token = (int32_t)(vocab - 1);
-      for (int64_t i = 0; i < vocab; ++i) {
-        acc += std::exp((double)(logits[i] - mx) * inv_t);
-        if (r < acc) {
-          token = (int32_t)i;
-          break;
-        }
-      }
+      token = (int32_t)DrawIndex(w.data(), vocab, block_sum.data(), u(state.rng));
       out.token = token;
       if (top_logprobs >= 0) FillLogprobs(raw, top_logprobs, out);
       state.Observe(token);
       return;
     }
-    // Sort only as much as needed: the top k when k <= 1024, else a 1024 prefix that usually
-    // holds the top-p mass (with the full-vocab normaliser), else everything.
-    auto weight = [&](int32_t i) { return std::exp((double)(logits[i] - mx) * inv_t); };
-    int sorted = std::min(k, 1024);
-    std::partial_sort(idx.begin(), idx.begin() + sorted, idx.end(), by_logit);
-    if (sorted < k && k < vocab) {
-      std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), by_logit);
-      sorted = k;
-    }
+    // Candidates by logit: the top k when k <= 1024, else a 1024 prefix that usually holds the
+    // top-p mass (with the full-vocab normaliser), else everything.
+    std::vector<int32_t> idx = TopK(logits, std::min<int64_t>(k, 1024));
+    if ((int64_t)idx.size() < k && k < vocab) idx = TopK(logits, k);
+    auto weight = [&](int32_t i) -> double {
+      return w.empty() ? ExpNonPositive((logits[i] - mx) * inv_t) : w[i];
+    };
     double norm = 0;
-    if (sorted == k) {
-      for (int i = 0; i < k; ++i) norm += weight(idx[i]);
-    } else {
-      norm = total;  // k == vocab
+    if ((int64_t)idx.size() == k) {
+      for (int32_t i : idx) norm += weight(i);
+    } else {  // k == vocab
+      all_weights();
+      norm = total;
       double prefix = 0;
-      for (int i = 0; i < sorted; ++i) prefix += weight(idx[i]);
+      for (int32_t i : idx) prefix += weight(i);
       const bool top_p_fits = p.top_p < 1.0f && prefix / norm >= p.top_p;
       const bool min_p_fits = p.top_p >= 1.0f && p.min_p > 0 &&
-                              weight(idx[sorted - 1]) < p.min_p * weight(idx[0]);
-      if (!top_p_fits && !min_p_fits) {
-        std::sort(idx.begin(), idx.end(), by_logit);
-        sorted = (int)vocab;
-      }
+                              weight(idx.back()) < p.min_p * weight(idx[0]);
+      if (!top_p_fits && !min_p_fits) idx = TopK(logits, vocab);
     }
-    int n = sorted;
+    int n = (int)idx.size();
     std::vector<double> probs(n);
     for (int i = 0; i < n; ++i) probs[i] = weight(idx[i]);
     if (p.top_p < 1.0f) {

@@ -70,6 +70,33 @@ TEST(Sampler, MinPAndDistribution) {
   EXPECT_NEAR(counts[1] / 2000.0, std::exp(3.0) / (std::exp(3.0) + std::exp(2.9)), 0.05);
 }
 
+// A Qwen3-sized vocabulary (the block paths of runtime/vocab_scan.h): three tokens far above the
+// rest, drawn at their softmax probabilities by plain temperature, top-k, top-p and min-p sampling.
+TEST(Sampler, LargeVocabularyDrawsTheSoftmax) {
+  std::vector<float> big(151936, -30.0f);
+  for (size_t i = 0; i < big.size(); ++i) big[i] -= (float)(i % 97) * 0.01f;
+  big[70001] = 2.0f;
+  big[123] = 1.0f;
+  big[151935] = 1.0f;  // ties with 123: both kept, same probability
+  const double e = std::exp(1.0), z = e + 2.0;
+  for (int mode = 0; mode < 4; ++mode) {
+    SamplingParams p;
+    p.temperature = 1.0f;
+    if (mode == 1) p.top_k = 3;
+    if (mode == 2) p.top_p = 0.9999f;
+    if (mode == 3) p.min_p = 0.3f;
+    SamplerState st;
+    st.Init(p, {}, (int64_t)big.size(), 11 + mode);
+    std::map<int32_t, int> counts;
+    const int n = 3000;
+    for (int i = 0; i < n; ++i) counts[Draw(p, st, big)]++;
+    EXPECT_EQ(counts.size(), 3u) << "mode " << mode;
+    EXPECT_NEAR(counts[70001] / (double)n, e / z, 0.04) << "mode " << mode;
+    EXPECT_NEAR(counts[123] / (double)n, 1.0 / z, 0.04) << "mode " << mode;
+    EXPECT_NEAR(counts[151935] / (double)n, 1.0 / z, 0.04) << "mode " << mode;
+  }
+}
+
 TEST(Sampler, PenaltiesAndBias) {
   SamplingParams p;
   p.temperature = 0;
