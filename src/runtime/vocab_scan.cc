@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
-#include <numeric>
 
 namespace petrel::runtime::vocab_scan {
 
