@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "kernels/backend.h"
-#include "runtime/vocab_scan.h"
+#include "core/vocab_scan.h"
 
 namespace petrel::runtime {
 
@@ -49,7 +49,7 @@ bool NeedsHostSampling(const SamplingParams& p, int top_logprobs) {
 
 namespace {
 
-using namespace vocab_scan;
+using namespace petrel::vocab_scan;
 
 // log-softmax of the raw logits for the chosen token and the top k.
 void FillLogprobs(std::span<const float> raw, int top_k, TokenOutput& out) {

@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "core/thread_pool.h"
+#include "core/vocab_scan.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/elementwise.h"
@@ -159,6 +160,15 @@ class CpuBackend : public Backend {
     }
     if (UseBf16Activations(w.dtype, T)) return MatMulBf16(a);
     MatMulF32(a);
+  }
+
+  // Each row's first largest logit (core/vocab_scan.h: vectorised; the default's scalar loop
+  // took ~0.1 ms for Qwen3's 151,936 logits).
+  void ArgMax(TensorView logits, int32_t* ids) override {
+    const int64_t V = logits.dim(logits.shape.rank - 1);
+    const int64_t R = logits.NumElements() / V;
+    for (int64_t r = 0; r < R; ++r)
+      ids[r] = (int32_t)vocab_scan::ArgMaxFirst(std::span(logits.As<float>() + r * V, (size_t)V));
   }
 
   void MatMuls(TensorView x, std::span<const MatMulJob> jobs) override {

@@ -70,7 +70,7 @@ TEST(Sampler, MinPAndDistribution) {
   EXPECT_NEAR(counts[1] / 2000.0, std::exp(3.0) / (std::exp(3.0) + std::exp(2.9)), 0.05);
 }
 
-// A Qwen3-sized vocabulary (the block paths of runtime/vocab_scan.h): three tokens far above the
+// A Qwen3-sized vocabulary (the block paths of core/vocab_scan.h): three tokens far above the
 // rest, drawn at their softmax probabilities by plain temperature, top-k, top-p and min-p sampling.
 TEST(Sampler, LargeVocabularyDrawsTheSoftmax) {
   std::vector<float> big(151936, -30.0f);

@@ -1,12 +1,12 @@
 // Scans over a vocabulary's logits for the host sampler (vocab_scan.h).
-#include "runtime/vocab_scan.h"
+#include "core/vocab_scan.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
 
-namespace petrel::runtime::vocab_scan {
+namespace petrel::vocab_scan {
 
 // The loops over every logit get AVX-512 and AVX2 clones (GCC function multiversioning, picked at
 // load time); inside them independent lanes and no calls, so that each clone is vectorised.
@@ -124,4 +124,4 @@ std::vector<int32_t> TopK(std::span<const float> v, int64_t k) {
   return idx;
 }
 
-}  // namespace petrel::runtime::vocab_scan
+}  // namespace petrel::vocab_scan

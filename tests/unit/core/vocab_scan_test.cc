@@ -1,6 +1,6 @@
-// The host sampler's vocabulary scans (runtime/vocab_scan.h) against the plain algorithms they
+// The host sampler's vocabulary scans (core/vocab_scan.h) against the plain algorithms they
 // replace: std::max_element, a partial sort of every index, std::exp, a sequential draw.
-#include "runtime/vocab_scan.h"
+#include "core/vocab_scan.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 
 #include "test_random.h"
 
-namespace petrel::runtime::vocab_scan {
+namespace petrel::vocab_scan {
 namespace {
 
 // Vocabularies of odd sizes (tails shorter than a lane, a block), a Qwen3-sized one, and values
@@ -109,4 +109,4 @@ TEST(VocabScan, WeightsAndDrawWalkTheCumulativeSums) {
 }
 
 }  // namespace
-}  // namespace petrel::runtime::vocab_scan
+}  // namespace petrel::vocab_scan

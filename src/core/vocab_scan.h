@@ -1,9 +1,10 @@
-// Scans over a vocabulary's logits for the host sampler (runtime/sampler.cc): the largest logit
-// and its first index, exp-weights with per-block sums and a draw over them, and the k largest
-// logits. Written so that the compiler vectorises them (independent lanes, no calls inside the
-// loops), with AVX-512 / AVX2 clones chosen at load time: a sampled token over Qwen3's 151,936
-// logits cost 1.1-1.8 ms of one core with a double std::exp per logit and a comparator heap over
-// every index (greedy: 0.11 ms), 10-20% of a CPU decode step; now 0.04-0.2 ms.
+// Scans over a vocabulary's logits for the host sampler (runtime/sampler.cc) and the CPU backend's
+// ArgMax: the largest logit and its first index, exp-weights with per-block sums and a draw over
+// them, and the k largest logits. Written so that the compiler vectorises them (independent
+// lanes, no calls inside the loops), with AVX-512 / AVX2 clones chosen at load time: a sampled
+// token over Qwen3's 151,936 logits cost 1.1-1.8 ms of one core with a double std::exp per logit
+// and a comparator heap over every index (greedy: 0.11 ms), 10-20% of a CPU decode step; now
+// 0.04-0.2 ms.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,7 @@
 #include <span>
 #include <vector>
 
-namespace petrel::runtime::vocab_scan {
+namespace petrel::vocab_scan {
 
 constexpr int64_t kLanes = 16;
 constexpr int64_t kScanBlock = 64;  // logits per block of ExpWeights' sums
@@ -56,4 +57,4 @@ int64_t DrawIndex(const float* w, int64_t n, const double* block_sum, double r);
 // partial sort of every index by that order (NaNs are never among them).
 std::vector<int32_t> TopK(std::span<const float> v, int64_t k);
 
-}  // namespace petrel::runtime::vocab_scan
+}  // namespace petrel::vocab_scan
