@@ -16,18 +16,24 @@ namespace petrel::vocab_scan {
 #define PETREL_VOCAB_SCAN
 #endif
 
-// 16 running maxima, then one.
+// The largest of x[0, n) (n a multiple of kLanes) and `init`, NaNs skipped: 16 running maxima,
+// then one. Inlined into each clone below.
+inline float LanesMax(const float* x, int64_t n, float init) {
+  float m[kLanes];
+  for (int64_t l = 0; l < kLanes; ++l) m[l] = init;
+  for (int64_t i = 0; i < n; i += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) m[l] = x[i + l] > m[l] ? x[i + l] : m[l];
+  float best = init;
+  for (int64_t l = 0; l < kLanes; ++l) best = m[l] > best ? m[l] : best;
+  return best;
+}
+
 PETREL_VOCAB_SCAN float MaxValue(const float* v, int64_t n) {
   const float first = v[0];
   if (first != first) return first;
-  float m[kLanes];
-  for (int64_t l = 0; l < kLanes; ++l) m[l] = first;
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l) m[l] = v[i + l] > m[l] ? v[i + l] : m[l];
-  float best = first;
-  for (int64_t l = 0; l < kLanes; ++l) best = m[l] > best ? m[l] : best;
-  for (; i < n; ++i) best = v[i] > best ? v[i] : best;
+  const int64_t body = n / kLanes * kLanes;
+  float best = LanesMax(v, body, first);
+  for (int64_t i = body; i < n; ++i) best = v[i] > best ? v[i] : best;
   return best;
 }
 
@@ -84,16 +90,7 @@ int64_t DrawIndex(const float* w, int64_t n, const double* block_sum, double r) 
 // Per block of `block` values (a multiple of kLanes), the largest (NaNs skipped; -inf for a block
 // of NaNs).
 PETREL_VOCAB_SCAN void BlockMaxima(const float* v, int64_t block, int64_t n_blocks, float* out) {
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const float* x = v + b * block;
-    float m[kLanes];
-    for (int64_t l = 0; l < kLanes; ++l) m[l] = -INFINITY;
-    for (int64_t i = 0; i < block; i += kLanes)
-      for (int64_t l = 0; l < kLanes; ++l) m[l] = x[i + l] > m[l] ? x[i + l] : m[l];
-    float best = -INFINITY;
-    for (int64_t l = 0; l < kLanes; ++l) best = m[l] > best ? m[l] : best;
-    out[b] = best;
-  }
+  for (int64_t b = 0; b < n_blocks; ++b) out[b] = LanesMax(v + b * block, block, -INFINITY);
 }
 
 // With blocks enough (at least 4 k), only the values >= the k-th largest block maximum are sorted:

@@ -4,8 +4,8 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "kernels/backend.h"
 #include "core/vocab_scan.h"
+#include "kernels/backend.h"
 
 namespace petrel::runtime {
 
@@ -109,10 +109,9 @@ void Sample(std::span<float> logits, const SamplingParams& p, SamplerState& stat
       state.Observe(token);
       return;
     }
-    // Candidates by logit: the top k when k <= 1024, else a 1024 prefix that usually holds the
-    // top-p mass (with the full-vocab normaliser), else everything.
-    std::vector<int32_t> idx = TopK(logits, std::min<int64_t>(k, 1024));
-    if ((int64_t)idx.size() < k && k < vocab) idx = TopK(logits, k);
+    // Candidates by logit: the top k, or without top-k a 1024 prefix that usually holds the top-p
+    // mass (with the full-vocab normaliser), else everything.
+    std::vector<int32_t> idx = TopK(logits, k < vocab ? k : std::min<int64_t>(vocab, 1024));
     auto weight = [&](int32_t i) -> double {
       return w.empty() ? ExpNonPositive((logits[i] - mx) * inv_t) : w[i];
     };
