@@ -1,4 +1,4 @@
-// Packed Q8_0 / Q4_0 weights (layout in quant_matmul_packed.h): packing, the registry a backend
+// Packed Q8_0 / Q4_0 / Q4_1 weights (layout in quant_matmul_packed.h): packing, the registry a backend
 // keeps them in, the portable kernel on the packed layout (the scalar reference of the AVX-512
 // one, same integer arithmetic) and the dispatcher over threads.
 #include "kernels/cpu/quant_matmul_packed.h"
@@ -12,12 +12,12 @@
 namespace petrel::kernels::cpu {
 
 bool CanPack(DType t, int64_t N, int64_t K) {
-  return (t == DType::kQ8_0 || t == DType::kQ4_0) && N > 0 && N % kPackRows == 0 && K > 0 &&
+  return (t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_1) && N > 0 && N % kPackRows == 0 && K > 0 &&
          K % quant::kBlock == 0;
 }
 
 void PackGroups(const void* w, const PackedQuant& p, int64_t g_begin, int64_t g_end) {
-  const int64_t nb = p.nb, cb = PackedChunkBytes(p.type);
+  const int64_t nb = p.nb, cb = PackedChunkBytes(p.type), ss = PackedScaleStride(p.type);
   const size_t row_bytes = DTypeBytes(p.type, p.K);
   uint8_t* codes = const_cast<uint8_t*>(p.codes);
   uint16_t* scales = const_cast<uint16_t*>(p.scales);
@@ -26,20 +26,29 @@ void PackGroups(const void* w, const PackedQuant& p, int64_t g_begin, int64_t g_
       const char* row = static_cast<const char*>(w) + (size_t)(g * kPackRows + r) * row_bytes;
       for (int64_t b = 0; b < nb; ++b) {
         uint8_t* chunk = codes + PackedChunk(p, g, b) * cb;
-        uint16_t* sc = scales + PackedChunk(p, g, b) * kPackRows;
+        uint16_t* sc = scales + PackedChunk(p, g, b) * ss;
         if (p.type == DType::kQ8_0) {
           const auto& blk = reinterpret_cast<const quant::BlockQ8_0*>(row)[b];
           sc[r] = blk.d;
           for (int j = 0; j < 8; ++j)
             for (int c = 0; c < 4; ++c) chunk[j * 64 + 4 * r + c] = (uint8_t)(blk.q[4 * j + c] + 128);
-        } else {
+          continue;
+        }
+        const uint8_t* q;
+        if (p.type == DType::kQ4_0) {
           const auto& blk = reinterpret_cast<const quant::BlockQ4_0*>(row)[b];
           sc[r] = blk.d;
-          for (int j = 0; j < 4; ++j)
-            for (int c = 0; c < 4; ++c)
-              chunk[j * 64 + 4 * r + c] = (uint8_t)(quant::Nibble(blk.q, 4 * j + c) |
-                                                    (quant::Nibble(blk.q, 16 + 4 * j + c) << 4));
+          q = blk.q;
+        } else {
+          const auto& blk = reinterpret_cast<const quant::BlockQ4_1*>(row)[b];
+          sc[r] = blk.d;
+          sc[kPackRows + r] = blk.m;
+          q = blk.q;
         }
+        for (int j = 0; j < 4; ++j)
+          for (int c = 0; c < 4; ++c)
+            chunk[j * 64 + 4 * r + c] =
+                (uint8_t)(quant::Nibble(q, 4 * j + c) | (quant::Nibble(q, 16 + 4 * j + c) << 4));
       }
     }
   }
@@ -69,7 +78,7 @@ bool PackedWeights::Add(const TensorView& w, ThreadPool& pool) {
   e.p.nb = e.p.K / quant::kBlock;
   const int64_t groups = e.p.N / kPackRows;
   const size_t code_bytes = (size_t)(groups * e.p.nb * PackedChunkBytes(w.dtype));
-  const size_t scale_bytes = (size_t)(groups * e.p.nb * kPackRows) * sizeof(uint16_t);
+  const size_t scale_bytes = (size_t)(groups * e.p.nb * PackedScaleStride(w.dtype)) * sizeof(uint16_t);
   e.bytes = (code_bytes + scale_bytes + 63) / 64 * 64;
   e.buf = std::unique_ptr<uint8_t, void (*)(void*)>(
       static_cast<uint8_t*>(std::aligned_alloc(64, e.bytes)), std::free);
@@ -99,8 +108,8 @@ size_t PackedWeights::bytes() const {
 
 void PackedMatMulGeneric(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a,
                          int64_t g_begin, int64_t g_end) {
-  const int64_t nb = p.nb, cb = PackedChunkBytes(p.type);
-  const int32_t off = p.type == DType::kQ8_0 ? 128 : 8;
+  const int64_t nb = p.nb, cb = PackedChunkBytes(p.type), ss = PackedScaleStride(p.type);
+  const int32_t off = p.type == DType::kQ8_0 ? 128 : p.type == DType::kQ4_0 ? 8 : 0;
   for (int64_t g = g_begin; g < g_end; ++g) {
     for (int r = 0; r < kPackRows; ++r) {
       const int64_t n = g * kPackRows + r;
@@ -121,8 +130,9 @@ void PackedMatMulGeneric(const MatMulArgs& m, const PackedQuant& p, const QuantA
             }
             dot += u * (int32_t)xq[b * 32 + i];
           }
-          const float dw = F16ToF32(p.scales[PackedChunk(p, g, b) * kPackRows + r]);
-          acc += dw * a.dexp[t * a.nb * 8 + b * 8] * (float)dot;
+          const uint16_t* sc = p.scales + PackedChunk(p, g, b) * ss;
+          acc += F16ToF32(sc[r]) * a.dexp[t * a.nb * 8 + b * 8] * (float)dot;
+          if (p.type == DType::kQ4_1) acc += F16ToF32(sc[kPackRows + r]) * a.ds[t * a.nb + b];
         }
         m.out[t * m.N + n] = acc + (m.bias ? m.bias[n] : 0.0f);
       }

@@ -1,4 +1,4 @@
-// AVX-512 VNNI matmul over packed Q8_0 / Q4_0 weights (layout and arithmetic in
+// AVX-512 VNNI matmul over packed Q8_0 / Q4_0 / Q4_1 weights (layout and arithmetic in
 // quant_matmul_packed.h). A register tile is G groups of 16 rows x TT tokens: per 32-block, each
 // 64-byte weight vector (Q4_0: its low or high nibbles) meets TT activation broadcasts (4 int8 each,
 // vpdpbusd's memory-broadcast operand), the integer accumulators start at -offset * sum(qx), and
@@ -55,7 +55,7 @@ template <DType D, int G, int TT>
 void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g0, int64_t t0,
           int64_t b_begin, int64_t b_end, bool first) {
   constexpr int64_t CB = PackedChunkBytes(D);
-  constexpr int32_t kOff = D == DType::kQ8_0 ? 128 : 8;
+  constexpr int32_t kOff = D == DType::kQ8_0 ? 128 : D == DType::kQ4_0 ? 8 : 0;
   constexpr int S = TT == 1 ? 2 : 1;
   constexpr int64_t kPrefetch = kPrefetchBytes / CB;  // in blocks
   __m512 facc[G][TT];
@@ -68,18 +68,20 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
   const int8_t* xq[TT];
   const float* dx[TT];
   const int32_t* qs[TT];
+  const float* ds[TT];  // Q4_1: dx sum(qx) of each block, the min's factor
   for (int t = 0; t < TT; ++t) {
     xq[t] = a.q + (t0 + t) * a.nb * 32;
     dx[t] = a.dexp + (t0 + t) * a.nb * 8;
     qs[t] = a.qsum + (t0 + t) * a.nb;
+    ds[t] = a.ds + (t0 + t) * a.nb;
   }
   // Consecutive blocks of a group are consecutive chunks.
-  constexpr int64_t cstride = CB, sstride = kPackRows;
+  constexpr int64_t cstride = CB, sstride = PackedScaleStride(D);
   const uint8_t* wc[G];
   const uint16_t* ws[G];
   for (int g = 0; g < G; ++g) {
     wc[g] = p.codes + PackedChunk(p, g0 + g, 0) * CB;
-    ws[g] = p.scales + PackedChunk(p, g0 + g, 0) * kPackRows;
+    ws[g] = p.scales + PackedChunk(p, g0 + g, 0) * sstride;
   }
   const __m512i k0f = _mm512_set1_epi8(0x0F);
   for (int64_t b = b_begin; b < b_end; ++b) {
@@ -136,6 +138,11 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
         facc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
                                      _mm512_mul_ps(dw, _mm512_set1_ps(dx[t][b * 8])), facc[g][t]);
       }
+      if constexpr (D == DType::kQ4_1) {
+        const __m512 mw = _mm512_cvtph_ps(
+            _mm256_load_si256(reinterpret_cast<const __m256i*>(ws[g] + b * sstride + kPackRows)));
+        for (int t = 0; t < TT; ++t) facc[g][t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(ds[t][b]), facc[g][t]);
+      }
     }
   }
   for (int g = 0; g < G; ++g)
@@ -159,45 +166,43 @@ void Tokens(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64
   }
 }
 
-// One-token Q4_0 decode over groups [g0, g0 + G): the loop that streams a Q4_0 model's weights
-// from DRAM. At two threads it is bound by how far ahead of use the core has its loads in flight,
-// and that reach (the reorder window) shrinks with every instruction spent per weight byte: a
-// loads-only pass over the same addresses streams ~15-19% faster than Tile<kQ4_0, 4, 1> did. So
-// per 64-byte vector only a prefetch, two masks (each folding the load) and two vpdpbusd:
-// the high nibbles are multiplied in place (raw & 0xF0 = 16 hi), into their own accumulator that
-// starts at -128 sum(qx) and is shifted right by 4 at the block's end (exact: every term is a
-// multiple of 16), instead of a shift and a mask per vector; and 8 groups share each activation
-// broadcast. bench/weights_pass_bench, whole Qwen3-0.6B Q4_0 pass, alternating: +10% (8 groups)
-// and +3% (4 groups) against Tile<kQ4_0, 4, 1>; in `petrel bench` tg128 +7% (+6% for 4 groups).
-// Sums per 16-vector lane stay far inside int32 (|16 hi x| <= 240 * 128, 16 of them a block).
-template <int G, int64_t NB>
-void DecodeQ4_0(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g0) {
-  constexpr int64_t CB = PackedChunkBytes(DType::kQ4_0);
+// One-token Q4_0 / Q4_1 decode over groups [g0, g0 + G): the loop that streams a 4-bit model's
+// weights from DRAM. At two threads it is bound by how far ahead of use the core has its loads in
+// flight, and that reach (the reorder window) shrinks with every instruction spent per weight
+// byte: a loads-only pass over the same addresses streamed 12-19% faster than Tile<kQ4_0, 4, 1>.
+// So per 64-byte vector only a prefetch, two masks (each folding the load) and two vpdpbusd: the
+// high nibbles are multiplied in place (raw & 0xF0 = 16 hi), into their own accumulator (Q4_0: it
+// starts at -128 sum(qx)) shifted right by 4 at the block's end - exact, every term is a multiple
+// of 16 - instead of a shift and a mask per vector; and 8 groups share each activation broadcast.
+// In-process alternation, `petrel bench` Q4_0 tg128: +6-7% over Tile<kQ4_0, 4, 1> (the same
+// kernel in 4-group tiles: no gain). Lane sums stay far inside int32 (|16 hi x| <= 240 * 128, 16
+// of them a block). Q4_1 adds its min term, m dx sum(qx), per block.
+template <DType D, int G, int64_t NB>
+void DecodeQ4(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g0) {
+  constexpr int64_t CB = PackedChunkBytes(D), SS = PackedScaleStride(D);
   const int64_t nb = NB > 0 ? NB : p.nb;
   // Group g's block b is chunk (g0 + g) nb + b. With nb known at compile time every stream is one
   // pointer (codes, scales) plus a constant; with nb at run time a pointer per group (GCC spills
   // them for 8 groups - hence G <= 4 there).
   static_assert(NB > 0 || G <= 4);
   const uint8_t* codes = p.codes + PackedChunk(p, g0, 0) * CB;
-  const uint16_t* scales = p.scales + PackedChunk(p, g0, 0) * kPackRows;
+  const uint16_t* scales = p.scales + PackedChunk(p, g0, 0) * SS;
   const uint8_t* wc[G];
   const uint16_t* ws[G];
   __m512 facc[G];
   for (int g = 0; g < G; ++g) {
     facc[g] = m.bias ? _mm512_loadu_ps(m.bias + (g0 + g) * kPackRows) : _mm512_setzero_ps();
     wc[g] = codes + g * nb * CB;
-    ws[g] = scales + g * nb * kPackRows;
+    ws[g] = scales + g * nb * SS;
   }
   auto code_at = [&](int g, int64_t b) { return NB > 0 ? codes + (g * NB + b) * CB : wc[g] + b * CB; };
-  auto scale_at = [&](int g, int64_t b) {
-    return NB > 0 ? scales + (g * NB + b) * kPackRows : ws[g] + b * kPackRows;
-  };
+  auto scale_at = [&](int g, int64_t b) { return NB > 0 ? scales + (g * NB + b) * SS : ws[g] + b * SS; };
   const __m512i lo_mask = _mm512_set1_epi8(0x0F), hi_mask = _mm512_set1_epi8(static_cast<char>(0xF0));
   for (int64_t b = 0; b < nb; ++b) {
     for (int g = 0; g < G; ++g)
       _mm_prefetch(reinterpret_cast<const char*>(scale_at(g, b + kScalePrefetchBlocks)), _MM_HINT_T0);
     __m512i acc_lo[G], acc_hi[G];
-    const __m512i hi_init = _mm512_set1_epi32(-128 * a.qsum[b]);
+    const __m512i hi_init = _mm512_set1_epi32(D == DType::kQ4_0 ? -128 * a.qsum[b] : 0);
     for (int g = 0; g < G; ++g) acc_lo[g] = _mm512_setzero_si512(), acc_hi[g] = hi_init;
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
@@ -214,49 +219,51 @@ void DecodeQ4_0(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, i
     }
     const __m512 dx = _mm512_set1_ps(a.dexp[b * 8]);
     for (int g = 0; g < G; ++g) {
-      const __m512 dw = _mm512_cvtph_ps(
-          _mm256_load_si256(reinterpret_cast<const __m256i*>(scale_at(g, b))));
+      const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(scale_at(g, b))));
       const __m512i sum = _mm512_add_epi32(acc_lo[g], _mm512_srai_epi32(acc_hi[g], 4));
       facc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, dx), facc[g]);
+      if constexpr (D == DType::kQ4_1) {
+        const __m512 mw =
+            _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(scale_at(g, b) + kPackRows)));
+        facc[g] = _mm512_fmadd_ps(mw, _mm512_set1_ps(a.ds[b]), facc[g]);
+      }
     }
   }
   for (int g = 0; g < G; ++g) _mm512_storeu_ps(m.out + (g0 + g) * kPackRows, facc[g]);
 }
 
 // Groups [g_begin, g_end) 8 at a time when the blocks per row are the compile-time NB, then 4, 1.
-template <int64_t NB>
-void DecodeQ4_0Groups(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g_begin,
-                      int64_t g_end) {
+template <DType D, int64_t NB>
+void DecodeQ4Groups(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g_begin,
+                    int64_t g_end) {
   int64_t g = g_begin;
   if constexpr (NB > 0)
-    for (; g + 8 <= g_end; g += 8) DecodeQ4_0<8, NB>(m, p, a, g);
-  for (; g + 4 <= g_end; g += 4) DecodeQ4_0<4, 0>(m, p, a, g);
-  for (; g < g_end; ++g) DecodeQ4_0<1, 0>(m, p, a, g);
+    for (; g + 8 <= g_end; g += 8) DecodeQ4<D, 8, NB>(m, p, a, g);
+  for (; g + 4 <= g_end; g += 4) DecodeQ4<D, 4, 0>(m, p, a, g);
+  for (; g < g_end; ++g) DecodeQ4<D, 1, 0>(m, p, a, g);
 }
 
 // 8-group tiles for the row lengths K = 32 nb of common models' projections (hidden sizes 896 ..
 // 5120, intermediate sizes 3072 .. 14336); any other K runs in 4-group tiles (no faster than
 // Tile<kQ4_0, 4, 1>: the 8-group gain needs the constant strides).
-void DecodeQ4_0Any(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g_begin,
-                   int64_t g_end) {
+template <DType D>
+void DecodeQ4Any(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g_begin,
+                 int64_t g_end) {
   switch (p.nb) {
-#define PETREL_Q4_0_NB(nb) \
-  case nb: return DecodeQ4_0Groups<nb>(m, p, a, g_begin, g_end);
-    PETREL_Q4_0_NB(28) PETREL_Q4_0_NB(32) PETREL_Q4_0_NB(48) PETREL_Q4_0_NB(64) PETREL_Q4_0_NB(80)
-    PETREL_Q4_0_NB(96) PETREL_Q4_0_NB(112) PETREL_Q4_0_NB(128) PETREL_Q4_0_NB(160) PETREL_Q4_0_NB(152)
-    PETREL_Q4_0_NB(192) PETREL_Q4_0_NB(256) PETREL_Q4_0_NB(304) PETREL_Q4_0_NB(344) PETREL_Q4_0_NB(448)
-#undef PETREL_Q4_0_NB
-    default: return DecodeQ4_0Groups<0>(m, p, a, g_begin, g_end);
+#define PETREL_Q4_NB(nb) \
+  case nb: return DecodeQ4Groups<D, nb>(m, p, a, g_begin, g_end);
+    PETREL_Q4_NB(28) PETREL_Q4_NB(32) PETREL_Q4_NB(48) PETREL_Q4_NB(64) PETREL_Q4_NB(80)
+    PETREL_Q4_NB(96) PETREL_Q4_NB(112) PETREL_Q4_NB(128) PETREL_Q4_NB(152) PETREL_Q4_NB(160)
+    PETREL_Q4_NB(192) PETREL_Q4_NB(256) PETREL_Q4_NB(304) PETREL_Q4_NB(344) PETREL_Q4_NB(448)
+#undef PETREL_Q4_NB
+    default: return DecodeQ4Groups<D, 0>(m, p, a, g_begin, g_end);
   }
 }
 
 template <DType D>
 void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g_begin,
          int64_t g_end) {
-  if (D == DType::kQ4_0 && m.T == 1) {
-    DecodeQ4_0Any(m, p, a, g_begin, g_end);
-    return;
-  }
+  if (D != DType::kQ8_0 && m.T == 1) return DecodeQ4Any<D>(m, p, a, g_begin, g_end);
   if (m.T <= 2) {  // decode: 4 groups (64 rows) per tile for more independent accumulators
     for (int64_t g = g_begin; g < g_end;) {
       if (g + kPackTile <= g_end) {
@@ -289,7 +296,8 @@ void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t 
 void PackedMatMulAvx512(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a,
                         int64_t g_begin, int64_t g_end) {
   if (p.type == DType::kQ8_0) Run<DType::kQ8_0>(m, p, a, g_begin, g_end);
-  else Run<DType::kQ4_0>(m, p, a, g_begin, g_end);
+  else if (p.type == DType::kQ4_0) Run<DType::kQ4_0>(m, p, a, g_begin, g_end);
+  else Run<DType::kQ4_1>(m, p, a, g_begin, g_end);
 }
 
 }  // namespace petrel::kernels::cpu

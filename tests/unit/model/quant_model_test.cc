@@ -1,5 +1,5 @@
-// The qwen3-tiny fixture quantized at load (--quant int8 / q4_0 / q4_0:pure) on the CPU: the
-// AVX-512 backend, which packs Q8_0 / Q4_0 weights at upload (kernels/cpu/quant_matmul_packed.h),
+// The qwen3-tiny fixture quantized at load (--quant int8 / q4_0 / q4_0:pure / int4) on the CPU: the
+// AVX-512 backend, which packs Q8_0 / Q4_0 / Q4_1 weights at upload (kernels/cpu/quant_matmul_packed.h),
 // gives the same logits as the plain-layout kernel (PETREL_ISA=avx2, no packing) up to f32
 // summation order and its knock-on effects, for a prompt (prefill) and decode steps; and the
 // quantized logits stay close to the unquantized model's.
@@ -73,7 +73,7 @@ TEST_P(QuantModel, CloseToUnquantized) {
   EXPECT_LT(std::sqrt(num / den), GetParam() == "int8" ? 0.05 : 0.35) << GetParam();
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, QuantModel, testing::Values("int8", "q4_0", "q4_0:pure"),
+INSTANTIATE_TEST_SUITE_P(Types, QuantModel, testing::Values("int8", "q4_0", "q4_0:pure", "int4"),
                          [](const testing::TestParamInfo<std::string>& i) {
                            std::string n = i.param;
                            for (char& c : n)
