@@ -85,7 +85,7 @@ class CpuBackend : public Backend {
 
   const char* name() const override { return "cpu"; }
 
-  // Q8_0 / Q4_0 / Q4_1 weights also get a row-interleaved copy for the AVX-512 VNNI kernel
+  // Q8_0 / Q4_0 / Q4_1 / Q8_A weights also get a row-interleaved copy for the AVX-512 VNNI kernel
   // (quant_matmul_packed.h); the plain view is returned (the embedding lookup reads it).
   TensorView UploadWeight(TensorView host) override {
     if (isa_ == Isa::kAvx512) packed_.Add(host, pool_);
@@ -176,7 +176,7 @@ class CpuBackend : public Backend {
   }
 
   // Decode rows (T <= kDecodeMaxRows) of products whose weights take one of the one-pass paths (all packed
-  // Q8_0/Q4_0/Q4_1, or all on the f32-activation kernels): one region over all the jobs' rows (each
+  // Q8_0/Q4_0/Q4_1/Q8_A, or all on the f32-activation kernels): one region over all the jobs' rows (each
   // thread its own contiguous share first, ThreadPool::OwnedForEach), so the threads meet once
   // instead of once per product. Returns false, having done nothing, for anything else.
   bool DecodeProducts(TensorView x, std::span<const MatMulJob> jobs) {
@@ -466,7 +466,7 @@ class CpuBackend : public Backend {
   int64_t batch_rows_ = -1;    // T of the step announced by BeginBatch
   std::vector<RowRun> runs_;   // its rows in runs of one precision (kAuto)
   std::vector<uint32_t> bf16_acts_;  // MatMulBf16's activations, reused across calls
-  cpu::PackedWeights packed_;  // packed Q8_0 / Q4_0 / Q4_1 copies of uploaded weights
+  cpu::PackedWeights packed_;  // packed Q8_0 / Q4_0 / Q4_1 / Q8_A copies of uploaded weights
   cpu::MatMulFn matmul_ = nullptr;
   cpu::AttentionFn attention_ = nullptr;
 };

@@ -1,4 +1,4 @@
-// Packed Q8_0 / Q4_0 / Q4_1 weights (layout in quant_matmul_packed.h): packing, the registry a backend
+// Packed Q8_0 / Q4_0 / Q4_1 / Q8_A weights (layout in quant_matmul_packed.h): packing, the registry a backend
 // keeps them in, the portable kernel on the packed layout (the scalar reference of the AVX-512
 // one, same integer arithmetic) and the dispatcher over threads.
 #include "kernels/cpu/quant_matmul_packed.h"
@@ -12,7 +12,7 @@
 namespace petrel::kernels::cpu {
 
 bool CanPack(DType t, int64_t N, int64_t K) {
-  return (t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_1) && N > 0 && N % kPackRows == 0 && K > 0 &&
+  return (t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_1 || t == DType::kQ8_A) && N > 0 && N % kPackRows == 0 && K > 0 &&
          K % quant::kBlock == 0;
 }
 
@@ -32,6 +32,14 @@ void PackGroups(const void* w, const PackedQuant& p, int64_t g_begin, int64_t g_
           sc[r] = blk.d;
           for (int j = 0; j < 8; ++j)
             for (int c = 0; c < 4; ++c) chunk[j * 64 + 4 * r + c] = (uint8_t)(blk.q[4 * j + c] + 128);
+          continue;
+        }
+        if (p.type == DType::kQ8_A) {
+          const auto& blk = reinterpret_cast<const quant::BlockQ8_A*>(row)[b];
+          sc[r] = blk.d;
+          sc[kPackRows + r] = blk.m;
+          for (int j = 0; j < 8; ++j)
+            for (int c = 0; c < 4; ++c) chunk[j * 64 + 4 * r + c] = blk.q[4 * j + c];
           continue;
         }
         const uint8_t* q;
@@ -121,7 +129,7 @@ void PackedMatMulGeneric(const MatMulArgs& m, const PackedQuant& p, const QuantA
           int32_t dot = -off * a.qsum[t * a.nb + b];
           for (int i = 0; i < 32; ++i) {
             int u;
-            if (p.type == DType::kQ8_0) {
+            if (p.type == DType::kQ8_0 || p.type == DType::kQ8_A) {
               u = chunk[(i / 4) * 64 + 4 * r + i % 4];
             } else {
               const int j = (i % 16) / 4;
@@ -132,7 +140,7 @@ void PackedMatMulGeneric(const MatMulArgs& m, const PackedQuant& p, const QuantA
           }
           const uint16_t* sc = p.scales + PackedChunk(p, g, b) * ss;
           acc += F16ToF32(sc[r]) * a.dexp[t * a.nb * 8 + b * 8] * (float)dot;
-          if (p.type == DType::kQ4_1) acc += F16ToF32(sc[kPackRows + r]) * a.ds[t * a.nb + b];
+          if (PackedHasMin(p.type)) acc += F16ToF32(sc[kPackRows + r]) * a.ds[t * a.nb + b];
         }
         m.out[t * m.N + n] = acc + (m.bias ? m.bias[n] : 0.0f);
       }

@@ -1,4 +1,4 @@
-// Row-interleaved ("packed") copies of Q8_0 / Q4_0 / Q4_1 weights for the AVX-512 VNNI matmul.
+// Row-interleaved ("packed") copies of Q8_0 / Q4_0 / Q4_1 / Q8_A weights for the AVX-512 VNNI matmul.
 //
 // Why: in the plain GGUF layout each 32-block of one row gives one short integer dot product that
 // must then be converted to f32 and scaled by its own dw * dx — on this CPU the conversion and the
@@ -17,23 +17,25 @@
 //   Q8_0: u = q + 128      w = d (u - 128)   sum_i w_i x_i = d dx (u . qx - 128 sum(qx))
 //   Q4_0: u = q (0..15)    w = d (u - 8)     sum_i w_i x_i = d dx (u . qx - 8 sum(qx))
 //   Q4_1: u = q (0..15)    w = d u + m       sum_i w_i x_i = d dx (u . qx) + m dx sum(qx)
-// (Q4_1 is what `--quant int4`, `petrel quantize --type int4` and MLX 4-bit checkpoints load as.)
+//   Q8_A: u = q (0..255)   w = d u + m       likewise
+// (Q4_1 is what `--quant int4`, `petrel quantize --type int4` and MLX 4-bit checkpoints load as;
+// Q8_A MLX 8-bit ones.)
 //
 // Layout of N rows (N a multiple of 16), nb = K / 32 blocks per row, groups g = 0 .. N/16 - 1:
 //   codes  one CB-byte chunk per (g, b), CB = 512 (Q8_0) or 256 (Q4_0), at chunk index
 //          PackedChunk(g, b) = g nb + b: each group's blocks one after the other, so a decode tile
 //          of 4 groups reads 4 sequential streams. Inside a chunk, 64-byte vector j holds at
 //          byte 4 r + c:
-//            Q8_0 (j = 0..7): u of element 4 j + c of row 16 g + r;
+//            Q8_0, Q8_A (j = 0..7): u of element 4 j + c of row 16 g + r;
 //            Q4_0, Q4_1 (j = 0..3): element 4 j + c in the low nibble, element 16 + 4 j + c in
 //            the high.
 //   scales 16 f16 per (g, b) at the same chunk index (PackedScaleStride apart): d of block b of
-//          row 16 g + r; Q4_1 then 16 f16 of m (the chunk's 64 bytes one cache line).
+//          row 16 g + r; Q4_1 / Q8_A then 16 f16 of m (the chunk's 64 bytes one cache line).
 // (Q4_0 was packed block-major in super-groups of 4 groups - one stream per tile - until
 // bench/weights_pass_bench showed the per-group streams faster: a whole-model Q4_0 decode pass
 // 53-66% -> 82% of the read probe (Q8_0 97-100%), tg128 on the Q4_0 --pure GGUF +4-11% in three
 // alternating pairs.)
-// Same bytes as the plain tensor (34 / 18 / 20 per block). The packed copy is made once per weight at
+// Same bytes as the plain tensor (34 / 18 / 20 / 36 per block). The packed copy is made once per weight at
 // load (CpuBackend::UploadWeight) and kept beside the plain one, which the embedding lookup reads.
 #pragma once
 
@@ -58,12 +60,14 @@ namespace petrel::kernels::cpu {
 constexpr int kPackRows = 16;
 
 // Bytes of one (group, block) chunk of codes.
-constexpr int64_t PackedChunkBytes(DType t) { return t == DType::kQ8_0 ? 512 : 256; }
-// f16 values of one (group, block) chunk of scales: d of 16 rows (Q4_1: and their m).
-constexpr int64_t PackedScaleStride(DType t) { return t == DType::kQ4_1 ? 2 * 16 : 16; }
+constexpr int64_t PackedChunkBytes(DType t) { return t == DType::kQ8_0 || t == DType::kQ8_A ? 512 : 256; }
+// Whether the type has a min per block (w = d u + m).
+constexpr bool PackedHasMin(DType t) { return t == DType::kQ4_1 || t == DType::kQ8_A; }
+// f16 values of one (group, block) chunk of scales: d of 16 rows (and their m).
+constexpr int64_t PackedScaleStride(DType t) { return PackedHasMin(t) ? 2 * 16 : 16; }
 
 struct PackedQuant {
-  DType type = DType::kQ8_0;  // kQ8_0, kQ4_0 or kQ4_1
+  DType type = DType::kQ8_0;  // kQ8_0, kQ4_0, kQ4_1 or kQ8_A
   int64_t N = 0, K = 0, nb = 0;
   const uint8_t* codes = nullptr;
   const uint16_t* scales = nullptr;
@@ -76,7 +80,7 @@ constexpr int64_t kPackTile = 4;
 // PackedScaleStride.
 inline int64_t PackedChunk(const PackedQuant& p, int64_t g, int64_t b) { return g * p.nb + b; }
 
-// Whether a weight [N, K] of type t has a packed form: Q8_0 / Q4_0 / Q4_1, N % 16 == 0,
+// Whether a weight [N, K] of type t has a packed form: Q8_0 / Q4_0 / Q4_1 / Q8_A, N % 16 == 0,
 // K % 32 == 0.
 bool CanPack(DType t, int64_t N, int64_t K);
 

@@ -1,4 +1,4 @@
-// AVX-512 VNNI matmul over packed Q8_0 / Q4_0 / Q4_1 weights (layout and arithmetic in
+// AVX-512 VNNI matmul over packed Q8_0 / Q4_0 / Q4_1 / Q8_A weights (layout and arithmetic in
 // quant_matmul_packed.h). A register tile is G groups of 16 rows x TT tokens: per 32-block, each
 // 64-byte weight vector (Q4_0: its low or high nibbles) meets TT activation broadcasts (4 int8 each,
 // vpdpbusd's memory-broadcast operand), the integer accumulators start at -offset * sum(qx), and
@@ -96,7 +96,7 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
         if constexpr (S == 2) acc[S - 1][g][t] = _mm512_setzero_si512();
       }
     }
-    if constexpr (D == DType::kQ8_0) {
+    if constexpr (CB == 512) {  // Q8_0, Q8_A
       for (int j = 0; j < 8; ++j) {
         __m512i w[G];
         for (int g = 0; g < G; ++g) {
@@ -138,7 +138,7 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
         facc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
                                      _mm512_mul_ps(dw, _mm512_set1_ps(dx[t][b * 8])), facc[g][t]);
       }
-      if constexpr (D == DType::kQ4_1) {
+      if constexpr (PackedHasMin(D)) {
         const __m512 mw = _mm512_cvtph_ps(
             _mm256_load_si256(reinterpret_cast<const __m256i*>(ws[g] + b * sstride + kPackRows)));
         for (int t = 0; t < TT; ++t) facc[g][t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(ds[t][b]), facc[g][t]);
@@ -222,7 +222,7 @@ void DecodeQ4(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int
       const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(scale_at(g, b))));
       const __m512i sum = _mm512_add_epi32(acc_lo[g], _mm512_srai_epi32(acc_hi[g], 4));
       facc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, dx), facc[g]);
-      if constexpr (D == DType::kQ4_1) {
+      if constexpr (PackedHasMin(D)) {
         const __m512 mw =
             _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(scale_at(g, b) + kPackRows)));
         facc[g] = _mm512_fmadd_ps(mw, _mm512_set1_ps(a.ds[b]), facc[g]);
@@ -263,7 +263,8 @@ void DecodeQ4Any(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, 
 template <DType D>
 void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g_begin,
          int64_t g_end) {
-  if (D != DType::kQ8_0 && m.T == 1) return DecodeQ4Any<D>(m, p, a, g_begin, g_end);
+  if constexpr (D == DType::kQ4_0 || D == DType::kQ4_1)
+    if (m.T == 1) return DecodeQ4Any<D>(m, p, a, g_begin, g_end);
   if (m.T <= 2) {  // decode: 4 groups (64 rows) per tile for more independent accumulators
     for (int64_t g = g_begin; g < g_end;) {
       if (g + kPackTile <= g_end) {
@@ -297,7 +298,8 @@ void PackedMatMulAvx512(const MatMulArgs& m, const PackedQuant& p, const QuantAc
                         int64_t g_begin, int64_t g_end) {
   if (p.type == DType::kQ8_0) Run<DType::kQ8_0>(m, p, a, g_begin, g_end);
   else if (p.type == DType::kQ4_0) Run<DType::kQ4_0>(m, p, a, g_begin, g_end);
-  else Run<DType::kQ4_1>(m, p, a, g_begin, g_end);
+  else if (p.type == DType::kQ4_1) Run<DType::kQ4_1>(m, p, a, g_begin, g_end);
+  else Run<DType::kQ8_A>(m, p, a, g_begin, g_end);
 }
 
 }  // namespace petrel::kernels::cpu

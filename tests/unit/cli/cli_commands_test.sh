@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# generate (--ids --json, --chat), chat (commands and history), logits, inspect and error exits.
+# generate (--ids --json, --chat), chat (commands and history), logits, inspect, kv, bench, quantize
+# and error exits.
 # Expected ids come from tests/fixtures/refs.json (transformers greedy on qwen3-tiny).
 set -u
 PETREL=$1
@@ -55,5 +56,29 @@ echo "$out" | tail -1 | python3 -c "import json,sys;j=json.loads(sys.stdin.read(
   grep -q "(between ops)" /tmp/petrel_bench_err.$$; check "bench --json --op-profile" $?
 rm -f /tmp/petrel_bench_err.$$
 "$PETREL" bench "$MODEL" --device cuda --op-profile >/dev/null 2>&1; [ $? -ne 0 ]; check "bench --op-profile refuses a device backend" $?
+
+# 9. quantize writes an MLX affine model directory (config.json "quantization": bits, group_size)
+#    that loads and runs: int4 -> Q4_1 blocks (embedding 8-bit -> Q8_A), int8 -> Q8_A. Its logits on
+#    the packed AVX-512 kernels equal the plain kernels' (PETREL_ISA=avx2) up to f32 summation order,
+#    and stay near the unquantized model's top token.
+tmpq=$(mktemp -d)
+for t in int4 int8; do
+  "$PETREL" quantize "$MODEL" -o "$tmpq/$t" --type $t --group 64 >/dev/null 2>&1 &&
+    python3 -c "import json;q=json.load(open('$tmpq/$t/config.json'))['quantization'];assert q['group_size']==64 and q['bits']==${t#int}" &&
+    "$PETREL" logits "$tmpq/$t" --ids 3838,374,5662,13 --top-k 5 >"$tmpq/packed.json" 2>/dev/null &&
+    PETREL_ISA=avx2 "$PETREL" logits "$tmpq/$t" --ids 3838,374,5662,13 --top-k 5 >"$tmpq/plain.json" 2>/dev/null &&
+    "$PETREL" logits "$MODEL" --ids 3838,374,5662,13 --top-k 5 >"$tmpq/base.json" 2>/dev/null &&
+    python3 - "$tmpq" <<'PY'
+import json, sys
+d = sys.argv[1]
+a, b, f = (json.load(open(f"{d}/{n}.json"))["positions"] for n in ("packed", "plain", "base"))
+for x, y, z in zip(a, b, f):
+    assert abs(x["logsumexp"] - y["logsumexp"]) < 2e-2 * abs(y["logsumexp"]), (x["logsumexp"], y["logsumexp"])
+    assert max(abs(u - v) for u, v in zip(x["top_logits"], y["top_logits"])) < 0.1, (x, y)
+    assert z["top_ids"][0] in x["top_ids"], (z["top_ids"], x["top_ids"])
+PY
+  check "quantize --type $t: MLX layout, packed == plain kernel, near unquantized" $?
+done
+rm -rf "$tmpq"
 
 exit $fail

@@ -118,7 +118,7 @@ TEST_P(QuantKernels, MatMulMatchesReference) {
       std::copy(x.begin(), x.end(), xt.As<float>());
       Tensor out(DType::kF32, {T, N}), out_up(DType::kF32, {T, N});
       backend_->MatMul(out, xt, w, bias_t);
-      {  // as the loader does: uploaded first (the CPU packs Q8_0 / Q4_0 / Q4_1 with N % 16 == 0)
+      {  // as the loader does: uploaded first (the CPU packs Q8_0 / Q4_0 / Q4_1 / Q8_A with N % 16 == 0)
         setenv("PETREL_ISA", cpu::IsaName(GetParam().isa), 1);
         auto be = CreateCpuBackend(3);
         unsetenv("PETREL_ISA");
@@ -200,7 +200,7 @@ std::vector<KernelCase> AllKernelCases() {
   return v;
 }
 
-// The packed (16-row interleaved) Q8_0 / Q4_0 / Q4_1 kernels called directly on a packed copy: every
+// The packed (16-row interleaved) Q8_0 / Q4_0 / Q4_1 / Q8_A kernels called directly on a packed copy: every
 // ISA level's kernel against the double-precision reference on the plain blocks.
 class PackedKernels : public testing::TestWithParam<KernelCase> {};
 
@@ -272,12 +272,13 @@ TEST(QuantizeActs, Avx512BitIdenticalToScalar) {
   }
 }
 
-TEST(PackedWeights, OnlyQ8_0Q4_0AndQ4_1WithRowsInSixteens) {
+TEST(PackedWeights, BlockTypesWithRowsInSixteens) {
   EXPECT_TRUE(cpu::CanPack(DType::kQ8_0, 32, 64));
   EXPECT_TRUE(cpu::CanPack(DType::kQ4_0, 16, 32));
   EXPECT_TRUE(cpu::CanPack(DType::kQ4_1, 32, 64));
+  EXPECT_TRUE(cpu::CanPack(DType::kQ8_A, 32, 64));
   EXPECT_FALSE(cpu::CanPack(DType::kQ8_0, 37, 64));  // rows not a multiple of 16: plain kernel
-  EXPECT_FALSE(cpu::CanPack(DType::kQ8_A, 32, 64));
+  EXPECT_FALSE(cpu::CanPack(DType::kQ4_0, 32, 48));  // K not a multiple of 32
   EXPECT_FALSE(cpu::CanPack(DType::kBF16, 32, 64));
   ThreadPool pool(1);
   Tensor w(DType::kQ8_0, {37, 64});
@@ -297,7 +298,7 @@ TEST(PackedWeights, OnlyQ8_0Q4_0AndQ4_1WithRowsInSixteens) {
 std::vector<KernelCase> PackedKernelCases() {
   std::vector<KernelCase> v;
   for (Isa isa : {Isa::kScalar, Isa::kAvx512})
-    for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1}) v.push_back({isa, dt});
+    for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ8_A}) v.push_back({isa, dt});
   return v;
 }
 
