@@ -49,17 +49,17 @@ int main(int argc, char** argv) {
     for (const auto& s : shapes) {
       Tensor w(dt, {s.N, s.K});
       std::memset(w.data(), 0x3c, w.NumBytes());
-      be->UploadWeight(w);  // as the loader does (the CPU packs Q8_0 / Q4_0 for its kernel)
+      const TensorView wv = be->UploadWeight(w);  // as the loader does (the CPU packs block types)
       for (int64_t T : Ts) {
         if (s.N > 100000 && T > 16) continue;
         Tensor x(DType::kF32, {T, s.K}), out(DType::kF32, {T, s.N});
         for (int64_t i = 0; i < x.NumElements(); ++i) x.As<float>()[i] = 0.001f * (i % 97);
-        be->MatMul(out, x, w, TensorView{});  // warm-up
+        be->MatMul(out, x, wv, TensorView{});  // warm-up
         int reps = 0;
         auto t0 = std::chrono::steady_clock::now();
         double el = 0;
         do {
-          be->MatMul(out, x, w, TensorView{});
+          be->MatMul(out, x, wv, TensorView{});
           ++reps;
           el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         } while (el < 0.3);

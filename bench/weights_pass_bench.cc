@@ -75,10 +75,11 @@ int main(int argc, char** argv) {
   }
   auto be = kernels::CreateCpuBackend(threads, kernels::MatMulPrecision::kAuto);
   std::vector<Tensor> ws;
+  std::vector<TensorView> wv;
   auto add = [&](int64_t N, int64_t K) {
     ws.emplace_back(dt, Shape{N, K});
     Fill(ws.back(), (uint32_t)ws.size() * 7919u + 1);
-    be->UploadWeight(ws.back());  // as the loader does (packs Q8_0 / Q4_0)
+    wv.push_back(be->UploadWeight(ws.back()));  // as the loader does (packs the block types)
   };
   if (shape_n > 0 && shape_k > 0) {
     for (int64_t i = 0; i < std::max<int64_t>(1, count); ++i) add(shape_n, shape_k);
@@ -105,10 +106,10 @@ int main(int argc, char** argv) {
   for (int p = 0; p <= passes; ++p) {
     const double probe_pass = ReadPassGBs(pool, probe.data(), (int64_t)probe.size(), &sink);
     auto t1 = std::chrono::steady_clock::now();
-    for (const Tensor& w : ws) {
+    for (const TensorView& w : wv) {
       TensorView xv = x, ov = out;
-      xv.shape = Shape{1, (int64_t)w.view().dim(1)};
-      ov.shape = Shape{1, (int64_t)w.view().dim(0)};
+      xv.shape = Shape{1, (int64_t)w.dim(1)};
+      ov.shape = Shape{1, (int64_t)w.dim(0)};
       be->MatMul(ov, xv, w, TensorView{});
     }
     auto t2 = std::chrono::steady_clock::now();

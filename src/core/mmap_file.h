@@ -24,6 +24,12 @@ class MmapFile {
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
+  // Drops the whole pages of [p, p + n) that lie in this mapping from the process's memory
+  // (madvise MADV_DONTNEED): the mapping is read-only, so a later read faults the same bytes back
+  // in from the file (page cache). For weights nothing reads any more (converted or packed copies
+  // replaced them). Ranges outside the mapping are ignored.
+  void DropPages(const void* p, size_t n) const;
+
  private:
   const char* data_ = nullptr;
   size_t size_ = 0;

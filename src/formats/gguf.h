@@ -54,6 +54,8 @@ class GgufFile {
   const std::vector<GgufTensor>& tensors() const { return tensors_; }
   const GgufTensor* Find(const std::string& name) const;
   const std::string& name() const { return name_; }
+  // The file's mapping (empty for an image parsed from memory).
+  const MmapFile& mapping() const { return file_; }
 
  private:
   MmapFile file_;

@@ -40,6 +40,7 @@ class SafetensorsFile {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::string& path() const { return file_.path(); }
+  const MmapFile& mapping() const { return file_; }
 
  private:
   MmapFile file_;
@@ -58,6 +59,10 @@ class TensorStore {
   const TensorInfo* Find(const std::string& name) const;
   const std::map<std::string, const TensorInfo*>& all() const { return by_name_; }
   int64_t TotalBytes() const;
+  // MmapFile::DropPages on the file that maps [p, p + n).
+  void DropPages(const void* p, size_t n) const {
+    for (const auto& f : files_) f->mapping().DropPages(p, n);
+  }
 
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;

@@ -1,4 +1,8 @@
 // LoadModel: config.json + generation_config.json + safetensors (or dummy weights) -> Model.
+#include <algorithm>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <cstring>
 
 #include "core/json_util.h"
@@ -190,6 +194,26 @@ Result<std::unique_ptr<Model>> LoadModel(const std::string& dir, const LoadOptio
   // Each weight goes to the backend's memory once (device memory for CUDA; the CPU keeps views).
   ForEachTensor(c, w, [&](const TensorSpec&, TensorView& slot) { slot = m->backend_->UploadWeight(slot); });
   if (c.tie_embeddings) w.lm_head = w.embed;
+  // Generated or converted host tensors that no weight views any more - replaced by the backend's
+  // copy (a device upload, the CPU's packed weights) or by their quantized form - are freed: a
+  // 4-bit model must not keep its plain (or bf16) copy beside the one that runs.
+  // Mapped file pages that no weight views any more leave the process's memory too (the file
+  // stays mapped; a read would fault them back in).
+  std::vector<const char*> in_use;
+  ForEachTensor(c, w, [&](const TensorSpec&, TensorView& slot) { in_use.push_back(static_cast<const char*>(slot.data)); });
+  auto viewed = [&](const void* data, size_t n) {
+    const char* b = static_cast<const char*>(data);
+    return std::any_of(in_use.begin(), in_use.end(), [&](const char* p) { return p >= b && p < b + n; });
+  };
+  std::erase_if(m->owned_, [&](const Tensor& t) { return !viewed(t.data(), t.NumBytes()); });
+#if defined(__GLIBC__)
+  malloc_trim(0);  // weights of a few MB come from the heap: give the freed ones back to the OS
+#endif
+  for (const auto& [name, t] : m->store_.all())
+    if (!viewed(t->data, t->nbytes)) m->store_.DropPages(t->data, t->nbytes);
+  if (m->gguf_)
+    for (const formats::GgufTensor& t : m->gguf_->tensors())
+      if (!viewed(t.data, t.nbytes)) m->gguf_->mapping().DropPages(t.data, t.nbytes);
   return m;
 }
 

@@ -85,10 +85,12 @@ class CpuBackend : public Backend {
 
   const char* name() const override { return "cpu"; }
 
-  // Q8_0 / Q4_0 / Q4_1 / Q8_A weights also get a row-interleaved copy for the AVX-512 VNNI kernel
-  // (quant_matmul_packed.h); the plain view is returned (the embedding lookup reads it).
+  // Q8_0 / Q4_0 / Q4_1 / Q8_A weights are replaced by a row-interleaved copy for the AVX-512 VNNI
+  // kernels (quant_matmul_packed.h): the returned view is the packed buffer, which the model holds
+  // instead of the plain tensor (whose memory the loader can then free).
   TensorView UploadWeight(TensorView host) override {
-    if (isa_ == Isa::kAvx512) packed_.Add(host, pool_);
+    if (isa_ == Isa::kAvx512)
+      if (const cpu::PackedQuant* p = packed_.Add(host, pool_)) return cpu::PackedView(*p);
     return host;
   }
 
@@ -100,6 +102,9 @@ class CpuBackend : public Backend {
 
   void Embedding(TensorView out, TensorView table, std::span<const int32_t> ids) override {
     const int64_t d = table.dim(1);
+    if (IsBlockQuantized(table.dtype))
+      if (const cpu::PackedQuant* p = packed_.Find(table.data, table.dtype, table.dim(0), d))
+        return cpu::PackedRowsToF32(*p, ids, out.As<float>());
     const size_t row_bytes = DTypeBytes(table.dtype, d);  // block types: whole blocks
     for (size_t t = 0; t < ids.size(); ++t) {
       const char* src = static_cast<const char*>(table.data) + (size_t)ids[t] * row_bytes;

@@ -62,20 +62,21 @@ void PackGroups(const void* w, const PackedQuant& p, int64_t g_begin, int64_t g_
   }
 }
 
-bool PackedWeights::Add(const TensorView& w, ThreadPool& pool) {
+const PackedQuant* PackedWeights::Add(const TensorView& w, ThreadPool& pool) {
   // PETREL_NO_PACK=1: keep the plain-layout kernel (A/B benchmarks, debugging).
   static const bool disabled = [] {
     const char* e = std::getenv("PETREL_NO_PACK");
     return e && *e && std::strcmp(e, "0") != 0;
   }();
-  if (disabled) return false;
-  if (w.empty() || w.shape.rank != 2 || !CanPack(w.dtype, w.dim(0), w.dim(1))) return false;
+  if (disabled) return nullptr;
+  if (w.empty() || w.shape.rank != 2 || !CanPack(w.dtype, w.dim(0), w.dim(1))) return nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = map_.find(w.data);
     if (it != map_.end()) {
       const PackedQuant& p = it->second.p;
-      if (p.type == w.dtype && p.N == w.dim(0) && p.K == w.dim(1)) return true;
+      if (p.type == w.dtype && p.N == w.dim(0) && p.K == w.dim(1)) return &p;
+      by_codes_.erase(p.codes);
       map_.erase(it);  // another weight at a released address: pack anew
     }
   }
@@ -87,7 +88,7 @@ bool PackedWeights::Add(const TensorView& w, ThreadPool& pool) {
   const int64_t groups = e.p.N / kPackRows;
   const size_t code_bytes = (size_t)(groups * e.p.nb * PackedChunkBytes(w.dtype));
   const size_t scale_bytes = (size_t)(groups * e.p.nb * PackedScaleStride(w.dtype)) * sizeof(uint16_t);
-  e.bytes = (code_bytes + scale_bytes + 63) / 64 * 64;
+  e.bytes = (code_bytes + scale_bytes + 63) / 64 * 64;  // >= the plain tensor's bytes (same total)
   e.buf = std::unique_ptr<uint8_t, void (*)(void*)>(
       static_cast<uint8_t*>(std::aligned_alloc(64, e.bytes)), std::free);
   PETREL_CHECK(e.buf != nullptr) << "out of memory packing a " << w.shape.ToString() << " weight";
@@ -95,16 +96,68 @@ bool PackedWeights::Add(const TensorView& w, ThreadPool& pool) {
   e.p.scales = reinterpret_cast<const uint16_t*>(e.buf.get() + code_bytes);
   pool.ParallelFor(groups, 1, [&](int64_t b, int64_t en, int) { PackGroups(w.data, e.p, b, en); });
   std::lock_guard<std::mutex> lock(mu_);
-  map_.insert_or_assign(w.data, std::move(e));
-  return true;
+  auto [it, inserted] = map_.insert_or_assign(w.data, std::move(e));
+  by_codes_[it->second.p.codes] = &it->second.p;
+  return &it->second.p;
 }
 
 const PackedQuant* PackedWeights::Find(const void* data, DType t, int64_t N, int64_t K) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = map_.find(data);
-  if (it == map_.end()) return nullptr;
-  const PackedQuant& p = it->second.p;
+  auto it = by_codes_.find(data);
+  if (it == by_codes_.end()) return nullptr;
+  const PackedQuant& p = *it->second;
   return p.type == t && p.N == N && p.K == K ? &p : nullptr;
+}
+
+TensorView PackedView(const PackedQuant& p) {
+  return TensorView{const_cast<uint8_t*>(p.codes), p.type, Shape{p.N, p.K}};
+}
+
+void PackedRowsToF32(const PackedQuant& p, std::span<const int32_t> rows, float* out) {
+  const int64_t cb = PackedChunkBytes(p.type), ss = PackedScaleStride(p.type);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const int64_t g = rows[i] / kPackRows, r = rows[i] % kPackRows;
+    for (int64_t b = 0; b < p.nb; ++b) {
+      const uint8_t* chunk = p.codes + PackedChunk(p, g, b) * cb;
+      const uint16_t* sc = p.scales + PackedChunk(p, g, b) * ss;
+      float* y = out + (int64_t)i * p.K + b * quant::kBlock;
+      // Rebuild the plain block and dequantize it as the plain tensor would be.
+      if (p.type == DType::kQ8_0 || p.type == DType::kQ8_A) {
+        uint8_t u[32];
+        for (int e = 0; e < 32; ++e) u[e] = chunk[(e / 4) * 64 + 4 * r + e % 4];
+        if (p.type == DType::kQ8_0) {
+          quant::BlockQ8_0 blk;
+          blk.d = sc[r];
+          for (int e = 0; e < 32; ++e) blk.q[e] = (int8_t)(u[e] - 128);
+          quant::DequantizeRow(&blk, p.type, y, quant::kBlock);
+        } else {
+          quant::BlockQ8_A blk;
+          blk.d = sc[r];
+          blk.m = sc[kPackRows + r];
+          std::memcpy(blk.q, u, 32);
+          quant::DequantizeRow(&blk, p.type, y, quant::kBlock);
+        }
+        continue;
+      }
+      uint8_t q[16];
+      for (int e = 0; e < 16; ++e) {
+        const uint8_t byte = chunk[(e / 4) * 64 + 4 * r + e % 4];  // element e low, e + 16 high
+        q[e] = byte;
+      }
+      if (p.type == DType::kQ4_0) {
+        quant::BlockQ4_0 blk;
+        blk.d = sc[r];
+        std::memcpy(blk.q, q, 16);
+        quant::DequantizeRow(&blk, p.type, y, quant::kBlock);
+      } else {
+        quant::BlockQ4_1 blk;
+        blk.d = sc[r];
+        blk.m = sc[kPackRows + r];
+        std::memcpy(blk.q, q, 16);
+        quant::DequantizeRow(&blk, p.type, y, quant::kBlock);
+      }
+    }
+  }
 }
 
 size_t PackedWeights::bytes() const {

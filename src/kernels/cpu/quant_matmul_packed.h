@@ -87,17 +87,20 @@ bool CanPack(DType t, int64_t N, int64_t K);
 // Packs groups [g_begin, g_end) of the plain weight w ([N, K] of p.type) into p's buffers.
 void PackGroups(const void* w, const PackedQuant& p, int64_t g_begin, int64_t g_end);
 
-// Packed copies owned by a backend, looked up by the plain tensor's data pointer (a view of the
-// same weight, e.g. the tied lm_head, finds the same copy). Add() and Find() may run concurrently.
-// As with a CUDA upload, an added weight's memory must stay unchanged while the registry lives
-// (a model's weights live as long as its backend); re-adding a different type or shape at the same
-// address replaces the copy.
+// Packed copies owned by a backend. The CPU backend's UploadWeight packs each packable weight and
+// returns a view of the packed buffer in place of the plain tensor (same dtype and shape; its
+// NumBytes() bytes are the codes then the scales), as a CUDA upload returns a device view: the
+// model then holds only packed weights, the loader frees the plain copies it made, and the
+// backend's ops recognise a packed weight by Find() on that view's data pointer (MatMul; Embedding
+// unpacks rows, PackedRowsToF32). Add() and Find() may run concurrently.
 class PackedWeights {
  public:
-  // Packs w (on `pool`) unless it cannot be packed, is already known, or the environment sets
-  // PETREL_NO_PACK=1 (A/B benchmarks of the plain kernel). Returns whether a packed copy exists.
-  bool Add(const TensorView& w, ThreadPool& pool);
-  // The packed copy of the weight at `data` with this type and shape, or nullptr.
+  // Packs w (on `pool`) unless it cannot be packed or the environment sets PETREL_NO_PACK=1 (A/B
+  // benchmarks of the plain kernel); returns the packed copy, or nullptr. Adding the same memory
+  // again with the same type and shape (a tied lm_head is the embedding's view) returns the same
+  // copy, so an added weight's memory must stay unchanged until the uploads are done.
+  const PackedQuant* Add(const TensorView& w, ThreadPool& pool);
+  // The packed copy whose view (codes) starts at `data`, with this type and shape, or nullptr.
   const PackedQuant* Find(const void* data, DType t, int64_t N, int64_t K) const;
   size_t bytes() const;
 
@@ -108,8 +111,16 @@ class PackedWeights {
     size_t bytes = 0;
   };
   mutable std::mutex mu_;
-  std::unordered_map<const void*, Entry> map_;
+  std::unordered_map<const void*, Entry> map_;                   // by the plain weight's address
+  std::unordered_map<const void*, const PackedQuant*> by_codes_;  // by the packed view's address
 };
+
+// The view of a packed copy that stands for the weight [p.N, p.K] of p.type.
+TensorView PackedView(const PackedQuant& p);
+
+// Rows [rows[i]] of a packed weight as f32 (out: rows.size() x K), bit-identical to dequantizing
+// the plain rows (quant::DequantizeRow).
+void PackedRowsToF32(const PackedQuant& p, std::span<const int32_t> rows, float* out);
 
 // The per-ISA kernels over groups [g_begin, g_end) (16 output columns each) for all a.T rows;
 // a.qsum must be filled. m.w / m.w_dtype are unused (p holds the weights).

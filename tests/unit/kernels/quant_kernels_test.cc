@@ -224,10 +224,23 @@ TEST_P(PackedKernels, MatchesReference) {
       for (int64_t n = 0; n < N; ++n)
         quant::QuantizeRow(wf.data() + n * K, K, dt, static_cast<char*>(w.data()) + n * DTypeBytes(dt, K));
       cpu::PackedWeights packed;
-      ASSERT_TRUE(packed.Add(w.view(), pool));
-      const cpu::PackedQuant* p = packed.Find(w.data(), dt, N, K);
+      const cpu::PackedQuant* p = packed.Add(w.view(), pool);
       ASSERT_NE(p, nullptr);
-      EXPECT_EQ(packed.Find(w.data(), dt, N, K + 32), nullptr);
+      EXPECT_EQ(packed.Add(w.view(), pool), p);  // the same memory again: the same copy
+      const TensorView pv = cpu::PackedView(*p);
+      EXPECT_EQ(pv.NumBytes(), w.NumBytes());
+      EXPECT_EQ(packed.Find(pv.data, dt, N, K), p);
+      EXPECT_EQ(packed.Find(pv.data, dt, N, K + 32), nullptr);
+      EXPECT_EQ(packed.Find(w.data(), dt, N, K), nullptr);  // by the packed view only
+      {  // rows unpacked as the plain rows dequantize (the embedding lookup)
+        const std::vector<int32_t> rows = {0, (int32_t)N - 1, (int32_t)N / 2, 5 % (int32_t)N};
+        std::vector<float> got(rows.size() * K), plain(K);
+        cpu::PackedRowsToF32(*p, rows, got.data());
+        for (size_t i = 0; i < rows.size(); ++i) {
+          quant::DequantizeRow(static_cast<const char*>(w.data()) + rows[i] * DTypeBytes(dt, K), dt, plain.data(), K);
+          ASSERT_EQ(std::memcmp(plain.data(), got.data() + i * K, K * sizeof(float)), 0) << "row " << rows[i];
+        }
+      }
       auto bias = Random(N, 13);
       std::vector<float> out(T * N, -1.0f), want(T * N);
       cpu::MatMulArgs m{x.data(), nullptr, dt, bias.data(), out.data(), T, K, N};
@@ -283,16 +296,21 @@ TEST(PackedWeights, BlockTypesWithRowsInSixteens) {
   ThreadPool pool(1);
   Tensor w(DType::kQ8_0, {37, 64});
   cpu::PackedWeights packed;
-  EXPECT_FALSE(packed.Add(w.view(), pool));
+  EXPECT_EQ(packed.Add(w.view(), pool), nullptr);
   EXPECT_EQ(packed.Find(w.data(), DType::kQ8_0, 37, 64), nullptr);
   // A different weight at the same address (type or shape changed) replaces the packed copy.
   Tensor w2(DType::kQ8_0, {32, 64});
   TensorView as_q4{w2.data(), DType::kQ4_0, Shape{32, 64}};
-  EXPECT_TRUE(packed.Add(w2.view(), pool));
-  EXPECT_NE(packed.Find(w2.data(), DType::kQ8_0, 32, 64), nullptr);
-  EXPECT_TRUE(packed.Add(as_q4, pool));
-  EXPECT_EQ(packed.Find(w2.data(), DType::kQ8_0, 32, 64), nullptr);
-  EXPECT_NE(packed.Find(w2.data(), DType::kQ4_0, 32, 64), nullptr);
+  const cpu::PackedQuant* p8 = packed.Add(w2.view(), pool);
+  ASSERT_NE(p8, nullptr);
+  const void* v8 = p8->codes;
+  EXPECT_EQ(packed.Find(v8, DType::kQ8_0, 32, 64), p8);
+  const cpu::PackedQuant* p4 = packed.Add(as_q4, pool);
+  ASSERT_NE(p4, nullptr);
+  EXPECT_EQ(packed.Find(p4->codes, DType::kQ4_0, 32, 64), p4);
+  if (v8 != p4->codes) {
+    EXPECT_EQ(packed.Find(v8, DType::kQ8_0, 32, 64), nullptr);
+  }
 }
 
 std::vector<KernelCase> PackedKernelCases() {
