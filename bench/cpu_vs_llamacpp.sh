@@ -6,7 +6,8 @@
 #
 #   LLAMA_BENCH=/path/to/llama-bench PEER_DIR=/path/with/ggufs PETREL=build/bin/petrel \
 #     bash bench/cpu_vs_llamacpp.sh [pp] [tg] [pairs]
-# PEER_DIR holds qwen3-0.6b-f16.gguf, q8.gguf, q4.gguf, q4pure.gguf.
+# PEER_DIR holds qwen3-0.6b-f16.gguf, q8.gguf, q4.gguf, q4pure.gguf (and for `pairs` with PAIR_FILE
+# q41.gguf / q41pure.gguf: llama-quantize [--pure] ... Q4_1).
 set -u
 P=${PETREL:-build/bin/petrel}
 LB=${LLAMA_BENCH:?set LLAMA_BENCH to the llama-bench binary of llama.cpp}
@@ -34,11 +35,16 @@ for what in "${@:-pp tg}"; do
         lb "$D/q4pure.gguf" -p 0 -n 128 -r 3; tg "$D/q4pure.gguf"; tg $M --load-format dummy --quant q4_0:pure
         tg "$D/q4pure.gguf" --kv-cache-dtype bf16
       done ;;
-    pairs)  # N alternating pairs on the Q4_0 --pure file (PAIRS, default 6): llama-bench -r 3,
-            # then petrel with a bf16 cache (like llama.cpp's f16 one); the ratio of each pair
+    pairs)  # N alternating pairs (PAIRS, default 6) on one file (PAIR_FILE in PEER_DIR, default the
+            # Q4_0 --pure one): llama-bench -r 3, then petrel on the same file with a bf16 cache
+            # (like llama.cpp's f16 one); the ratio of each pair. PETREL_ARGS replaces petrel's model
+            # (e.g. "bench/models/qwen3-0.6b --load-format dummy --quant int4" against q41.gguf).
+      f=$D/${PAIR_FILE:-q4pure.gguf}
+      echo "  $f vs petrel ${PETREL_ARGS:-$f}"
       for i in $(seq "${PAIRS:-6}"); do
-        l=$($LB -m "$D/q4pure.gguf" -t 2 -p 0 -n 128 -r 3 2>&1 | grep tg128 | awk -F'|' '{print $(NF-1)}' | awk '{print $1}')
-        p=$($P bench "$D/q4pure.gguf" --threads 2 --prompt-tokens 1 --gen-tokens 128 --kv-cache-dtype bf16 --json 2>&1 | tail -1 |
+        l=$($LB -m "$f" -t 2 -p 0 -n 128 -r 3 2>&1 | grep tg128 | awk -F'|' '{print $(NF-1)}' | awk '{print $1}')
+        # shellcheck disable=SC2086
+        p=$($P bench ${PETREL_ARGS:-$f} --threads 2 --prompt-tokens 1 --gen-tokens 128 --kv-cache-dtype bf16 --json 2>&1 | tail -1 |
             python3 -c 'import json,sys; print(round(json.load(sys.stdin)["decode_tok_s"], 2))')
         echo "  pair $i: llama.cpp $l tok/s, petrel $p tok/s, ratio $(python3 -c "print(round($p / $l, 2))")"
       done ;;
