@@ -121,41 +121,17 @@ void PackedRowsToF32(const PackedQuant& p, std::span<const int32_t> rows, float*
       const uint8_t* chunk = p.codes + PackedChunk(p, g, b) * cb;
       const uint16_t* sc = p.scales + PackedChunk(p, g, b) * ss;
       float* y = out + (int64_t)i * p.K + b * quant::kBlock;
-      // Rebuild the plain block and dequantize it as the plain tensor would be.
-      if (p.type == DType::kQ8_0 || p.type == DType::kQ8_A) {
-        uint8_t u[32];
-        for (int e = 0; e < 32; ++e) u[e] = chunk[(e / 4) * 64 + 4 * r + e % 4];
-        if (p.type == DType::kQ8_0) {
-          quant::BlockQ8_0 blk;
-          blk.d = sc[r];
-          for (int e = 0; e < 32; ++e) blk.q[e] = (int8_t)(u[e] - 128);
-          quant::DequantizeRow(&blk, p.type, y, quant::kBlock);
-        } else {
-          quant::BlockQ8_A blk;
-          blk.d = sc[r];
-          blk.m = sc[kPackRows + r];
-          std::memcpy(blk.q, u, 32);
-          quant::DequantizeRow(&blk, p.type, y, quant::kBlock);
-        }
-        continue;
+      // Rebuild the plain block (core/quant_blocks.h: f16 d, Q4_1 / Q8_A f16 m, then the codes)
+      // and dequantize it as the plain tensor's would be.
+      alignas(4) uint8_t blk[40];
+      size_t at = 0;
+      std::memcpy(blk, &sc[r], 2), at = 2;
+      if (PackedHasMin(p.type)) std::memcpy(blk + 2, &sc[kPackRows + r], 2), at = 4;
+      for (int e = 0; e < (cb == 512 ? 32 : 16); ++e) {  // Q4: byte e holds elements e and e + 16
+        const uint8_t u = chunk[(e / 4) * 64 + 4 * r + e % 4];
+        blk[at + e] = p.type == DType::kQ8_0 ? (uint8_t)(u - 128) : u;  // Q8_0: back to int8
       }
-      uint8_t q[16];
-      for (int e = 0; e < 16; ++e) {
-        const uint8_t byte = chunk[(e / 4) * 64 + 4 * r + e % 4];  // element e low, e + 16 high
-        q[e] = byte;
-      }
-      if (p.type == DType::kQ4_0) {
-        quant::BlockQ4_0 blk;
-        blk.d = sc[r];
-        std::memcpy(blk.q, q, 16);
-        quant::DequantizeRow(&blk, p.type, y, quant::kBlock);
-      } else {
-        quant::BlockQ4_1 blk;
-        blk.d = sc[r];
-        blk.m = sc[kPackRows + r];
-        std::memcpy(blk.q, q, 16);
-        quant::DequantizeRow(&blk, p.type, y, quant::kBlock);
-      }
+      quant::DequantizeRow(blk, p.type, y, quant::kBlock);
     }
   }
 }
