@@ -191,7 +191,8 @@ Result<std::unique_ptr<Model>> LoadModel(const std::string& dir, const LoadOptio
   m->rope_ = BuildRopeTable(c);
   PETREL_TRY(m->backend_, kernels::CreateBackend(opts.device, opts.n_threads, precision));
   if (opts.op_profile) m->backend_ = kernels::WithOpProfile(std::move(m->backend_), &m->op_profile_);
-  // Each weight goes to the backend's memory once (device memory for CUDA; the CPU keeps views).
+  // Each weight goes to the backend's memory once (device memory for CUDA; the CPU keeps views, or
+  // its packed copies of the block-quantized ones).
   ForEachTensor(c, w, [&](const TensorSpec&, TensorView& slot) { slot = m->backend_->UploadWeight(slot); });
   if (c.tie_embeddings) w.lm_head = w.embed;
   // Generated or converted host tensors that no weight views any more - replaced by the backend's
