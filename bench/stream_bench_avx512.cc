@@ -16,6 +16,7 @@
 //   panel16          16-row interleaved layout [N/16][K/32][16][32]: one sequential stream
 //   ...-static       each thread a fixed half of every matrix (else chunks from a counter)
 //   ...-own          each thread its own half in 64-row chunks, then the other's (OwnedFor)
+//   seqloads16 / seqeo16 / seqdp16   as seq16 with other instruction mixes (SeqMixed)
 #include <immintrin.h>
 #include <sys/mman.h>
 
@@ -144,6 +145,43 @@ void Seq(const Mat& m, const float* x, float* out, int64_t n) {
   }
 }
 
+// As Seq, other instruction mixes over the same sequential stream of 64-byte lines (the numbers
+// are not a matmul's - x is read as if reordered - only the access pattern and instructions):
+//   kLoads:  one 64-byte load per line ORed into a register (no arithmetic)
+//   kEvenOdd: one 64-byte load per line, its odd bf16 (and 0xFFFF0000) and even (shift) halves as
+//            f32, two FMAs
+//   kDpBf16: one 64-byte load per line, two vdpbf16ps (x as two bf16 parts)
+enum SeqMix { kLoads, kEvenOdd, kDpBf16 };
+template <int R, SeqMix kMix>
+__attribute__((target("avx512bf16"))) void SeqMixed(const Mat& m, const float* x, float* out, int64_t n) {
+  const __m512i hi = _mm512_set1_epi32((int)0xFFFF0000u);
+  for (int r = 0; r < R; ++r) {
+    const uint16_t* w = m.w + (n + r) * m.K;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    __m512i o0 = _mm512_setzero_si512(), o1 = o0;
+    for (int64_t k = 0; k < m.K; k += 64) {
+      const __m512i v0 = _mm512_loadu_si512(w + k), v1 = _mm512_loadu_si512(w + k + 32);
+      if constexpr (kMix == kLoads) {
+        o0 = _mm512_or_si512(o0, v0);
+        o1 = _mm512_or_si512(o1, v1);
+      } else if constexpr (kMix == kEvenOdd) {
+        a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v0, 16)), _mm512_loadu_ps(x + k), a0);
+        a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v0, hi)), _mm512_loadu_ps(x + k + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v1, 16)), _mm512_loadu_ps(x + k + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v1, hi)), _mm512_loadu_ps(x + k + 48), a3);
+      } else {
+        const uint16_t* xb = reinterpret_cast<const uint16_t*>(x);
+        a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(xb + k), (__m512bh)v0);
+        a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(xb + k + 64), (__m512bh)v0);
+        a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_loadu_si512(xb + k + 32), (__m512bh)v1);
+        a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_loadu_si512(xb + k + 96), (__m512bh)v1);
+      }
+    }
+    out[n + r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) +
+                 (float)_mm512_reduce_add_epi32(_mm512_or_si512(o0, o1));
+  }
+}
+
 using TileFn = void (*)(const Mat&, const float*, float*, int64_t);
 
 struct Variant {
@@ -200,6 +238,9 @@ int main(int argc, char** argv) {
       {"rows16-pft1-static", Tile<16, true, kPfNextT1>, 16, 1},
       {"rows16-pft1-own", Tile<16, true, kPfNextT1>, 16, 2},
       {"seq16-pf0-own", Seq<16, 0, _MM_HINT_T0>, 16, 2},
+      {"seqloads16-own", SeqMixed<16, kLoads>, 16, 2},
+      {"seqeo16-own", SeqMixed<16, kEvenOdd>, 16, 2},
+      {"seqdp16-own", SeqMixed<16, kDpBf16>, 16, 2},
       {"seq16-pf1k-own", Seq<16, 1024, _MM_HINT_T0>, 16, 2},
       {"seq16-pf2k-own", Seq<16, 2048, _MM_HINT_T0>, 16, 2},
       {"seq16-pf4k-own", Seq<16, 4096, _MM_HINT_T0>, 16, 2},
