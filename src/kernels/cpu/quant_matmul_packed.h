@@ -22,9 +22,9 @@
 // Q8_A MLX 8-bit ones.)
 //
 // Layout of N rows (N a multiple of 16), nb = K / 32 blocks per row, groups g = 0 .. N/16 - 1:
-//   codes  one CB-byte chunk per (g, b), CB = 512 (Q8_0) or 256 (Q4_0), at chunk index
-//          PackedChunk(g, b) = g nb + b: each group's blocks one after the other, so a decode tile
-//          of 4 groups reads 4 sequential streams. Inside a chunk, 64-byte vector j holds at
+//   codes  one CB-byte chunk per (g, b), CB = 512 (Q8_0, Q8_A) or 256 (Q4_0, Q4_1), at chunk
+//          index PackedChunk(g, b) = g nb + b: each group's blocks one after the other, so a
+//          decode tile of G groups reads G sequential streams. Inside a chunk, 64-byte vector j holds at
 //          byte 4 r + c:
 //            Q8_0, Q8_A (j = 0..7): u of element 4 j + c of row 16 g + r;
 //            Q4_0, Q4_1 (j = 0..3): element 4 j + c in the low nibble, element 16 + 4 j + c in
@@ -35,8 +35,8 @@
 // bench/weights_pass_bench showed the per-group streams faster: a whole-model Q4_0 decode pass
 // 53-66% -> 82% of the read probe (Q8_0 97-100%), tg128 on the Q4_0 --pure GGUF +4-11% in three
 // alternating pairs.)
-// Same bytes as the plain tensor (34 / 18 / 20 / 36 per block). The packed copy is made once per weight at
-// load (CpuBackend::UploadWeight) and kept beside the plain one, which the embedding lookup reads.
+// Same bytes as the plain tensor (34 / 18 / 20 / 36 per block). The packed copy is made once per
+// weight at load (CpuBackend::UploadWeight) and replaces the plain one (PackedWeights below).
 #pragma once
 
 #include <cstdint>

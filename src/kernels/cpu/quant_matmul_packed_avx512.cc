@@ -1,10 +1,12 @@
 // AVX-512 VNNI matmul over packed Q8_0 / Q4_0 / Q4_1 / Q8_A weights (layout and arithmetic in
 // quant_matmul_packed.h). A register tile is G groups of 16 rows x TT tokens: per 32-block, each
-// 64-byte weight vector (Q4_0: its low or high nibbles) meets TT activation broadcasts (4 int8 each,
-// vpdpbusd's memory-broadcast operand), the integer accumulators start at -offset * sum(qx), and
-// the block ends with one int -> f32 conversion and one fma by (16 row scales) x dx per (group,
-// token). Decode (T = 1..3) streams the weights once; prefill takes kTokenChunk tokens at a time
-// (their int8 rows stay in L2) and walks them in tiles of 4 over each pair of groups.
+// 64-byte weight vector (4-bit types: its low or high nibbles) meets TT activation broadcasts (4
+// int8 each, vpdpbusd's memory-broadcast operand), the integer accumulators start at
+// -offset * sum(qx), and the block ends with one int -> f32 conversion and one fma by (16 row
+// scales) x dx per (group, token), plus (Q4_1 / Q8_A) one fma by the 16 mins x dx sum(qx). Decode
+// (T = 1..2) streams the weights once - one token of Q4_0 / Q4_1 through DecodeQ4 -; prefill
+// takes kTokenChunk tokens at a time (their int8 rows stay in L2) and walks them in tiles of 4
+// over each pair of groups.
 // Compiled with -mavx512f/bw/vl/dq/vnni + F16C; chosen at run time.
 #include <immintrin.h>
 
@@ -68,7 +70,7 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
   const int8_t* xq[TT];
   const float* dx[TT];
   const int32_t* qs[TT];
-  const float* ds[TT];  // Q4_1: dx sum(qx) of each block, the min's factor
+  const float* ds[TT];  // Q4_1 / Q8_A: dx sum(qx) of each block, the min's factor
   for (int t = 0; t < TT; ++t) {
     xq[t] = a.q + (t0 + t) * a.nb * 32;
     dx[t] = a.dexp + (t0 + t) * a.nb * 8;
