@@ -4,7 +4,7 @@
 // int8 each, vpdpbusd's memory-broadcast operand), the integer accumulators start at
 // -offset * sum(qx), and the block ends with one int -> f32 conversion and one fma by (16 row
 // scales) x dx per (group, token), plus (Q4_1 / Q8_A) one fma by the 16 mins x dx sum(qx). Decode
-// (T = 1..2) streams the weights once - one token of Q4_0 / Q4_1 through DecodeQ4 -; prefill
+// (T = 1..2) streams the weights once - Q4_0 / Q4_1 through DecodeQ4 -; prefill
 // takes kTokenChunk tokens at a time (their int8 rows stay in L2) and walks them in tiles of 4
 // over each pair of groups.
 // Compiled with -mavx512f/bw/vl/dq/vnni + F16C; chosen at run time.
@@ -168,7 +168,7 @@ void Tokens(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64
   }
 }
 
-// One-token Q4_0 / Q4_1 decode over groups [g0, g0 + G): the loop that streams a 4-bit model's
+// One- and two-token Q4_0 / Q4_1 decode over groups [g0, g0 + G): the loop that streams a 4-bit model's
 // weights from DRAM. At two threads it is bound by how far ahead of use the core has its loads in
 // flight, and that reach (the reorder window) shrinks with every instruction spent per weight
 // byte: a loads-only pass over the same addresses streamed 12-19% faster than Tile<kQ4_0, 4, 1>.
@@ -178,8 +178,10 @@ void Tokens(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64
 // of 16 - instead of a shift and a mask per vector; and 8 groups share each activation broadcast.
 // In-process alternation, `petrel bench` Q4_0 tg128: +6-7% over Tile<kQ4_0, 4, 1> (the same
 // kernel in 4-group tiles: no gain). Lane sums stay far inside int32 (|16 hi x| <= 240 * 128, 16
-// of them a block). Q4_1 adds its min term, m dx sum(qx), per block.
-template <DType D, int G, int64_t NB>
+// of them a block). Q4_1 adds its min term, m dx sum(qx), per block. Two tokens (two sequences'
+// decode rows) share each loaded vector: 4-group tiles, +4.5-7% over Tile<kQ4_0, 4, 2> in
+// bench/decode_batch_bench --batch 2 (four alternating pairs, Q4_0 --pure, 163-174 -> 171-185 tok/s).
+template <DType D, int G, int64_t NB, int TT>
 void DecodeQ4(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g0) {
   constexpr int64_t CB = PackedChunkBytes(D), SS = PackedScaleStride(D);
   const int64_t nb = NB > 0 ? NB : p.nb;
@@ -191,9 +193,10 @@ void DecodeQ4(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int
   const uint16_t* scales = p.scales + PackedChunk(p, g0, 0) * SS;
   const uint8_t* wc[G];
   const uint16_t* ws[G];
-  __m512 facc[G];
+  __m512 facc[G][TT];
   for (int g = 0; g < G; ++g) {
-    facc[g] = m.bias ? _mm512_loadu_ps(m.bias + (g0 + g) * kPackRows) : _mm512_setzero_ps();
+    for (int t = 0; t < TT; ++t)
+      facc[g][t] = m.bias ? _mm512_loadu_ps(m.bias + (g0 + g) * kPackRows) : _mm512_setzero_ps();
     wc[g] = codes + g * nb * CB;
     ws[g] = scales + g * nb * SS;
   }
@@ -203,70 +206,84 @@ void DecodeQ4(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int
   for (int64_t b = 0; b < nb; ++b) {
     for (int g = 0; g < G; ++g)
       _mm_prefetch(reinterpret_cast<const char*>(scale_at(g, b + kScalePrefetchBlocks)), _MM_HINT_T0);
-    __m512i acc_lo[G], acc_hi[G];
-    const __m512i hi_init = _mm512_set1_epi32(D == DType::kQ4_0 ? -128 * a.qsum[b] : 0);
-    for (int g = 0; g < G; ++g) acc_lo[g] = _mm512_setzero_si512(), acc_hi[g] = hi_init;
+    __m512i acc_lo[G][TT], acc_hi[G][TT];
+    for (int t = 0; t < TT; ++t) {
+      const __m512i hi_init = _mm512_set1_epi32(D == DType::kQ4_0 ? -128 * a.qsum[t * a.nb + b] : 0);
+      for (int g = 0; g < G; ++g) acc_lo[g][t] = _mm512_setzero_si512(), acc_hi[g][t] = hi_init;
+    }
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
-      const __m512i xl = Bcast(a.q + b * 32 + 4 * j);
-      const __m512i xh = Bcast(a.q + b * 32 + 16 + 4 * j);
+      __m512i xl[TT], xh[TT];
+      for (int t = 0; t < TT; ++t) {
+        xl[t] = Bcast(a.q + (t * a.nb + b) * 32 + 4 * j);
+        xh[t] = Bcast(a.q + (t * a.nb + b) * 32 + 16 + 4 * j);
+      }
 #pragma GCC unroll 8
       for (int g = 0; g < G; ++g) {
         const uint8_t* c = code_at(g, b) + j * 64;
         _mm_prefetch(reinterpret_cast<const char*>(c) + kPrefetchBytes, _MM_HINT_T0);
         const __m512i raw = _mm512_load_si512(c);
-        acc_lo[g] = _mm512_dpbusd_epi32(acc_lo[g], _mm512_and_si512(raw, lo_mask), xl);
-        acc_hi[g] = _mm512_dpbusd_epi32(acc_hi[g], _mm512_and_si512(raw, hi_mask), xh);
+        const __m512i lo = _mm512_and_si512(raw, lo_mask), hi = _mm512_and_si512(raw, hi_mask);
+        for (int t = 0; t < TT; ++t) {
+          acc_lo[g][t] = _mm512_dpbusd_epi32(acc_lo[g][t], lo, xl[t]);
+          acc_hi[g][t] = _mm512_dpbusd_epi32(acc_hi[g][t], hi, xh[t]);
+        }
       }
     }
-    const __m512 dx = _mm512_set1_ps(a.dexp[b * 8]);
     for (int g = 0; g < G; ++g) {
       const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(scale_at(g, b))));
-      const __m512i sum = _mm512_add_epi32(acc_lo[g], _mm512_srai_epi32(acc_hi[g], 4));
-      facc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, dx), facc[g]);
+      for (int t = 0; t < TT; ++t) {
+        const __m512i sum = _mm512_add_epi32(acc_lo[g][t], _mm512_srai_epi32(acc_hi[g][t], 4));
+        facc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, _mm512_set1_ps(a.dexp[(t * a.nb + b) * 8])),
+                                     facc[g][t]);
+      }
       if constexpr (PackedHasMin(D)) {
         const __m512 mw =
             _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(scale_at(g, b) + kPackRows)));
-        facc[g] = _mm512_fmadd_ps(mw, _mm512_set1_ps(a.ds[b]), facc[g]);
+        for (int t = 0; t < TT; ++t) facc[g][t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(a.ds[t * a.nb + b]), facc[g][t]);
       }
     }
   }
-  for (int g = 0; g < G; ++g) _mm512_storeu_ps(m.out + (g0 + g) * kPackRows, facc[g]);
+  for (int g = 0; g < G; ++g)
+    for (int t = 0; t < TT; ++t) _mm512_storeu_ps(m.out + t * m.N + (g0 + g) * kPackRows, facc[g][t]);
 }
 
-// Groups [g_begin, g_end) 8 at a time when the blocks per row are the compile-time NB, then 4, 1.
-template <DType D, int64_t NB>
+// Groups [g_begin, g_end): one token 8 at a time when the blocks per row are the compile-time NB,
+// then 4, 1; two tokens 4 at a time (8 would not fit the registers).
+template <DType D, int64_t NB, int TT>
 void DecodeQ4Groups(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g_begin,
                     int64_t g_end) {
   int64_t g = g_begin;
-  if constexpr (NB > 0)
-    for (; g + 8 <= g_end; g += 8) DecodeQ4<D, 8, NB>(m, p, a, g);
-  for (; g + 4 <= g_end; g += 4) DecodeQ4<D, 4, 0>(m, p, a, g);
-  for (; g < g_end; ++g) DecodeQ4<D, 1, 0>(m, p, a, g);
+  if constexpr (NB > 0 && TT == 1)
+    for (; g + 8 <= g_end; g += 8) DecodeQ4<D, 8, NB, TT>(m, p, a, g);
+  for (; g + 4 <= g_end; g += 4) DecodeQ4<D, 4, TT == 1 ? 0 : NB, TT>(m, p, a, g);
+  for (; g < g_end; ++g) DecodeQ4<D, 1, 0, TT>(m, p, a, g);
 }
 
 // 8-group tiles for the row lengths K = 32 nb of common models' projections (hidden sizes 896 ..
 // 5120, intermediate sizes 3072 .. 14336); any other K runs in 4-group tiles (no faster than
 // Tile<kQ4_0, 4, 1>: the 8-group gain needs the constant strides).
-template <DType D>
+template <DType D, int TT>
 void DecodeQ4Any(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g_begin,
                  int64_t g_end) {
   switch (p.nb) {
 #define PETREL_Q4_NB(nb) \
-  case nb: return DecodeQ4Groups<D, nb>(m, p, a, g_begin, g_end);
+  case nb: return DecodeQ4Groups<D, nb, TT>(m, p, a, g_begin, g_end);
     PETREL_Q4_NB(28) PETREL_Q4_NB(32) PETREL_Q4_NB(48) PETREL_Q4_NB(64) PETREL_Q4_NB(80)
     PETREL_Q4_NB(96) PETREL_Q4_NB(112) PETREL_Q4_NB(128) PETREL_Q4_NB(152) PETREL_Q4_NB(160)
     PETREL_Q4_NB(192) PETREL_Q4_NB(256) PETREL_Q4_NB(304) PETREL_Q4_NB(344) PETREL_Q4_NB(448)
 #undef PETREL_Q4_NB
-    default: return DecodeQ4Groups<D, 0>(m, p, a, g_begin, g_end);
+    default: return DecodeQ4Groups<D, 0, TT>(m, p, a, g_begin, g_end);
   }
 }
 
 template <DType D>
 void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g_begin,
          int64_t g_end) {
-  if constexpr (D == DType::kQ4_0 || D == DType::kQ4_1)
-    if (m.T == 1) return DecodeQ4Any<D>(m, p, a, g_begin, g_end);
+  if constexpr (D == DType::kQ4_0 || D == DType::kQ4_1) {
+    if (m.T == 1) return DecodeQ4Any<D, 1>(m, p, a, g_begin, g_end);
+    if (m.T == 2) return DecodeQ4Any<D, 2>(m, p, a, g_begin, g_end);
+  }
   if (m.T <= 2) {  // decode: 4 groups (64 rows) per tile for more independent accumulators
     for (int64_t g = g_begin; g < g_end;) {
       if (g + kPackTile <= g_end) {
