@@ -153,7 +153,8 @@ void Seq(const Mat& m, const float* x, float* out, int64_t n) {
 //   kDpBf16: one 64-byte load per line, two vdpbf16ps (x as two bf16 parts)
 enum SeqMix { kLoads, kEvenOdd, kDpBf16 };
 template <int R, SeqMix kMix>
-__attribute__((target("avx512bf16"))) void SeqMixed(const Mat& m, const float* x, float* out, int64_t n) {
+__attribute__((target("avx512bf16"))) void SeqMixed(const Mat& m, const float* x, float* out,
+                                                    int64_t n) {
   const __m512i hi = _mm512_set1_epi32((int)0xFFFF0000u);
   for (int r = 0; r < R; ++r) {
     const uint16_t* w = m.w + (n + r) * m.K;
@@ -165,10 +166,14 @@ __attribute__((target("avx512bf16"))) void SeqMixed(const Mat& m, const float* x
         o0 = _mm512_or_si512(o0, v0);
         o1 = _mm512_or_si512(o1, v1);
       } else if constexpr (kMix == kEvenOdd) {
-        a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v0, 16)), _mm512_loadu_ps(x + k), a0);
-        a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v0, hi)), _mm512_loadu_ps(x + k + 16), a1);
-        a2 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v1, 16)), _mm512_loadu_ps(x + k + 32), a2);
-        a3 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v1, hi)), _mm512_loadu_ps(x + k + 48), a3);
+        a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v0, 16)), _mm512_loadu_ps(x + k),
+                             a0);
+        a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v0, hi)),
+                             _mm512_loadu_ps(x + k + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v1, 16)),
+                             _mm512_loadu_ps(x + k + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v1, hi)),
+                             _mm512_loadu_ps(x + k + 48), a3);
       } else {
         const uint16_t* xb = reinterpret_cast<const uint16_t*>(x);
         a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(xb + k), (__m512bh)v0);

@@ -80,7 +80,8 @@ void MmapFile::DropPages(const void* p, size_t n) const {
   const char* b = static_cast<const char*>(p);
   if (data_ == nullptr || b < data_ || b + n > data_ + size_ || n == 0) return;
   const uintptr_t page = (uintptr_t)::sysconf(_SC_PAGESIZE);
-  const uintptr_t lo = ((uintptr_t)b + page - 1) / page * page, hi = ((uintptr_t)b + n) / page * page;
+  const uintptr_t lo = ((uintptr_t)b + page - 1) / page * page,
+                  hi = ((uintptr_t)b + n) / page * page;
   if (lo < hi) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
 }
 

@@ -201,10 +201,13 @@ Result<std::unique_ptr<Model>> LoadModel(const std::string& dir, const LoadOptio
   // Mapped file pages that no weight views any more leave the process's memory too (the file
   // stays mapped; a read would fault them back in).
   std::vector<const char*> in_use;
-  ForEachTensor(c, w, [&](const TensorSpec&, TensorView& slot) { in_use.push_back(static_cast<const char*>(slot.data)); });
+  ForEachTensor(c, w, [&](const TensorSpec&, TensorView& slot) {
+    in_use.push_back(static_cast<const char*>(slot.data));
+  });
   auto viewed = [&](const void* data, size_t n) {
     const char* b = static_cast<const char*>(data);
-    return std::any_of(in_use.begin(), in_use.end(), [&](const char* p) { return p >= b && p < b + n; });
+    return std::any_of(in_use.begin(), in_use.end(),
+                       [&](const char* p) { return p >= b && p < b + n; });
   };
   std::erase_if(m->owned_, [&](const Tensor& t) { return !viewed(t.data(), t.NumBytes()); });
 #if defined(__GLIBC__)

@@ -180,10 +180,11 @@ class CpuBackend : public Backend {
     if (!DecodeProducts(x, jobs)) Backend::MatMuls(x, jobs);  // job by job
   }
 
-  // Decode rows (T <= kDecodeMaxRows) of products whose weights take one of the one-pass paths (all packed
-  // Q8_0/Q4_0/Q4_1/Q8_A, or all on the f32-activation kernels): one region over all the jobs' rows (each
-  // thread its own contiguous share first, ThreadPool::OwnedForEach), so the threads meet once
-  // instead of once per product. Returns false, having done nothing, for anything else.
+  // Decode rows (T <= kDecodeMaxRows) of products whose weights take one of the one-pass paths (all
+  // packed Q8_0/Q4_0/Q4_1/Q8_A, or all on the f32-activation kernels): one region over all the
+  // jobs' rows (each thread its own contiguous share first, ThreadPool::OwnedForEach), so the
+  // threads meet once instead of once per product. Returns false, having done nothing, for anything
+  // else.
   bool DecodeProducts(TensorView x, std::span<const MatMulJob> jobs) {
     const int64_t K = jobs.empty() ? 0 : jobs[0].w.dim(1);
     const int64_t T = K > 0 ? x.NumElements() / K : 0;
@@ -471,7 +472,7 @@ class CpuBackend : public Backend {
   int64_t batch_rows_ = -1;    // T of the step announced by BeginBatch
   std::vector<RowRun> runs_;   // its rows in runs of one precision (kAuto)
   std::vector<uint32_t> bf16_acts_;  // MatMulBf16's activations, reused across calls
-  cpu::PackedWeights packed_;  // packed Q8_0 / Q4_0 / Q4_1 / Q8_A copies of uploaded weights
+  cpu::PackedWeights packed_;        // packed Q8_0 / Q4_0 / Q4_1 / Q8_A copies of uploaded weights
   cpu::MatMulFn matmul_ = nullptr;
   cpu::AttentionFn attention_ = nullptr;
 };

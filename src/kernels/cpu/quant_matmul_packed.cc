@@ -1,6 +1,6 @@
-// Packed Q8_0 / Q4_0 / Q4_1 / Q8_A weights (layout in quant_matmul_packed.h): packing, the registry a backend
-// keeps them in, the portable kernel on the packed layout (the scalar reference of the AVX-512
-// one, same integer arithmetic) and the dispatcher over threads.
+// Packed Q8_0 / Q4_0 / Q4_1 / Q8_A weights (layout in quant_matmul_packed.h): packing, the registry
+// a backend keeps them in, the portable kernel on the packed layout (the scalar reference of the
+// AVX-512 one, same integer arithmetic) and the dispatcher over threads.
 #include "kernels/cpu/quant_matmul_packed.h"
 
 #include <cstdlib>
@@ -12,8 +12,8 @@
 namespace petrel::kernels::cpu {
 
 bool CanPack(DType t, int64_t N, int64_t K) {
-  return (t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_1 || t == DType::kQ8_A) && N > 0 && N % kPackRows == 0 && K > 0 &&
-         K % quant::kBlock == 0;
+  return (t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_1 || t == DType::kQ8_A) &&
+         N > 0 && N % kPackRows == 0 && K > 0 && K % quant::kBlock == 0;
 }
 
 void PackGroups(const void* w, const PackedQuant& p, int64_t g_begin, int64_t g_end) {
@@ -87,7 +87,8 @@ const PackedQuant* PackedWeights::Add(const TensorView& w, ThreadPool& pool) {
   e.p.nb = e.p.K / quant::kBlock;
   const int64_t groups = e.p.N / kPackRows;
   const size_t code_bytes = (size_t)(groups * e.p.nb * PackedChunkBytes(w.dtype));
-  const size_t scale_bytes = (size_t)(groups * e.p.nb * PackedScaleStride(w.dtype)) * sizeof(uint16_t);
+  const size_t scale_bytes =
+      (size_t)(groups * e.p.nb * PackedScaleStride(w.dtype)) * sizeof(uint16_t);
   e.bytes = (code_bytes + scale_bytes + 63) / 64 * 64;  // >= the plain tensor's bytes (same total)
   e.buf = std::unique_ptr<uint8_t, void (*)(void*)>(
       static_cast<uint8_t*>(std::aligned_alloc(64, e.bytes)), std::free);

@@ -1,4 +1,5 @@
-// Row-interleaved ("packed") copies of Q8_0 / Q4_0 / Q4_1 / Q8_A weights for the AVX-512 VNNI matmul.
+// Row-interleaved ("packed") copies of Q8_0 / Q4_0 / Q4_1 / Q8_A weights for the AVX-512 VNNI
+// matmul.
 //
 // Why: in the plain GGUF layout each 32-block of one row gives one short integer dot product that
 // must then be converted to f32 and scaled by its own dw * dx — on this CPU the conversion and the
@@ -24,8 +25,8 @@
 // Layout of N rows (N a multiple of 16), nb = K / 32 blocks per row, groups g = 0 .. N/16 - 1:
 //   codes  one CB-byte chunk per (g, b), CB = 512 (Q8_0, Q8_A) or 256 (Q4_0, Q4_1), at chunk
 //          index PackedChunk(g, b) = g nb + b: each group's blocks one after the other, so a
-//          decode tile of G groups reads G sequential streams. Inside a chunk, 64-byte vector j holds at
-//          byte 4 r + c:
+//          decode tile of G groups reads G sequential streams. Inside a chunk, 64-byte vector j
+//          holds at byte 4 r + c:
 //            Q8_0, Q8_A (j = 0..7): u of element 4 j + c of row 16 g + r;
 //            Q4_0, Q4_1 (j = 0..3): element 4 j + c in the low nibble, element 16 + 4 j + c in
 //            the high.
@@ -60,7 +61,9 @@ namespace petrel::kernels::cpu {
 constexpr int kPackRows = 16;
 
 // Bytes of one (group, block) chunk of codes.
-constexpr int64_t PackedChunkBytes(DType t) { return t == DType::kQ8_0 || t == DType::kQ8_A ? 512 : 256; }
+constexpr int64_t PackedChunkBytes(DType t) {
+  return t == DType::kQ8_0 || t == DType::kQ8_A ? 512 : 256;
+}
 // Whether the type has a min per block (w = d u + m).
 constexpr bool PackedHasMin(DType t) { return t == DType::kQ4_1 || t == DType::kQ8_A; }
 // f16 values of one (group, block) chunk of scales: d of 16 rows (and their m).
@@ -111,7 +114,7 @@ class PackedWeights {
     size_t bytes = 0;
   };
   mutable std::mutex mu_;
-  std::unordered_map<const void*, Entry> map_;                   // by the plain weight's address
+  std::unordered_map<const void*, Entry> map_;                    // by the plain weight's address
   std::unordered_map<const void*, const PackedQuant*> by_codes_;  // by the packed view's address
 };
 

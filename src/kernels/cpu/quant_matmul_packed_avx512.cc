@@ -143,7 +143,8 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
       if constexpr (PackedHasMin(D)) {
         const __m512 mw = _mm512_cvtph_ps(
             _mm256_load_si256(reinterpret_cast<const __m256i*>(ws[g] + b * sstride + kPackRows)));
-        for (int t = 0; t < TT; ++t) facc[g][t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(ds[t][b]), facc[g][t]);
+        for (int t = 0; t < TT; ++t)
+          facc[g][t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(ds[t][b]), facc[g][t]);
       }
     }
   }
@@ -168,19 +169,19 @@ void Tokens(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64
   }
 }
 
-// One- and two-token Q4_0 / Q4_1 decode over groups [g0, g0 + G): the loop that streams a 4-bit model's
-// weights from DRAM. At two threads it is bound by how far ahead of use the core has its loads in
-// flight, and that reach (the reorder window) shrinks with every instruction spent per weight
-// byte: a loads-only pass over the same addresses streamed 12-19% faster than Tile<kQ4_0, 4, 1>.
-// So per 64-byte vector only a prefetch, two masks (each folding the load) and two vpdpbusd: the
-// high nibbles are multiplied in place (raw & 0xF0 = 16 hi), into their own accumulator (Q4_0: it
-// starts at -128 sum(qx)) shifted right by 4 at the block's end - exact, every term is a multiple
-// of 16 - instead of a shift and a mask per vector; and 8 groups share each activation broadcast.
-// In-process alternation, `petrel bench` Q4_0 tg128: +6-7% over Tile<kQ4_0, 4, 1> (the same
-// kernel in 4-group tiles: no gain). Lane sums stay far inside int32 (|16 hi x| <= 240 * 128, 16
-// of them a block). Q4_1 adds its min term, m dx sum(qx), per block. Two tokens (two sequences'
-// decode rows) share each loaded vector: 4-group tiles, +4.5-7% over Tile<kQ4_0, 4, 2> in
-// bench/decode_batch_bench --batch 2 (four alternating pairs, Q4_0 --pure, 163-174 -> 171-185 tok/s).
+// One- and two-token Q4_0 / Q4_1 decode over groups [g0, g0 + G): the loop that streams a 4-bit
+// model's weights from DRAM. At two threads it is bound by how far ahead of use the core has its
+// loads in flight, and that reach (the reorder window) shrinks with every instruction spent per
+// weight byte: a loads-only pass over the same addresses streamed 12-19% faster than the general
+// Tile did. So per 64-byte vector only a prefetch, two masks (each folding the load) and two
+// vpdpbusd: the high nibbles are multiplied in place (raw & 0xF0 = 16 hi), into their own
+// accumulator (Q4_0: it starts at -128 sum(qx)) shifted right by 4 at the block's end - exact,
+// every term is a multiple of 16 - instead of a shift and a mask per vector; and 8 groups share
+// each activation broadcast. In-process alternation, `petrel bench` Q4_0 tg128: +6-7% over the
+// Tile (the same loop in 4-group tiles: no gain). Lane sums stay far inside int32
+// (|16 hi x| <= 240 * 128, 16 of them a block). Q4_1 adds its min term, m dx sum(qx), per block.
+// Two tokens (two sequences' decode rows) share each loaded vector in 4-group tiles: +4.5-7% over
+// the Tile in bench/decode_batch_bench --batch 2 (four alternating pairs, Q4_0 --pure).
 template <DType D, int G, int64_t NB, int TT>
 void DecodeQ4(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g0) {
   constexpr int64_t CB = PackedChunkBytes(D), SS = PackedScaleStride(D);
@@ -200,15 +201,22 @@ void DecodeQ4(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int
     wc[g] = codes + g * nb * CB;
     ws[g] = scales + g * nb * SS;
   }
-  auto code_at = [&](int g, int64_t b) { return NB > 0 ? codes + (g * NB + b) * CB : wc[g] + b * CB; };
-  auto scale_at = [&](int g, int64_t b) { return NB > 0 ? scales + (g * NB + b) * SS : ws[g] + b * SS; };
-  const __m512i lo_mask = _mm512_set1_epi8(0x0F), hi_mask = _mm512_set1_epi8(static_cast<char>(0xF0));
+  auto code_at = [&](int g, int64_t b) {
+    return NB > 0 ? codes + (g * NB + b) * CB : wc[g] + b * CB;
+  };
+  auto scale_at = [&](int g, int64_t b) {
+    return NB > 0 ? scales + (g * NB + b) * SS : ws[g] + b * SS;
+  };
+  const __m512i lo_mask = _mm512_set1_epi8(0x0F),
+                hi_mask = _mm512_set1_epi8(static_cast<char>(0xF0));
   for (int64_t b = 0; b < nb; ++b) {
     for (int g = 0; g < G; ++g)
-      _mm_prefetch(reinterpret_cast<const char*>(scale_at(g, b + kScalePrefetchBlocks)), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(scale_at(g, b + kScalePrefetchBlocks)),
+                   _MM_HINT_T0);
     __m512i acc_lo[G][TT], acc_hi[G][TT];
     for (int t = 0; t < TT; ++t) {
-      const __m512i hi_init = _mm512_set1_epi32(D == DType::kQ4_0 ? -128 * a.qsum[t * a.nb + b] : 0);
+      const __m512i hi_init =
+          _mm512_set1_epi32(D == DType::kQ4_0 ? -128 * a.qsum[t * a.nb + b] : 0);
       for (int g = 0; g < G; ++g) acc_lo[g][t] = _mm512_setzero_si512(), acc_hi[g][t] = hi_init;
     }
 #pragma GCC unroll 4
@@ -231,21 +239,25 @@ void DecodeQ4(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int
       }
     }
     for (int g = 0; g < G; ++g) {
-      const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(scale_at(g, b))));
+      const __m512 dw =
+          _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(scale_at(g, b))));
       for (int t = 0; t < TT; ++t) {
         const __m512i sum = _mm512_add_epi32(acc_lo[g][t], _mm512_srai_epi32(acc_hi[g][t], 4));
-        facc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, _mm512_set1_ps(a.dexp[(t * a.nb + b) * 8])),
+        facc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
+                                     _mm512_mul_ps(dw, _mm512_set1_ps(a.dexp[(t * a.nb + b) * 8])),
                                      facc[g][t]);
       }
       if constexpr (PackedHasMin(D)) {
-        const __m512 mw =
-            _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(scale_at(g, b) + kPackRows)));
-        for (int t = 0; t < TT; ++t) facc[g][t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(a.ds[t * a.nb + b]), facc[g][t]);
+        const __m512 mw = _mm512_cvtph_ps(
+            _mm256_load_si256(reinterpret_cast<const __m256i*>(scale_at(g, b) + kPackRows)));
+        for (int t = 0; t < TT; ++t)
+          facc[g][t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(a.ds[t * a.nb + b]), facc[g][t]);
       }
     }
   }
   for (int g = 0; g < G; ++g)
-    for (int t = 0; t < TT; ++t) _mm512_storeu_ps(m.out + t * m.N + (g0 + g) * kPackRows, facc[g][t]);
+    for (int t = 0; t < TT; ++t)
+      _mm512_storeu_ps(m.out + t * m.N + (g0 + g) * kPackRows, facc[g][t]);
 }
 
 // Groups [g_begin, g_end): one token 8 at a time when the blocks per row are the compile-time NB,
@@ -268,12 +280,14 @@ void DecodeQ4Any(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, 
                  int64_t g_end) {
   switch (p.nb) {
 #define PETREL_Q4_NB(nb) \
-  case nb: return DecodeQ4Groups<D, nb, TT>(m, p, a, g_begin, g_end);
-    PETREL_Q4_NB(28) PETREL_Q4_NB(32) PETREL_Q4_NB(48) PETREL_Q4_NB(64) PETREL_Q4_NB(80)
-    PETREL_Q4_NB(96) PETREL_Q4_NB(112) PETREL_Q4_NB(128) PETREL_Q4_NB(152) PETREL_Q4_NB(160)
-    PETREL_Q4_NB(192) PETREL_Q4_NB(256) PETREL_Q4_NB(304) PETREL_Q4_NB(344) PETREL_Q4_NB(448)
+  case nb:               \
+    return DecodeQ4Groups<D, nb, TT>(m, p, a, g_begin, g_end);
+    PETREL_Q4_NB(28)
+    PETREL_Q4_NB(32) PETREL_Q4_NB(48) PETREL_Q4_NB(64) PETREL_Q4_NB(80) PETREL_Q4_NB(96)
+        PETREL_Q4_NB(112) PETREL_Q4_NB(128) PETREL_Q4_NB(152) PETREL_Q4_NB(160) PETREL_Q4_NB(192)
+            PETREL_Q4_NB(256) PETREL_Q4_NB(304) PETREL_Q4_NB(344) PETREL_Q4_NB(448)
 #undef PETREL_Q4_NB
-    default: return DecodeQ4Groups<D, 0, TT>(m, p, a, g_begin, g_end);
+                default : return DecodeQ4Groups<D, 0, TT>(m, p, a, g_begin, g_end);
   }
 }
 
@@ -316,9 +330,12 @@ void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t 
 void PackedMatMulAvx512(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a,
                         int64_t g_begin, int64_t g_end) {
   if (p.type == DType::kQ8_0) Run<DType::kQ8_0>(m, p, a, g_begin, g_end);
-  else if (p.type == DType::kQ4_0) Run<DType::kQ4_0>(m, p, a, g_begin, g_end);
-  else if (p.type == DType::kQ4_1) Run<DType::kQ4_1>(m, p, a, g_begin, g_end);
-  else Run<DType::kQ8_A>(m, p, a, g_begin, g_end);
+  else if (p.type == DType::kQ4_0)
+    Run<DType::kQ4_0>(m, p, a, g_begin, g_end);
+  else if (p.type == DType::kQ4_1)
+    Run<DType::kQ4_1>(m, p, a, g_begin, g_end);
+  else
+    Run<DType::kQ8_A>(m, p, a, g_begin, g_end);
 }
 
 }  // namespace petrel::kernels::cpu

@@ -17,7 +17,8 @@ namespace {
 
 TEST(MmapFile, DropPagesKeepsTheBytes) {
   const std::string path =
-      (std::filesystem::temp_directory_path() / ("petrel_mmap_" + std::to_string(::getpid()))).string();
+      (std::filesystem::temp_directory_path() / ("petrel_mmap_" + std::to_string(::getpid())))
+          .string();
   const size_t page = (size_t)::sysconf(_SC_PAGESIZE), n = 5 * page + 123;
   std::vector<char> bytes(n);
   for (size_t i = 0; i < n; ++i) bytes[i] = (char)(i * 131 + i / 7);
@@ -27,9 +28,9 @@ TEST(MmapFile, DropPagesKeepsTheBytes) {
   ASSERT_EQ(f->size(), n);
   ASSERT_EQ(std::string(f->data(), n), std::string(bytes.data(), n));
   f->DropPages(f->data() + 10, n - 20);  // pages 1..4 whole inside: dropped
-  f->DropPages(f->data(), n);             // all of it
-  f->DropPages(f->data() + n - 5, 100);   // past the end: ignored
-  f->DropPages(bytes.data(), n);          // not this mapping (heap memory): ignored
+  f->DropPages(f->data(), n);            // all of it
+  f->DropPages(f->data() + n - 5, 100);  // past the end: ignored
+  f->DropPages(bytes.data(), n);         // not this mapping (heap memory): ignored
   EXPECT_EQ(std::string(f->data(), n), std::string(bytes.data(), n));
   EXPECT_EQ(std::string(bytes.data(), 8), std::string(f->data(), 8));
   std::remove(path.c_str());

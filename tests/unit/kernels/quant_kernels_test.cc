@@ -118,7 +118,8 @@ TEST_P(QuantKernels, MatMulMatchesReference) {
       std::copy(x.begin(), x.end(), xt.As<float>());
       Tensor out(DType::kF32, {T, N}), out_up(DType::kF32, {T, N});
       backend_->MatMul(out, xt, w, bias_t);
-      {  // as the loader does: uploaded first (the CPU packs Q8_0 / Q4_0 / Q4_1 / Q8_A with N % 16 == 0)
+      {  // as the loader does: uploaded first (the CPU packs Q8_0 / Q4_0 / Q4_1 / Q8_A with N % 16
+         // == 0)
         setenv("PETREL_ISA", cpu::IsaName(GetParam().isa), 1);
         auto be = CreateCpuBackend(3);
         unsetenv("PETREL_ISA");
@@ -200,8 +201,8 @@ std::vector<KernelCase> AllKernelCases() {
   return v;
 }
 
-// The packed (16-row interleaved) Q8_0 / Q4_0 / Q4_1 / Q8_A kernels called directly on a packed copy: every
-// ISA level's kernel against the double-precision reference on the plain blocks.
+// The packed (16-row interleaved) Q8_0 / Q4_0 / Q4_1 / Q8_A kernels called directly on a packed
+// copy: every ISA level's kernel against the double-precision reference on the plain blocks.
 class PackedKernels : public testing::TestWithParam<KernelCase> {};
 
 TEST_P(PackedKernels, MatchesReference) {
@@ -214,8 +215,15 @@ TEST_P(PackedKernels, MatchesReference) {
     // partial one (PackedChunk).
     // One-token Q4_0 runs 8-group tiles for listed row lengths (K 1024, 3072: 13 and 21 groups
     // give tiles of 8, 4 and 1) and 4-group ones for others.
-    for (auto [K, N] : {std::pair<int64_t, int64_t>{32, 16}, {96, 48}, {160, 32}, {1056, 16}, {2080, 80},
-                        {64, 112}, {96, 208}, {1024, 208}, {3072, 336}}) {
+    for (auto [K, N] : {std::pair<int64_t, int64_t>{32, 16},
+                        {96, 48},
+                        {160, 32},
+                        {1056, 16},
+                        {2080, 80},
+                        {64, 112},
+                        {96, 208},
+                        {1024, 208},
+                        {3072, 336}}) {
       if (T > 9 && K > 160) continue;  // keeps the scalar case fast
       if (T > 3 && K >= 1024 && N > 16) continue;
       auto x = Random(T * K, 11 + T + K);
@@ -237,8 +245,10 @@ TEST_P(PackedKernels, MatchesReference) {
         std::vector<float> got(rows.size() * K), plain(K);
         cpu::PackedRowsToF32(*p, rows, got.data());
         for (size_t i = 0; i < rows.size(); ++i) {
-          quant::DequantizeRow(static_cast<const char*>(w.data()) + rows[i] * DTypeBytes(dt, K), dt, plain.data(), K);
-          ASSERT_EQ(std::memcmp(plain.data(), got.data() + i * K, K * sizeof(float)), 0) << "row " << rows[i];
+          quant::DequantizeRow(static_cast<const char*>(w.data()) + rows[i] * DTypeBytes(dt, K), dt,
+                               plain.data(), K);
+          ASSERT_EQ(std::memcmp(plain.data(), got.data() + i * K, K * sizeof(float)), 0)
+              << "row " << rows[i];
         }
       }
       auto bias = Random(N, 13);
@@ -316,7 +326,8 @@ TEST(PackedWeights, BlockTypesWithRowsInSixteens) {
 std::vector<KernelCase> PackedKernelCases() {
   std::vector<KernelCase> v;
   for (Isa isa : {Isa::kScalar, Isa::kAvx512})
-    for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ8_A}) v.push_back({isa, dt});
+    for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ8_A})
+      v.push_back({isa, dt});
   return v;
 }
 
