@@ -97,6 +97,7 @@ const PackedQuant* PackedWeights::Add(const TensorView& w, ThreadPool& pool) {
   e.p.scales = reinterpret_cast<const uint16_t*>(e.buf.get() + code_bytes);
   pool.ParallelFor(groups, 1, [&](int64_t b, int64_t en, int) { PackGroups(w.data, e.p, b, en); });
   std::lock_guard<std::mutex> lock(mu_);
+  if (auto old = map_.find(w.data); old != map_.end()) by_codes_.erase(old->second.p.codes);
   auto [it, inserted] = map_.insert_or_assign(w.data, std::move(e));
   by_codes_[it->second.p.codes] = &it->second.p;
   return &it->second.p;
