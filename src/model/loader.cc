@@ -1,4 +1,5 @@
-// LoadModel: config.json + generation_config.json + safetensors (or dummy weights) -> Model.
+// LoadModel: config.json + generation_config.json + safetensors, a GGUF file or dummy weights ->
+// Model.
 #include <algorithm>
 #if defined(__GLIBC__)
 #include <malloc.h>

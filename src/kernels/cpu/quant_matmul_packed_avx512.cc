@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "kernels/cpu/quant_matmul_packed.h"
 
@@ -275,30 +276,25 @@ void DecodeQ4Groups(const MatMulArgs& m, const PackedQuant& p, const QuantActs& 
 // 8-group tiles for the row lengths K = 32 nb of common models' projections (hidden sizes 896 ..
 // 5120, intermediate sizes 3072 .. 14336); any other K runs in 4-group tiles (no faster than
 // Tile<kQ4_0, 4, 1>: the 8-group gain needs the constant strides).
-template <DType D, int TT>
-void DecodeQ4Any(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g_begin,
-                 int64_t g_end) {
-  switch (p.nb) {
-#define PETREL_Q4_NB(nb) \
-  case nb:               \
-    return DecodeQ4Groups<D, nb, TT>(m, p, a, g_begin, g_end);
-    PETREL_Q4_NB(28)
-    PETREL_Q4_NB(32) PETREL_Q4_NB(48) PETREL_Q4_NB(64) PETREL_Q4_NB(80) PETREL_Q4_NB(96)
-        PETREL_Q4_NB(112) PETREL_Q4_NB(128) PETREL_Q4_NB(152) PETREL_Q4_NB(160) PETREL_Q4_NB(192)
-            PETREL_Q4_NB(256) PETREL_Q4_NB(304) PETREL_Q4_NB(344) PETREL_Q4_NB(448)
-#undef PETREL_Q4_NB
-                default : return DecodeQ4Groups<D, 0, TT>(m, p, a, g_begin, g_end);
-  }
+using ListedBlocksPerRow = std::integer_sequence<int64_t, 28, 32, 48, 64, 80, 96, 112, 128, 152,
+                                                 160, 192, 256, 304, 344, 448>;
+
+template <DType D, int TT, int64_t... NB>
+void DecodeQ4Any(std::integer_sequence<int64_t, NB...>, const MatMulArgs& m, const PackedQuant& p,
+                 const QuantActs& a, int64_t g_begin, int64_t g_end) {
+  const bool listed =
+      ((p.nb == NB && (DecodeQ4Groups<D, NB, TT>(m, p, a, g_begin, g_end), true)) || ...);
+  if (!listed) DecodeQ4Groups<D, 0, TT>(m, p, a, g_begin, g_end);
 }
 
 template <DType D>
 void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g_begin,
          int64_t g_end) {
   if constexpr (D == DType::kQ4_0 || D == DType::kQ4_1) {
-    if (m.T == 1) return DecodeQ4Any<D, 1>(m, p, a, g_begin, g_end);
-    if (m.T == 2) return DecodeQ4Any<D, 2>(m, p, a, g_begin, g_end);
+    if (m.T == 1) return DecodeQ4Any<D, 1>(ListedBlocksPerRow{}, m, p, a, g_begin, g_end);
+    if (m.T == 2) return DecodeQ4Any<D, 2>(ListedBlocksPerRow{}, m, p, a, g_begin, g_end);
   }
-  if (m.T <= 2) {  // decode: 4 groups (64 rows) per tile for more independent accumulators
+  if (m.T <= 2) {  // Q8_0 / Q8_A decode: 4 groups (64 rows) per tile for more accumulators
     for (int64_t g = g_begin; g < g_end;) {
       if (g + kPackTile <= g_end) {
         Tokens<D, kPackTile>(m, p, a, g, 0, m.T, 0, p.nb);
