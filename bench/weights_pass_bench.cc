@@ -1,4 +1,4 @@
-// weights_pass_bench: one decode token's matmuls (T = 1) over all of a Qwen3-0.6B-shaped model's
+// weights_pass_bench: one decode step's matmuls (T = 1, or --tokens T rows) over all of a Qwen3-0.6B-shaped model's
 // weights, matrix by matrix through the CPU backend (28 x q/k/v/o/gate/up/down + the LM head,
 // every matrix its own memory, so each pass reads them from DRAM), against the read probe of
 // `petrel bench` measured in the same process between passes. Prints the median GB/s of weights
@@ -6,7 +6,7 @@
 // and unlike matmul_bench no matrix is re-read from the caches, so it isolates how close the
 // kernels stream to the bandwidth: the A/B tool for decode kernel changes (medians of many
 // alternating passes are stable on a VM whose bandwidth drifts within minutes).
-//   weights_pass_bench [--dtype bf16|q8_0|q4_0] [--threads 2] [--passes 30] [--lm-only]
+//   weights_pass_bench [--dtype bf16|q8_0|q4_0] [--threads 2] [--passes 30] [--lm-only] [--tokens T]
 //                      [--shape N,K --count C]   (C matrices of one shape instead of the model)
 #include <algorithm>
 #include <chrono>
@@ -48,7 +48,7 @@ void Fill(Tensor& w, uint32_t seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 2, passes = 30;
+  int threads = 2, passes = 30, tokens = 1;
   bool lm_only = false;
   DType dt = DType::kQ4_0;
   int64_t shape_n = 0, shape_k = 0, count = 0;
@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
     if (a == "--threads") threads = std::max(1, std::atoi(v)), ++i;
     else if (a == "--passes") passes = std::max(2, std::atoi(v)), ++i;
     else if (a == "--lm-only") lm_only = true;
+    else if (a == "--tokens") tokens = std::max(1, std::atoi(v)), ++i;
     else if (a == "--count") count = std::atoll(v), ++i;
     else if (a == "--shape") {
       shape_n = std::atoll(v);
@@ -97,8 +98,8 @@ int main(int argc, char** argv) {
     max_n = std::max(max_n, w.view().dim(0));
     max_k = std::max(max_k, w.view().dim(1));
   }
-  Tensor x(DType::kF32, {1, max_k}), out(DType::kF32, {1, max_n});
-  for (int64_t i = 0; i < max_k; ++i) x.As<float>()[i] = 0.01f * (float)(i % 13);
+  Tensor x(DType::kF32, {tokens, max_k}), out(DType::kF32, {tokens, max_n});
+  for (int64_t i = 0; i < tokens * max_k; ++i) x.As<float>()[i] = 0.01f * (float)(i % 13);
   std::vector<uint64_t> probe((1ull << 30) / sizeof(uint64_t), 1);
   ThreadPool pool(threads);
   std::vector<double> probe_gb, pass_gb;
@@ -108,8 +109,8 @@ int main(int argc, char** argv) {
     auto t1 = std::chrono::steady_clock::now();
     for (const TensorView& w : wv) {
       TensorView xv = x, ov = out;
-      xv.shape = Shape{1, (int64_t)w.dim(1)};
-      ov.shape = Shape{1, (int64_t)w.dim(0)};
+      xv.shape = Shape{tokens, (int64_t)w.dim(1)};
+      ov.shape = Shape{tokens, (int64_t)w.dim(0)};
       be->MatMul(ov, xv, w, TensorView{});
     }
     auto t2 = std::chrono::steady_clock::now();
