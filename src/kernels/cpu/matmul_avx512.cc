@@ -3,8 +3,8 @@
 // Two regimes:
 //  - T <= 4 (decode): memory-bound on W. Weight rows are converted to f32 in registers
 //    (bf16: zero-extend + shift; f16: vcvtph2ps) and dotted with all T activation rows at once,
-//    so each weight byte is read exactly once: T = 1 one row after the other (one sequential
-//    stream), T = 2..4 four rows per tile.
+//    so each weight byte is read exactly once: T = 1..2 one row after the other (one sequential
+//    stream), T = 3..4 four rows per tile.
 //  - T > 4 (prefill): compute-bound. Four weight rows are converted once into an f32 scratch
 //    panel (L1-resident per K block), then a 4 x 6 register tile (24 zmm accumulators) runs over
 //    the activation rows; each step does 4 + 6 loads for 24 FMAs.
@@ -127,37 +127,60 @@ void DotRowStream(const MatMulArgs& a, int64_t n, int64_t t0) {
     a.out[(t0 + t) * a.N + n] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t])) + b;
 }
 
-// One token: the rows [n_begin, n_end) one after the other. Rows are contiguous, so this reads
-// one sequential stream, which the hardware prefetchers follow at the full read bandwidth without
-// any software prefetch (bench/stream_bench, 2 threads, Qwen3-0.6B's matrices: 47.8 GB/s against
-// 38.5 for 16 interleaved row streams per tile and 46.1 for the plain read probe); four
-// accumulators keep the FMA chain of one row off the critical path.
-template <DType D>
-void DotRowsSeq(const MatMulArgs& a, int64_t n_begin, int64_t n_end) {
-  const float* x = a.x;
+// One or two tokens: the rows [n_begin, n_end) one after the other. Rows are contiguous, so this
+// reads one sequential stream, which the hardware prefetchers follow at the full read bandwidth
+// (bench/stream_bench, 2 threads, Qwen3-0.6B's matrices: 47.8 GB/s against 38.5 for 16
+// interleaved row streams per tile and 46.1 for the plain read probe); four accumulators per
+// token keep the FMA chain of one row off the critical path. Each token's sum is the same
+// sequence of operations whatever T is, so a sequence decoded next to another one gets the same
+// bits as alone.
+// kPrefetch: a software prefetch four rows ahead. One token is faster without it (it fights the
+// hardware prefetcher: 0.91x); two are faster with it (weights_pass_bench --tokens 2, alternating
+// passes: 0.84 / 0.78 of the probe with / without).
+template <DType D, int T, bool kPrefetch>
+void DotRowsSeq(const MatMulArgs& a, int64_t n_begin, int64_t n_end, int64_t t0) {
+  constexpr int64_t esize = D == DType::kF32 ? 4 : 2;
+  const float* x[T];
+  for (int t = 0; t < T; ++t) x[t] = a.x + (t0 + t) * a.K;
   for (int64_t n = n_begin; n < n_end; ++n) {
     const void* w = WRow<D>(a, n);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    const char* ahead = static_cast<const char*>(w) + 4 * a.K * esize;
+    __m512 acc[T][4];
+    for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = _mm512_setzero_ps();
     int64_t k = 0;
     for (; k + 64 <= a.K; k += 64) {
-      acc0 = _mm512_fmadd_ps(LoadW<D>(w, k), _mm512_loadu_ps(x + k), acc0);
-      acc1 = _mm512_fmadd_ps(LoadW<D>(w, k + 16), _mm512_loadu_ps(x + k + 16), acc1);
-      acc2 = _mm512_fmadd_ps(LoadW<D>(w, k + 32), _mm512_loadu_ps(x + k + 32), acc2);
-      acc3 = _mm512_fmadd_ps(LoadW<D>(w, k + 48), _mm512_loadu_ps(x + k + 48), acc3);
+      if constexpr (kPrefetch)
+        for (int64_t b = 0; b < 64 * esize; b += 64) _mm_prefetch(ahead + k * esize + b, _MM_HINT_T0);
+      const __m512 w0 = LoadW<D>(w, k), w1 = LoadW<D>(w, k + 16), w2 = LoadW<D>(w, k + 32),
+                   w3 = LoadW<D>(w, k + 48);
+      for (int t = 0; t < T; ++t) {
+        acc[t][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[t] + k), acc[t][0]);
+        acc[t][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x[t] + k + 16), acc[t][1]);
+        acc[t][2] = _mm512_fmadd_ps(w2, _mm512_loadu_ps(x[t] + k + 32), acc[t][2]);
+        acc[t][3] = _mm512_fmadd_ps(w3, _mm512_loadu_ps(x[t] + k + 48), acc[t][3]);
+      }
     }
     for (; k < a.K; k += 16) {
       const int64_t left = a.K - k;
       const __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-      acc0 = _mm512_fmadd_ps(LoadWMasked<D>(w, k, m), _mm512_maskz_loadu_ps(m, x + k), acc0);
+      const __m512 wv = LoadWMasked<D>(w, k, m);
+      for (int t = 0; t < T; ++t) acc[t][0] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x[t] + k), acc[t][0]);
     }
     const float b = a.bias ? a.bias[n] : 0.0f;
-    a.out[n] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3))) + b;
+    for (int t = 0; t < T; ++t)
+      a.out[(t0 + t) * a.N + n] =
+          _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3]))) + b;
   }
 }
 
 template <DType D, int T>
 void DecodeRows(const MatMulArgs& a, int64_t n_begin, int64_t n_end, int64_t t0) {
-  if constexpr (T == 1) return DotRowsSeq<D>(a, n_begin, n_end);
+  // One and two tokens: one sequential stream (DotRowsSeq). Two rows in 4-row tiles read
+  // 0.72 of the probe against 0.81-0.84 (weights_pass_bench --tokens 2, alternating passes); from
+  // three rows on the tiles' shared activation loads win (T = 3: 0.71-0.75 vs 0.66-0.68, T = 4:
+  // 0.68-0.69 vs 0.54-0.63).
+  if constexpr (T == 1) return DotRowsSeq<D, 1, false>(a, n_begin, n_end, t0);
+  if constexpr (T == 2) return DotRowsSeq<D, 2, true>(a, n_begin, n_end, t0);
   int64_t n = n_begin;
   for (; n + kRows <= n_end; n += kRows) DotTile<D, kRows, T>(a, n, t0);
   for (; n < n_end; ++n) DotRowStream<D, T>(a, n, t0);

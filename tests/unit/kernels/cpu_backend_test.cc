@@ -188,6 +188,32 @@ TEST_P(CpuKernels, MatMulsSameAsOneByOne) {
   ExpectMatMulsSameAsOneByOne(*backend_, wv, bias_t.view(), 1, Ts, 90);
 }
 
+// AVX-512 decode: two rows (two sequences in one step) run the one-row kernel's sums, so each row
+// gets the same bits as when it is alone in its step (matmul_avx512.cc's DotRowsSeq). K values
+// cover the 64-wide step, its masked tail and a K below one step.
+TEST_P(CpuKernels, TwoDecodeRowsGetTheBitsOfOne) {
+  if (GetParam().isa != Isa::kAvx512) GTEST_SKIP() << "a property of the AVX-512 decode kernels";
+  const DType dt = GetParam().w_dtype;
+  for (auto [K, N] : {std::pair<int64_t, int64_t>{1030, 67}, {64, 130}, {20, 9}, {3072, 33}}) {
+    std::vector<float> exact;
+    Tensor w = MakeWeights(Random(N * K, 7 + (uint32_t)K, 0.1f), dt, {N, K}, &exact);
+    auto bias = Random(N, 11);
+    Tensor bias_t(DType::kF32, {N});
+    std::copy(bias.begin(), bias.end(), bias_t.As<float>());
+    const auto x = Random(2 * K, 13 + (uint32_t)N);
+    Tensor x2(DType::kF32, {2, K}), out2(DType::kF32, {2, N});
+    std::copy(x.begin(), x.end(), x2.As<float>());
+    backend_->MatMul(out2, x2, w, bias_t);
+    for (int64_t t = 0; t < 2; ++t) {
+      Tensor x1(DType::kF32, {1, K}), out1(DType::kF32, {1, N});
+      std::copy(x.begin() + t * K, x.begin() + (t + 1) * K, x1.As<float>());
+      backend_->MatMul(out1, x1, w, bias_t);
+      for (int64_t n = 0; n < N; ++n)
+        ASSERT_EQ(out1.As<float>()[n], out2.As<float>()[t * N + n]) << "row " << t << " n=" << n << " K=" << K;
+    }
+  }
+}
+
 // out += x . w^T: the small-K f32 path (LoRA ranks) and the generic path (other dtypes, large K).
 TEST_P(CpuKernels, MatMulAddMatchesReference) {
   const DType dt = GetParam().w_dtype;
