@@ -4,7 +4,7 @@
 // int8 each, vpdpbusd's memory-broadcast operand), the integer accumulators start at
 // -offset * sum(qx), and the block ends with one int -> f32 conversion and one fma by (16 row
 // scales) x dx per (group, token), plus (Q4_1 / Q8_A) one fma by the 16 mins x dx sum(qx). Decode
-// (T = 1..2) streams the weights once - Q4_0 / Q4_1 through DecodeQ4 -; prefill
+// (T = 1..4) streams the weights once - Q4_0 / Q4_1 at T = 1..2 through DecodeQ4 -; prefill
 // takes kTokenChunk tokens at a time (their int8 rows stay in L2) and walks them in tiles of 4
 // over each pair of groups.
 // Compiled with -mavx512f/bw/vl/dq/vnni + F16C; chosen at run time.
@@ -54,7 +54,9 @@ inline __m512i Bcast(const int8_t* p) {
 // chain, so decode tiles keep S = 2 accumulators per group (even / odd weight vectors).
 // Blocks [b_begin, b_end) of the tile; `first`: the tile's output starts from the bias, else
 // from the partial sums already in out.
-template <DType D, int G, int TT>
+// kStream (decode): software prefetches of the codes kPrefetchBytes and of the scales
+// kScalePrefetchBlocks ahead - the weights come from DRAM once; prefill tiles re-read them from L1.
+template <DType D, int G, int TT, bool kStream = false>
 void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g0, int64_t t0,
           int64_t b_begin, int64_t b_end, bool first) {
   constexpr int64_t CB = PackedChunkBytes(D);
@@ -88,7 +90,7 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
   }
   const __m512i k0f = _mm512_set1_epi8(0x0F);
   for (int64_t b = b_begin; b < b_end; ++b) {
-    if constexpr (TT == 1)  // each group's scales of block b + kScalePrefetchBlocks
+    if constexpr (kStream)  // each group's scales of block b + kScalePrefetchBlocks
       for (int g = 0; g < G; ++g)
         _mm_prefetch(reinterpret_cast<const char*>(ws[g] + (b + kScalePrefetchBlocks) * sstride), _MM_HINT_T0);
     __m512i acc[S][G][TT];
@@ -103,7 +105,7 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
       for (int j = 0; j < 8; ++j) {
         __m512i w[G];
         for (int g = 0; g < G; ++g) {
-          if constexpr (kPrefetch > 0 && TT == 1)
+          if constexpr (kPrefetch > 0 && kStream)
             _mm_prefetch(reinterpret_cast<const char*>(wc[g] + (b + kPrefetch) * cstride + j * 64), _MM_HINT_T0);
           w[g] = _mm512_load_si512(wc[g] + b * cstride + j * 64);
         }
@@ -116,7 +118,7 @@ void Tile(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t
       for (int j = 0; j < 4; ++j) {
         __m512i lo[G], hi[G];
         for (int g = 0; g < G; ++g) {
-          if constexpr (kPrefetch > 0 && TT == 1)
+          if constexpr (kPrefetch > 0 && kStream)
             _mm_prefetch(reinterpret_cast<const char*>(wc[g] + (b + kPrefetch) * cstride + j * 64), _MM_HINT_T0);
           const __m512i raw = _mm512_load_si512(wc[g] + b * cstride + j * 64);
           lo[g] = _mm512_and_si512(raw, k0f);
@@ -287,6 +289,22 @@ void DecodeQ4Any(std::integer_sequence<int64_t, NB...>, const MatMulArgs& m, con
   if (!listed) DecodeQ4Groups<D, 0, TT>(m, p, a, g_begin, g_end);
 }
 
+// Decode rows (T <= 4) over groups [g_begin, g_end) in tiles of GT groups x T tokens, each with
+// the whole K and the streaming prefetches: every weight vector comes from DRAM once and meets
+// all T rows. weights_pass_bench --tokens T (Qwen3-0.6B's matrices, alternating passes, fraction
+// of the probe), against the prefill tiles (2 groups x 16-block K chunks, no prefetch) that T = 3
+// and 4 took before: Q8_0 T = 3 0.60 / 0.81 -> 0.86 / 0.89, T = 4 0.59 / 0.74 -> 0.75 / 0.90;
+// Q4_0 T = 3 0.69 -> 0.86, T = 4 0.69 -> 0.84; and with the prefetches at T = 2 (Q8_0) 0.85 /
+// 0.96 -> 0.92 / 0.98. Three tokens in 2-group tiles: 0.94x; 4 groups x 4 tokens do not fit the
+// registers.
+template <DType D, int TT, int GT>
+void DecodeTiles(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g_begin,
+                 int64_t g_end) {
+  int64_t g = g_begin;
+  for (; g + GT <= g_end; g += GT) Tile<D, GT, TT, true>(m, p, a, g, 0, 0, p.nb, true);
+  for (; g < g_end; ++g) Tile<D, 1, TT, true>(m, p, a, g, 0, 0, p.nb, true);
+}
+
 template <DType D>
 void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g_begin,
          int64_t g_end) {
@@ -294,16 +312,12 @@ void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t 
     if (m.T == 1) return DecodeQ4Any<D, 1>(ListedBlocksPerRow{}, m, p, a, g_begin, g_end);
     if (m.T == 2) return DecodeQ4Any<D, 2>(ListedBlocksPerRow{}, m, p, a, g_begin, g_end);
   }
-  if (m.T <= 2) {  // Q8_0 / Q8_A decode: 4 groups (64 rows) per tile for more accumulators
-    for (int64_t g = g_begin; g < g_end;) {
-      if (g + kPackTile <= g_end) {
-        Tokens<D, kPackTile>(m, p, a, g, 0, m.T, 0, p.nb);
-        g += kPackTile;
-      } else {
-        Tokens<D, 1>(m, p, a, g++, 0, m.T, 0, p.nb);
-      }
-    }
-    return;
+  switch (m.T) {  // Q8_0 / Q8_A decode, and 4-bit decode from three rows on
+    case 1: return DecodeTiles<D, 1, kPackTile>(m, p, a, g_begin, g_end);
+    case 2: return DecodeTiles<D, 2, kPackTile>(m, p, a, g_begin, g_end);
+    case 3: return DecodeTiles<D, 3, kPackTile>(m, p, a, g_begin, g_end);
+    case 4: return DecodeTiles<D, 4, 2>(m, p, a, g_begin, g_end);  // 4 x 4 would spill
+    default: break;
   }
   // Prefill: the weights of 2 groups x kKChunk blocks (16 KB of Q8_0) stay in L1 while every
   // token tile of the chunk passes over them; partial sums go through out.
