@@ -4,7 +4,7 @@
 // int8 each, vpdpbusd's memory-broadcast operand), the integer accumulators start at
 // -offset * sum(qx), and the block ends with one int -> f32 conversion and one fma by (16 row
 // scales) x dx per (group, token), plus (Q4_1 / Q8_A) one fma by the 16 mins x dx sum(qx). Decode
-// (T = 1..4) streams the weights once - Q4_0 / Q4_1 at T = 1..2 through DecodeQ4 -; prefill
+// (T = 1..8) streams the weights once - Q4_0 / Q4_1 at T = 1..2 through DecodeQ4 -; prefill
 // takes kTokenChunk tokens at a time (their int8 rows stay in L2) and walks them in tiles of 4
 // over each pair of groups.
 // Compiled with -mavx512f/bw/vl/dq/vnni + F16C; chosen at run time.
@@ -296,7 +296,9 @@ void DecodeQ4Any(std::integer_sequence<int64_t, NB...>, const MatMulArgs& m, con
 // and 4 took before: Q8_0 T = 3 0.60 / 0.81 -> 0.86 / 0.89, T = 4 0.59 / 0.74 -> 0.75 / 0.90;
 // Q4_0 T = 3 0.69 -> 0.86, T = 4 0.69 -> 0.84; and with the prefetches at T = 2 (Q8_0) 0.85 /
 // 0.96 -> 0.92 / 0.98. Three tokens in 2-group tiles: 0.94x; 4 groups x 4 tokens do not fit the
-// registers.
+// registers. From five rows on the arithmetic grows into the stream, but whole-K tiles still beat
+// the prefill tiles: Q8_0 T = 5 / 6 / 8 0.49 / 0.52 / 0.38 -> 0.65 / 0.76 / 0.50, Q4_0 0.38 /
+// 0.35 / 0.30 -> 0.58 / 0.50 / 0.41 (2 groups up to 6 rows, 1 group for 7 and 8).
 template <DType D, int TT, int GT>
 void DecodeTiles(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t g_begin,
                  int64_t g_end) {
@@ -312,11 +314,15 @@ void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t 
     if (m.T == 1) return DecodeQ4Any<D, 1>(ListedBlocksPerRow{}, m, p, a, g_begin, g_end);
     if (m.T == 2) return DecodeQ4Any<D, 2>(ListedBlocksPerRow{}, m, p, a, g_begin, g_end);
   }
-  switch (m.T) {  // Q8_0 / Q8_A decode, and 4-bit decode from three rows on
+  switch (m.T) {  // Q8_0 / Q8_A decode, and 4-bit decode from three rows on, up to 8 rows
     case 1: return DecodeTiles<D, 1, kPackTile>(m, p, a, g_begin, g_end);
     case 2: return DecodeTiles<D, 2, kPackTile>(m, p, a, g_begin, g_end);
     case 3: return DecodeTiles<D, 3, kPackTile>(m, p, a, g_begin, g_end);
     case 4: return DecodeTiles<D, 4, 2>(m, p, a, g_begin, g_end);  // 4 x 4 would spill
+    case 5: return DecodeTiles<D, 5, 2>(m, p, a, g_begin, g_end);
+    case 6: return DecodeTiles<D, 6, 2>(m, p, a, g_begin, g_end);
+    case 7: return DecodeTiles<D, 7, 1>(m, p, a, g_begin, g_end);
+    case 8: return DecodeTiles<D, 8, 1>(m, p, a, g_begin, g_end);
     default: break;
   }
   // Prefill: the weights of 2 groups x kKChunk blocks (16 KB of Q8_0) stay in L1 while every

@@ -210,7 +210,7 @@ TEST_P(PackedKernels, MatchesReference) {
   if (isa > cpu::DetectIsa()) GTEST_SKIP() << "ISA not available on this CPU";
   const cpu::PackedMatMulFn fn = isa == Isa::kAvx512 ? cpu::PackedMatMulAvx512 : cpu::PackedMatMulGeneric;
   ThreadPool pool(2);
-  for (int64_t T : {1, 2, 3, 4, 5, 6, 9, 131}) {
+  for (int64_t T : {1, 2, 3, 4, 5, 6, 7, 8, 9, 131}) {
     // Group counts 1, 2, 3, 5, 7 and 13: whole 4-group super-groups and every size of a last,
     // partial one (PackedChunk).
     // One-token Q4_0 runs 8-group tiles for listed row lengths (K 1024, 3072: 13 and 21 groups
