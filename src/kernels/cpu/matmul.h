@@ -22,7 +22,7 @@ struct MatMulArgs {
 // Products with at most this many activation rows are decode products: memory-bound on W, read
 // in one pass (each thread its own share of the rows, ThreadPool::OwnedFor) with x kept in f32
 // (or quantised once for the block types); more rows take the compute-bound prefill paths.
-constexpr int64_t kDecodeMaxRows = 4;
+constexpr int64_t kDecodeMaxRows = 8;
 
 using MatMulFn = void (*)(const MatMulArgs& a, int64_t n_begin, int64_t n_end);
 

@@ -1,11 +1,11 @@
 // AVX-512 matmul out[T, N] = x[T, K] . W[N, K]^T (+ bias), f32 accumulation.
 //
 // Two regimes:
-//  - T <= 4 (decode): memory-bound on W. Weight rows are converted to f32 in registers
+//  - T <= 8 (decode, kDecodeMaxRows): memory-bound on W. Weight rows are converted to f32 in registers
 //    (bf16: zero-extend + shift; f16: vcvtph2ps) and dotted with all T activation rows at once,
 //    so each weight byte is read exactly once: T = 1..2 one row after the other (one sequential
-//    stream), T = 3..4 four rows per tile.
-//  - T > 4 (prefill): compute-bound. Four weight rows are converted once into an f32 scratch
+//    stream), T = 3..7 four rows per tile, T = 8 two.
+//  - T > 8 (prefill): compute-bound. Four weight rows are converted once into an f32 scratch
 //    panel (L1-resident per K block), then a 4 x 6 register tile (24 zmm accumulators) runs over
 //    the activation rows; each step does 4 + 6 loads for 24 FMAs.
 // Compiled with -mavx512f/bw/vl/dq (see cmake/CpuVariants.cmake); chosen at run time.
@@ -179,10 +179,15 @@ void DecodeRows(const MatMulArgs& a, int64_t n_begin, int64_t n_end, int64_t t0)
   // 0.72 of the probe against 0.81-0.84 (weights_pass_bench --tokens 2, alternating passes); from
   // three rows on the tiles' shared activation loads win (T = 3: 0.71-0.75 vs 0.66-0.68, T = 4:
   // 0.68-0.69 vs 0.54-0.63).
+  // Five to eight rows (kDecodeMaxRows) still stream each weight byte once, in 4-row tiles up to
+  // seven and 2-row ones for eight (4 x 8 accumulators spill; measured the same), where the
+  // prefill path's f32 panels read 0.23-0.32 of the probe: T = 5 / 6 / 7 0.70 / 0.72 / 0.60,
+  // T = 8 0.41 (2-row tiles; the row stream 0.35-0.37).
   if constexpr (T == 1) return DotRowsSeq<D, 1, false>(a, n_begin, n_end, t0);
   if constexpr (T == 2) return DotRowsSeq<D, 2, true>(a, n_begin, n_end, t0);
+  constexpr int R = T <= 7 ? kRows : 2;
   int64_t n = n_begin;
-  for (; n + kRows <= n_end; n += kRows) DotTile<D, kRows, T>(a, n, t0);
+  for (; n + R <= n_end; n += R) DotTile<D, R, T>(a, n, t0);
   for (; n < n_end; ++n) DotRowStream<D, T>(a, n, t0);
 }
 
@@ -266,6 +271,10 @@ void Run(const MatMulArgs& a, int64_t n_begin, int64_t n_end) {
     case 2: DecodeRows<D, 2>(a, n_begin, n_end, 0); return;
     case 3: DecodeRows<D, 3>(a, n_begin, n_end, 0); return;
     case 4: DecodeRows<D, 4>(a, n_begin, n_end, 0); return;
+    case 5: DecodeRows<D, 5>(a, n_begin, n_end, 0); return;
+    case 6: DecodeRows<D, 6>(a, n_begin, n_end, 0); return;
+    case 7: DecodeRows<D, 7>(a, n_begin, n_end, 0); return;
+    case 8: DecodeRows<D, 8>(a, n_begin, n_end, 0); return;
     default: Prefill<D>(a, n_begin, n_end); return;
   }
 }

@@ -64,7 +64,7 @@ class CpuKernels : public testing::TestWithParam<Case> {
 
 TEST_P(CpuKernels, MatMulMatchesReference) {
   const DType dt = GetParam().w_dtype;
-  for (int64_t T : {1, 2, 3, 4, 5, 7, 13, 33}) {
+  for (int64_t T : {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 33}) {
     // {130, 1001}: decode rows split in many chunks over the 3 threads (CpuBackend::OwnedFor)
     // and a K that is not a multiple of the one-token kernel's 64-wide step.
     for (auto [K, N] : {std::pair<int64_t, int64_t>{1, 1}, {17, 5}, {64, 64}, {100, 37}, {1030, 9}, {2100, 21},
@@ -184,7 +184,7 @@ TEST_P(CpuKernels, MatMulsSameAsOneByOne) {
   Tensor bias_t(DType::kF32, {64});
   auto bias = Random(64, 89);
   std::copy(bias.begin(), bias.end(), bias_t.As<float>());
-  const int64_t Ts[] = {1, 2, 4, 5, 40};
+  const int64_t Ts[] = {1, 2, 4, 5, 8, 9, 40};
   ExpectMatMulsSameAsOneByOne(*backend_, wv, bias_t.view(), 1, Ts, 90);
 }
 
