@@ -5,7 +5,9 @@
 //    (bf16: zero-extend + shift; f16: vcvtph2ps) and dotted with all T activation rows at once,
 //    so each weight byte is read exactly once: T = 1..2 one row after the other (one sequential
 //    stream), T = 3..7 four rows per tile, T = 8 two.
-//  - T > 8 (prefill): compute-bound. Four weight rows are converted once into an f32 scratch
+//  - T = 9..256: 4-row weight tiles (L1-resident after their first pass) dotted with the
+//    activation rows 6 at a time (TokenGroupRows).
+//  - T > 256 (prefill): compute-bound. Four weight rows are converted once into an f32 scratch
 //    panel (L1-resident per K block), then a 4 x 6 register tile (24 zmm accumulators) runs over
 //    the activation rows; each step does 4 + 6 loads for 24 FMAs.
 // Compiled with -mavx512f/bw/vl/dq (see cmake/CpuVariants.cmake); chosen at run time.
@@ -191,6 +193,36 @@ void DecodeRows(const MatMulArgs& a, int64_t n_begin, int64_t n_end, int64_t t0)
   for (; n < n_end; ++n) DotRowStream<D, T>(a, n, t0);
 }
 
+// More rows than decode, up to kTokenGroupMaxRows: each 4-row tile of weights (8-24 KB of bf16
+// for K = 1024..3072, L1-resident after its first pass) dotted with the activation rows in groups
+// of 6 (DotTile's registers: 24 accumulators), so the weights come from DRAM once and are
+// converted per group in registers. weights_pass_bench --tokens T (bf16 weights, f32
+// activations, alternating passes, fraction of the probe) against the f32 panels of Prefill:
+// T = 9 0.19 -> 0.55, 12 0.19 -> 0.36, 16 0.15 -> 0.28, 24 0.12 -> 0.21, 64 0.070 -> 0.093, 128
+// 0.037 -> 0.049, 256 0.026 -> 0.028 (groups of 4: 0.7-0.9x of groups of 6); at 512 (F16 pp512)
+// the same. decode_batch_bench (bf16, decode rows stay f32 inside a step) --batch 12 / 16 / 32:
+// 85 / 82 / 112 -> 131 / 133 / 140 tok/s.
+constexpr int64_t kTokenGroupMaxRows = 256;
+template <DType D>
+void TokenGroupRows(const MatMulArgs& a, int64_t n_begin, int64_t n_end) {
+  constexpr int kGroup = 6;
+  int64_t n = n_begin;
+  for (; n + kRows <= n_end; n += kRows) {
+    int64_t t = 0;
+    for (; t + kGroup <= a.T; t += kGroup) DotTile<D, kRows, kGroup>(a, n, t);
+    switch (a.T - t) {
+      case 5: DotTile<D, kRows, 5>(a, n, t); break;
+      case 4: DotTile<D, kRows, 4>(a, n, t); break;
+      case 3: DotTile<D, kRows, 3>(a, n, t); break;
+      case 2: DotTile<D, kRows, 2>(a, n, t); break;
+      case 1: DotTile<D, kRows, 1>(a, n, t); break;
+      default: break;
+    }
+  }
+  for (; n < n_end; ++n)
+    for (int64_t t = 0; t < a.T; ++t) DotRowStream<D, 1>(a, n, t);
+}
+
 // Prefill tile: R f32 weight rows (scratch, stride kKc) x TT activation rows over [k0, k0+kc).
 // Adds into out.
 template <int R, int TT>
@@ -275,7 +307,9 @@ void Run(const MatMulArgs& a, int64_t n_begin, int64_t n_end) {
     case 6: DecodeRows<D, 6>(a, n_begin, n_end, 0); return;
     case 7: DecodeRows<D, 7>(a, n_begin, n_end, 0); return;
     case 8: DecodeRows<D, 8>(a, n_begin, n_end, 0); return;
-    default: Prefill<D>(a, n_begin, n_end); return;
+    default:
+      if (a.T <= kTokenGroupMaxRows) return TokenGroupRows<D>(a, n_begin, n_end);
+      return Prefill<D>(a, n_begin, n_end);
   }
 }
 

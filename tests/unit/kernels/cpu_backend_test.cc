@@ -64,7 +64,8 @@ class CpuKernels : public testing::TestWithParam<Case> {
 
 TEST_P(CpuKernels, MatMulMatchesReference) {
   const DType dt = GetParam().w_dtype;
-  for (int64_t T : {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 33}) {
+  for (int64_t T : {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 33, 300}) {
+    // T 1..8 the decode kernels, 9..256 token groups over row tiles, 300 the prefill panels.
     // {130, 1001}: decode rows split in many chunks over the 3 threads (CpuBackend::OwnedFor)
     // and a K that is not a multiple of the one-token kernel's 64-wide step.
     for (auto [K, N] : {std::pair<int64_t, int64_t>{1, 1}, {17, 5}, {64, 64}, {100, 37}, {1030, 9}, {2100, 21},
