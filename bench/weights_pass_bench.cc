@@ -1,13 +1,14 @@
-// weights_pass_bench: one decode step's matmuls (T = 1, or --tokens T rows) over all of a Qwen3-0.6B-shaped model's
-// weights, matrix by matrix through the CPU backend (28 x q/k/v/o/gate/up/down + the LM head,
-// every matrix its own memory, so each pass reads them from DRAM), against the read probe of
-// `petrel bench` measured in the same process between passes. Prints the median GB/s of weights
-// of each, and microseconds per matrix. Unlike `petrel bench` it has no attention or other ops,
-// and unlike matmul_bench no matrix is re-read from the caches, so it isolates how close the
-// kernels stream to the bandwidth: the A/B tool for decode kernel changes (medians of many
-// alternating passes are stable on a VM whose bandwidth drifts within minutes).
-//   weights_pass_bench [--dtype bf16|q8_0|q4_0] [--threads 2] [--passes 30] [--lm-only] [--tokens T]
-//                      [--shape N,K --count C]   (C matrices of one shape instead of the model)
+// weights_pass_bench: one decode step's matmuls (T = 1, or --tokens T rows) over all of a
+// Qwen3-0.6B-shaped model's weights, matrix by matrix through the CPU backend (28 x
+// q/k/v/o/gate/up/down + the LM head, every matrix its own memory, so each pass reads them from
+// DRAM), against the read probe of `petrel bench` measured in the same process between passes.
+// Prints the median GB/s of weights of each, and microseconds per matrix. Unlike `petrel bench` it
+// has no attention or other ops, and unlike matmul_bench no matrix is re-read from the caches, so
+// it isolates how close the kernels stream to the bandwidth: the A/B tool for decode kernel changes
+// (medians of many alternating passes are stable on a VM whose bandwidth drifts within minutes).
+//   weights_pass_bench [--dtype bf16|q8_0|q4_0] [--threads 2] [--passes 30] [--lm-only]
+//                      [--tokens T] [--shape N,K --count C]   (C matrices of one shape instead of
+//                      the model)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>

@@ -1,10 +1,10 @@
 // AVX-512 matmul out[T, N] = x[T, K] . W[N, K]^T (+ bias), f32 accumulation.
 //
-// Two regimes:
-//  - T <= 8 (decode, kDecodeMaxRows): memory-bound on W. Weight rows are converted to f32 in registers
-//    (bf16: zero-extend + shift; f16: vcvtph2ps) and dotted with all T activation rows at once,
-//    so each weight byte is read exactly once: T = 1..2 one row after the other (one sequential
-//    stream), T = 3..7 four rows per tile, T = 8 two.
+// Three regimes:
+//  - T <= 8 (decode, kDecodeMaxRows): memory-bound on W. Weight rows are converted to f32 in
+//    registers (bf16: zero-extend + shift; f16: vcvtph2ps) and dotted with all T activation rows
+//    at once, so each weight byte is read exactly once: T = 1..2 one row after the other (one
+//    sequential stream), T = 3..7 four rows per tile, T = 8 two.
 //  - T = 9..256: 4-row weight tiles (L1-resident after their first pass) dotted with the
 //    activation rows 6 at a time (TokenGroupRows).
 //  - T > 256 (prefill): compute-bound. Four weight rows are converted once into an f32 scratch
@@ -152,7 +152,8 @@ void DotRowsSeq(const MatMulArgs& a, int64_t n_begin, int64_t n_end, int64_t t0)
     int64_t k = 0;
     for (; k + 64 <= a.K; k += 64) {
       if constexpr (kPrefetch)
-        for (int64_t b = 0; b < 64 * esize; b += 64) _mm_prefetch(ahead + k * esize + b, _MM_HINT_T0);
+        for (int64_t b = 0; b < 64 * esize; b += 64)
+          _mm_prefetch(ahead + k * esize + b, _MM_HINT_T0);
       const __m512 w0 = LoadW<D>(w, k), w1 = LoadW<D>(w, k + 16), w2 = LoadW<D>(w, k + 32),
                    w3 = LoadW<D>(w, k + 48);
       for (int t = 0; t < T; ++t) {
@@ -166,12 +167,15 @@ void DotRowsSeq(const MatMulArgs& a, int64_t n_begin, int64_t n_end, int64_t t0)
       const int64_t left = a.K - k;
       const __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
       const __m512 wv = LoadWMasked<D>(w, k, m);
-      for (int t = 0; t < T; ++t) acc[t][0] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x[t] + k), acc[t][0]);
+      for (int t = 0; t < T; ++t)
+        acc[t][0] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x[t] + k), acc[t][0]);
     }
     const float b = a.bias ? a.bias[n] : 0.0f;
     for (int t = 0; t < T; ++t)
       a.out[(t0 + t) * a.N + n] =
-          _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3]))) + b;
+          _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]),
+                                             _mm512_add_ps(acc[t][2], acc[t][3]))) +
+          b;
   }
 }
 
@@ -211,12 +215,23 @@ void TokenGroupRows(const MatMulArgs& a, int64_t n_begin, int64_t n_end) {
     int64_t t = 0;
     for (; t + kGroup <= a.T; t += kGroup) DotTile<D, kRows, kGroup>(a, n, t);
     switch (a.T - t) {
-      case 5: DotTile<D, kRows, 5>(a, n, t); break;
-      case 4: DotTile<D, kRows, 4>(a, n, t); break;
-      case 3: DotTile<D, kRows, 3>(a, n, t); break;
-      case 2: DotTile<D, kRows, 2>(a, n, t); break;
-      case 1: DotTile<D, kRows, 1>(a, n, t); break;
-      default: break;
+      case 5:
+        DotTile<D, kRows, 5>(a, n, t);
+        break;
+      case 4:
+        DotTile<D, kRows, 4>(a, n, t);
+        break;
+      case 3:
+        DotTile<D, kRows, 3>(a, n, t);
+        break;
+      case 2:
+        DotTile<D, kRows, 2>(a, n, t);
+        break;
+      case 1:
+        DotTile<D, kRows, 1>(a, n, t);
+        break;
+      default:
+        break;
     }
   }
   for (; n < n_end; ++n)
@@ -303,10 +318,18 @@ void Run(const MatMulArgs& a, int64_t n_begin, int64_t n_end) {
     case 2: DecodeRows<D, 2>(a, n_begin, n_end, 0); return;
     case 3: DecodeRows<D, 3>(a, n_begin, n_end, 0); return;
     case 4: DecodeRows<D, 4>(a, n_begin, n_end, 0); return;
-    case 5: DecodeRows<D, 5>(a, n_begin, n_end, 0); return;
-    case 6: DecodeRows<D, 6>(a, n_begin, n_end, 0); return;
-    case 7: DecodeRows<D, 7>(a, n_begin, n_end, 0); return;
-    case 8: DecodeRows<D, 8>(a, n_begin, n_end, 0); return;
+    case 5:
+      DecodeRows<D, 5>(a, n_begin, n_end, 0);
+      return;
+    case 6:
+      DecodeRows<D, 6>(a, n_begin, n_end, 0);
+      return;
+    case 7:
+      DecodeRows<D, 7>(a, n_begin, n_end, 0);
+      return;
+    case 8:
+      DecodeRows<D, 8>(a, n_begin, n_end, 0);
+      return;
     default:
       if (a.T <= kTokenGroupMaxRows) return TokenGroupRows<D>(a, n_begin, n_end);
       return Prefill<D>(a, n_begin, n_end);

@@ -321,16 +321,27 @@ void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t 
     if (m.T == 1) return DecodeQ4Any<D, 1>(ListedBlocksPerRow{}, m, p, a, g_begin, g_end);
     if (m.T == 2) return DecodeQ4Any<D, 2>(ListedBlocksPerRow{}, m, p, a, g_begin, g_end);
   }
-  switch (m.T) {  // Q8_0 / Q8_A decode, and 4-bit decode from three rows on, up to 8 rows
-    case 1: return DecodeTiles<D, 1, kPackTile>(m, p, a, g_begin, g_end);
-    case 2: return DecodeTiles<D, 2, kPackTile>(m, p, a, g_begin, g_end);
-    case 3: return DecodeTiles<D, 3, kPackTile>(m, p, a, g_begin, g_end);
-    case 4: return DecodeTiles<D, 4, 2>(m, p, a, g_begin, g_end);  // 4 x 4 would spill
-    case 5: return DecodeTiles<D, 5, 2>(m, p, a, g_begin, g_end);
-    case 6: return DecodeTiles<D, 6, 2>(m, p, a, g_begin, g_end);
-    case 7: return DecodeTiles<D, 7, 1>(m, p, a, g_begin, g_end);
-    case 8: return DecodeTiles<D, 8, 1>(m, p, a, g_begin, g_end);
-    default: break;
+  // Q8_0 / Q8_A decode, and 4-bit decode from three rows on, up to 8 rows (4 groups x 4 tokens
+  // would spill).
+  switch (m.T) {
+    case 1:
+      return DecodeTiles<D, 1, kPackTile>(m, p, a, g_begin, g_end);
+    case 2:
+      return DecodeTiles<D, 2, kPackTile>(m, p, a, g_begin, g_end);
+    case 3:
+      return DecodeTiles<D, 3, kPackTile>(m, p, a, g_begin, g_end);
+    case 4:
+      return DecodeTiles<D, 4, 2>(m, p, a, g_begin, g_end);
+    case 5:
+      return DecodeTiles<D, 5, 2>(m, p, a, g_begin, g_end);
+    case 6:
+      return DecodeTiles<D, 6, 2>(m, p, a, g_begin, g_end);
+    case 7:
+      return DecodeTiles<D, 7, 1>(m, p, a, g_begin, g_end);
+    case 8:
+      return DecodeTiles<D, 8, 1>(m, p, a, g_begin, g_end);
+    default:
+      break;
   }
   // Prefill: the weights of 2 groups x kKChunk blocks (16 KB of Q8_0) stay in L1 while every
   // token tile of the chunk passes over them; partial sums go through out.

@@ -210,7 +210,8 @@ TEST_P(CpuKernels, TwoDecodeRowsGetTheBitsOfOne) {
       std::copy(x.begin() + t * K, x.begin() + (t + 1) * K, x1.As<float>());
       backend_->MatMul(out1, x1, w, bias_t);
       for (int64_t n = 0; n < N; ++n)
-        ASSERT_EQ(out1.As<float>()[n], out2.As<float>()[t * N + n]) << "row " << t << " n=" << n << " K=" << K;
+        ASSERT_EQ(out1.As<float>()[n], out2.As<float>()[t * N + n])
+            << "row " << t << " n=" << n << " K=" << K;
     }
   }
 }
