@@ -139,8 +139,78 @@ void TokenTiles(const MatMulArgs& m, const QuantActs& a, const Panel& p, int64_t
   if (t < t_end) Tile<D, R, 1>(m, a, p, n, t);
 }
 
+// Decode rows (T <= kDecodeMaxRows) of Q4_0 / Q8_0 straight from the blocks, the weight rows one
+// after the other (one stream per thread) and each block loaded once for all T rows: per block
+// and token one maddubs + madd (Q4_0: nibbles 0..15 x int8 activations, the -8 folded in as
+// -8 d dx sum(q); Q8_0: |w| x sign(x, w), as ggml's AVX2 dot products do) and one fma by d dx.
+// The panels below unpack every row first, which bounds decode by the unpacking.
+// weights_pass_bench PETREL_ISA=avx2 (on the AVX-512 VM; alternating passes, fraction of the
+// probe), panels -> direct: Q8_0 T = 1 / 2 / 4 / 8 0.39 / 0.26 / 0.15 / 0.12 -> 0.70 / 0.54 / 0.32
+// / 0.25; Q4_0 0.25 / 0.16 / 0.11 / 0.069 -> 0.36 / 0.29 / 0.15 / 0.074.
+template <DType D, int T>
+void DirectRows(const MatMulArgs& m, const QuantActs& a, int64_t n_begin, int64_t n_end) {
+  const int64_t nb = m.K / quant::kBlock;
+  const size_t row_bytes = DTypeBytes(D, m.K);
+  const __m128i lo4 = _mm_set1_epi8(0x0F);
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    const char* row = static_cast<const char*>(m.w) + n * row_bytes;
+    __m256 acc[T];
+    float corr[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), corr[t] = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+      __m256i wa, ws = _mm256_setzero_si256();  // unsigned codes; Q8_0: the signs' source
+      float d;
+      if constexpr (D == DType::kQ4_0) {
+        const auto* blk = reinterpret_cast<const quant::BlockQ4_0*>(row) + b;
+        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->q));
+        wa = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), lo4), _mm_and_si128(raw, lo4));
+        d = _cvtsh_ss(blk->d);
+      } else {
+        const auto* blk = reinterpret_cast<const quant::BlockQ8_0*>(row) + b;
+        ws = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->q));
+        wa = _mm256_sign_epi8(ws, ws);
+        d = _cvtsh_ss(blk->d);
+      }
+      for (int t = 0; t < T; ++t) {
+        __m256i xv =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + (t * a.nb + b) * 32));
+        if constexpr (D == DType::kQ8_0) xv = _mm256_sign_epi8(xv, ws);
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wa, xv), ones);
+        const float ddx = d * a.dexp[(t * a.nb + b) * 8];
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(ddx), acc[t]);
+        if constexpr (D == DType::kQ4_0) corr[t] += ddx * (float)a.qsum[t * a.nb + b];
+      }
+    }
+    const float bias = m.bias ? m.bias[n] : 0.0f;
+    for (int t = 0; t < T; ++t) m.out[t * m.N + n] = Hsum(acc[t]) - 8.0f * corr[t] + bias;
+  }
+}
+
 template <DType D>
 void Run(const MatMulArgs& m, const QuantActs& a, int64_t n_begin, int64_t n_end) {
+  if constexpr (D == DType::kQ4_0 || D == DType::kQ8_0) {
+    switch (m.T) {
+      case 1:
+        return DirectRows<D, 1>(m, a, n_begin, n_end);
+      case 2:
+        return DirectRows<D, 2>(m, a, n_begin, n_end);
+      case 3:
+        return DirectRows<D, 3>(m, a, n_begin, n_end);
+      case 4:
+        return DirectRows<D, 4>(m, a, n_begin, n_end);
+      case 5:
+        return DirectRows<D, 5>(m, a, n_begin, n_end);
+      case 6:
+        return DirectRows<D, 6>(m, a, n_begin, n_end);
+      case 7:
+        return DirectRows<D, 7>(m, a, n_begin, n_end);
+      case 8:
+        return DirectRows<D, 8>(m, a, n_begin, n_end);
+      default:
+        break;
+    }
+  }
   const int64_t nb_real = m.K / quant::kBlock;
   const size_t row_bytes = DTypeBytes(D, m.K);
   thread_local std::vector<uint8_t> u_buf;
