@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "core/quant_blocks.h"
@@ -187,30 +188,18 @@ void DirectRows(const MatMulArgs& m, const QuantActs& a, int64_t n_begin, int64_
   }
 }
 
+// DirectRows<D, T> for the T (decode rows) in the list; false, having done nothing, for others.
+template <DType D, int... T>
+bool DirectAny(std::integer_sequence<int, T...>, const MatMulArgs& m, const QuantActs& a,
+               int64_t n_begin, int64_t n_end) {
+  return ((m.T == T && (DirectRows<D, T>(m, a, n_begin, n_end), true)) || ...);
+}
+
 template <DType D>
 void Run(const MatMulArgs& m, const QuantActs& a, int64_t n_begin, int64_t n_end) {
-  if constexpr (D == DType::kQ4_0 || D == DType::kQ8_0) {
-    switch (m.T) {
-      case 1:
-        return DirectRows<D, 1>(m, a, n_begin, n_end);
-      case 2:
-        return DirectRows<D, 2>(m, a, n_begin, n_end);
-      case 3:
-        return DirectRows<D, 3>(m, a, n_begin, n_end);
-      case 4:
-        return DirectRows<D, 4>(m, a, n_begin, n_end);
-      case 5:
-        return DirectRows<D, 5>(m, a, n_begin, n_end);
-      case 6:
-        return DirectRows<D, 6>(m, a, n_begin, n_end);
-      case 7:
-        return DirectRows<D, 7>(m, a, n_begin, n_end);
-      case 8:
-        return DirectRows<D, 8>(m, a, n_begin, n_end);
-      default:
-        break;
-    }
-  }
+  if constexpr (D == DType::kQ4_0 || D == DType::kQ8_0)
+    if (DirectAny<D>(std::integer_sequence<int, 1, 2, 3, 4, 5, 6, 7, 8>{}, m, a, n_begin, n_end))
+      return;
   const int64_t nb_real = m.K / quant::kBlock;
   const size_t row_bytes = DTypeBytes(D, m.K);
   thread_local std::vector<uint8_t> u_buf;
