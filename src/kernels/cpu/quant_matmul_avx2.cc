@@ -140,10 +140,11 @@ void TokenTiles(const MatMulArgs& m, const QuantActs& a, const Panel& p, int64_t
   if (t < t_end) Tile<D, R, 1>(m, a, p, n, t);
 }
 
-// Decode rows (T <= kDecodeMaxRows) of Q4_0 / Q8_0 straight from the blocks, the weight rows one
-// after the other (one stream per thread) and each block loaded once for all T rows: per block
-// and token one maddubs + madd (Q4_0: nibbles 0..15 x int8 activations, the -8 folded in as
-// -8 d dx sum(q); Q8_0: |w| x sign(x, w), as ggml's AVX2 dot products do) and one fma by d dx.
+// Decode rows (T <= kDecodeMaxRows) straight from the blocks, the weight rows one after the
+// other (one stream per thread) and each block loaded once for all T rows: per block and token
+// one maddubs + madd (4-bit: the codes 0..15 x int8 activations; 8-bit: |s| x sign(x, s) of the
+// signed codes s, as ggml's AVX2 dot products do) and one fma by d dx; the block's offset (as
+// UnpackRow's: Q4_0 -8 d, Q4_1 m, Q8_A m + 128 d) times dx sum(q) is added per row at the end.
 // The panels below unpack every row first, which bounds decode by the unpacking.
 // weights_pass_bench PETREL_ISA=avx2 (on the AVX-512 VM; alternating passes, fraction of the
 // probe), panels -> direct: Q8_0 T = 1 / 2 / 4 / 8 0.39 / 0.26 / 0.15 / 0.12 -> 0.70 / 0.54 / 0.32
@@ -153,38 +154,57 @@ void DirectRows(const MatMulArgs& m, const QuantActs& a, int64_t n_begin, int64_
   const int64_t nb = m.K / quant::kBlock;
   const size_t row_bytes = DTypeBytes(D, m.K);
   const __m128i lo4 = _mm_set1_epi8(0x0F);
+  const __m256i k80 = _mm256_set1_epi8((char)0x80);
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t n = n_begin; n < n_end; ++n) {
     const char* row = static_cast<const char*>(m.w) + n * row_bytes;
     __m256 acc[T];
-    float corr[T];
-    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), corr[t] = 0.0f;
+    float off_sum[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), off_sum[t] = 0.0f;
     for (int64_t b = 0; b < nb; ++b) {
-      __m256i wa, ws = _mm256_setzero_si256();  // unsigned codes; Q8_0: the signs' source
-      float d;
-      if constexpr (D == DType::kQ4_0) {
-        const auto* blk = reinterpret_cast<const quant::BlockQ4_0*>(row) + b;
-        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->q));
-        wa = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), lo4), _mm_and_si128(raw, lo4));
-        d = _cvtsh_ss(blk->d);
-      } else {
-        const auto* blk = reinterpret_cast<const quant::BlockQ8_0*>(row) + b;
-        ws = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->q));
+      __m256i wa, ws = _mm256_setzero_si256();  // unsigned factors; 8-bit: the signed codes
+      float d, off;
+      if constexpr (kEightBit<D>) {
+        if constexpr (D == DType::kQ8_0) {
+          const auto* blk = reinterpret_cast<const quant::BlockQ8_0*>(row) + b;
+          ws = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->q));
+          d = _cvtsh_ss(blk->d);
+          off = 0.0f;
+        } else {
+          const auto* blk = reinterpret_cast<const quant::BlockQ8_A*>(row) + b;
+          ws = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->q)), k80);
+          d = _cvtsh_ss(blk->d);
+          off = _cvtsh_ss(blk->m) + 128.0f * d;
+        }
         wa = _mm256_sign_epi8(ws, ws);
-        d = _cvtsh_ss(blk->d);
+      } else {
+        const uint8_t* qs;
+        if constexpr (D == DType::kQ4_0) {
+          const auto* blk = reinterpret_cast<const quant::BlockQ4_0*>(row) + b;
+          qs = blk->q;
+          d = _cvtsh_ss(blk->d);
+          off = -8.0f * d;
+        } else {
+          const auto* blk = reinterpret_cast<const quant::BlockQ4_1*>(row) + b;
+          qs = blk->q;
+          d = _cvtsh_ss(blk->d);
+          off = _cvtsh_ss(blk->m);
+        }
+        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+        wa = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), lo4), _mm_and_si128(raw, lo4));
       }
       for (int t = 0; t < T; ++t) {
         __m256i xv =
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + (t * a.nb + b) * 32));
-        if constexpr (D == DType::kQ8_0) xv = _mm256_sign_epi8(xv, ws);
+        if constexpr (kEightBit<D>) xv = _mm256_sign_epi8(xv, ws);
         const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wa, xv), ones);
-        const float ddx = d * a.dexp[(t * a.nb + b) * 8];
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(ddx), acc[t]);
-        if constexpr (D == DType::kQ4_0) corr[t] += ddx * (float)a.qsum[t * a.nb + b];
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
+                                 _mm256_set1_ps(d * a.dexp[(t * a.nb + b) * 8]), acc[t]);
+        off_sum[t] += off * a.ds[t * a.nb + b];
       }
     }
     const float bias = m.bias ? m.bias[n] : 0.0f;
-    for (int t = 0; t < T; ++t) m.out[t * m.N + n] = Hsum(acc[t]) - 8.0f * corr[t] + bias;
+    for (int t = 0; t < T; ++t) m.out[t * m.N + n] = Hsum(acc[t]) + off_sum[t] + bias;
   }
 }
 
@@ -197,9 +217,8 @@ bool DirectAny(std::integer_sequence<int, T...>, const MatMulArgs& m, const Quan
 
 template <DType D>
 void Run(const MatMulArgs& m, const QuantActs& a, int64_t n_begin, int64_t n_end) {
-  if constexpr (D == DType::kQ4_0 || D == DType::kQ8_0)
-    if (DirectAny<D>(std::integer_sequence<int, 1, 2, 3, 4, 5, 6, 7, 8>{}, m, a, n_begin, n_end))
-      return;
+  if (DirectAny<D>(std::integer_sequence<int, 1, 2, 3, 4, 5, 6, 7, 8>{}, m, a, n_begin, n_end))
+    return;
   const int64_t nb_real = m.K / quant::kBlock;
   const size_t row_bytes = DTypeBytes(D, m.K);
   thread_local std::vector<uint8_t> u_buf;
