@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 #include "core/dtype.h"
 
@@ -23,6 +25,15 @@ struct MatMulArgs {
 // in one pass (each thread its own share of the rows, ThreadPool::OwnedFor) with x kept in f32
 // (or quantised once for the block types); more rows take the compute-bound prefill paths.
 constexpr int64_t kDecodeMaxRows = 8;
+
+// Calls f(std::integral_constant<int, V>{}) for the V of the list equal to v (a row count known
+// only at run time, picked out for kernels templated on it); false, having done nothing, if none.
+template <int... Vs, typename F>
+bool WithConstant(std::integer_sequence<int, Vs...>, int64_t v, F&& f) {
+  return ((v == Vs && (f(std::integral_constant<int, Vs>{}), true)) || ...);
+}
+using DecodeRowCounts = std::integer_sequence<int, 1, 2, 3, 4, 5, 6, 7, 8>;  // 1..kDecodeMaxRows
+static_assert(DecodeRowCounts::size() == kDecodeMaxRows);
 
 using MatMulFn = void (*)(const MatMulArgs& a, int64_t n_begin, int64_t n_end);
 

@@ -122,26 +122,12 @@ void Run(const MatMulArgs& a, int64_t n_begin, int64_t n_end) {
   // weights_pass_bench --tokens T, bf16, PETREL_ISA=avx2 on the AVX-512 VM, alternating passes:
   // T = 1 0.57 -> 0.93, 2 0.47 -> 0.84, 3 0.52 -> 0.78, 4 0.46 -> 0.66, 6 0.42 -> 0.48 (two
   // accumulators a row; one: 0.34), 8 0.29 -> 0.33.
-  switch (a.T) {
-    case 1:
-      return RowsSeq<D, 1, 4, false>(a, n_begin, n_end, 0);
-    case 2:
-      return RowsSeq<D, 2, 4, true>(a, n_begin, n_end, 0);
-    case 3:
-      return RowsSeq<D, 3, 2, true>(a, n_begin, n_end, 0);
-    case 4:
-      return RowsSeq<D, 4, 2, true>(a, n_begin, n_end, 0);
-    case 5:
-      return RowsSeq<D, 5, 2, true>(a, n_begin, n_end, 0);
-    case 6:
-      return RowsSeq<D, 6, 2, true>(a, n_begin, n_end, 0);
-    case 7:
-      return RowsSeq<D, 7, 1, true>(a, n_begin, n_end, 0);
-    case 8:
-      return RowsSeq<D, 8, 1, true>(a, n_begin, n_end, 0);
-    default:
-      break;
-  }
+  // Accumulators a row: 4 for 1-2 rows, 2 for 3-6, 1 for 7-8; a prefetch from two rows on.
+  if (WithConstant(DecodeRowCounts{}, a.T, [&](auto t) {
+        constexpr int kAcc = t() <= 2 ? 4 : t() <= 6 ? 2 : 1;
+        RowsSeq<D, t(), kAcc, (t() >= 2)>(a, n_begin, n_end, 0);
+      }))
+    return;
   // Column blocks of 64 rows keep the weights cache-resident while all T rows pass over them.
   for (int64_t nb = n_begin; nb < n_end; nb += 64) {
     const int64_t ne = std::min(n_end, nb + 64);

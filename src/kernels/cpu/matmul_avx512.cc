@@ -214,25 +214,8 @@ void TokenGroupRows(const MatMulArgs& a, int64_t n_begin, int64_t n_end) {
   for (; n + kRows <= n_end; n += kRows) {
     int64_t t = 0;
     for (; t + kGroup <= a.T; t += kGroup) DotTile<D, kRows, kGroup>(a, n, t);
-    switch (a.T - t) {
-      case 5:
-        DotTile<D, kRows, 5>(a, n, t);
-        break;
-      case 4:
-        DotTile<D, kRows, 4>(a, n, t);
-        break;
-      case 3:
-        DotTile<D, kRows, 3>(a, n, t);
-        break;
-      case 2:
-        DotTile<D, kRows, 2>(a, n, t);
-        break;
-      case 1:
-        DotTile<D, kRows, 1>(a, n, t);
-        break;
-      default:
-        break;
-    }
+    WithConstant(std::integer_sequence<int, 1, 2, 3, 4, 5>{}, a.T - t,
+                 [&](auto tt) { DotTile<D, kRows, tt()>(a, n, t); });
   }
   for (; n < n_end; ++n)
     for (int64_t t = 0; t < a.T; ++t) DotRowStream<D, 1>(a, n, t);
@@ -313,27 +296,11 @@ void Prefill(const MatMulArgs& a, int64_t n_begin, int64_t n_end) {
 
 template <DType D>
 void Run(const MatMulArgs& a, int64_t n_begin, int64_t n_end) {
-  switch (a.T) {
-    case 1: DecodeRows<D, 1>(a, n_begin, n_end, 0); return;
-    case 2: DecodeRows<D, 2>(a, n_begin, n_end, 0); return;
-    case 3: DecodeRows<D, 3>(a, n_begin, n_end, 0); return;
-    case 4: DecodeRows<D, 4>(a, n_begin, n_end, 0); return;
-    case 5:
-      DecodeRows<D, 5>(a, n_begin, n_end, 0);
-      return;
-    case 6:
-      DecodeRows<D, 6>(a, n_begin, n_end, 0);
-      return;
-    case 7:
-      DecodeRows<D, 7>(a, n_begin, n_end, 0);
-      return;
-    case 8:
-      DecodeRows<D, 8>(a, n_begin, n_end, 0);
-      return;
-    default:
-      if (a.T <= kTokenGroupMaxRows) return TokenGroupRows<D>(a, n_begin, n_end);
-      return Prefill<D>(a, n_begin, n_end);
-  }
+  if (WithConstant(DecodeRowCounts{}, a.T,
+                   [&](auto t) { DecodeRows<D, t()>(a, n_begin, n_end, 0); }))
+    return;
+  if (a.T <= kTokenGroupMaxRows) return TokenGroupRows<D>(a, n_begin, n_end);
+  Prefill<D>(a, n_begin, n_end);
 }
 
 }  // namespace

@@ -208,16 +208,10 @@ void DirectRows(const MatMulArgs& m, const QuantActs& a, int64_t n_begin, int64_
   }
 }
 
-// DirectRows<D, T> for the T (decode rows) in the list; false, having done nothing, for others.
-template <DType D, int... T>
-bool DirectAny(std::integer_sequence<int, T...>, const MatMulArgs& m, const QuantActs& a,
-               int64_t n_begin, int64_t n_end) {
-  return ((m.T == T && (DirectRows<D, T>(m, a, n_begin, n_end), true)) || ...);
-}
-
 template <DType D>
 void Run(const MatMulArgs& m, const QuantActs& a, int64_t n_begin, int64_t n_end) {
-  if (DirectAny<D>(std::integer_sequence<int, 1, 2, 3, 4, 5, 6, 7, 8>{}, m, a, n_begin, n_end))
+  if (WithConstant(DecodeRowCounts{}, m.T,
+                   [&](auto t) { DirectRows<D, t()>(m, a, n_begin, n_end); }))
     return;
   const int64_t nb_real = m.K / quant::kBlock;
   const size_t row_bytes = DTypeBytes(D, m.K);

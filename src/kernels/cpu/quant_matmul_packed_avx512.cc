@@ -321,28 +321,13 @@ void Run(const MatMulArgs& m, const PackedQuant& p, const QuantActs& a, int64_t 
     if (m.T == 1) return DecodeQ4Any<D, 1>(ListedBlocksPerRow{}, m, p, a, g_begin, g_end);
     if (m.T == 2) return DecodeQ4Any<D, 2>(ListedBlocksPerRow{}, m, p, a, g_begin, g_end);
   }
-  // Q8_0 / Q8_A decode, and 4-bit decode from three rows on, up to 8 rows (4 groups x 4 tokens
-  // would spill).
-  switch (m.T) {
-    case 1:
-      return DecodeTiles<D, 1, kPackTile>(m, p, a, g_begin, g_end);
-    case 2:
-      return DecodeTiles<D, 2, kPackTile>(m, p, a, g_begin, g_end);
-    case 3:
-      return DecodeTiles<D, 3, kPackTile>(m, p, a, g_begin, g_end);
-    case 4:
-      return DecodeTiles<D, 4, 2>(m, p, a, g_begin, g_end);
-    case 5:
-      return DecodeTiles<D, 5, 2>(m, p, a, g_begin, g_end);
-    case 6:
-      return DecodeTiles<D, 6, 2>(m, p, a, g_begin, g_end);
-    case 7:
-      return DecodeTiles<D, 7, 1>(m, p, a, g_begin, g_end);
-    case 8:
-      return DecodeTiles<D, 8, 1>(m, p, a, g_begin, g_end);
-    default:
-      break;
-  }
+  // Q8_0 / Q8_A decode, and 4-bit decode from three rows on, up to 8 rows: tiles of 4 groups up
+  // to 3 rows (4 x 4 would spill), 2 up to 6, 1 for 7-8.
+  if (WithConstant(DecodeRowCounts{}, m.T, [&](auto t) {
+        constexpr int kGroups = t() <= 3 ? kPackTile : t() <= 6 ? 2 : 1;
+        DecodeTiles<D, t(), kGroups>(m, p, a, g_begin, g_end);
+      }))
+    return;
   // Prefill: the weights of 2 groups x kKChunk blocks (16 KB of Q8_0) stay in L1 while every
   // token tile of the chunk passes over them; partial sums go through out.
   for (int64_t t0 = 0; t0 < m.T; t0 += kTokenChunk) {
